@@ -1,0 +1,58 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+RUNTIME_VENV := .venv-runtime
+AIRFLOW_PY := $(VENV)/bin/python
+RUNTIME_PY := $(RUNTIME_VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null)
+export SM_EXPLAIN_RUNTIME_PYTHON := $(abspath $(RUNTIME_PY))
+export SM_EXPLAIN_AIRFLOW_PYTHON := $(abspath $(AIRFLOW_PY))
+
+.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean
+
+setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed
+
+# uv when present, pip otherwise; each venv is rebuilt only when its requirements change.
+define make_venv
+	@if [ -n "$(UV)" ]; then \
+	  [ -x $(1)/bin/python ] || $(UV) venv -q -p $(PYTHON) $(1); \
+	  VIRTUAL_ENV=$(1) $(UV) pip install -q -r $(2); \
+	else \
+	  [ -x $(1)/bin/python ] || $(PYTHON) -m venv $(1); \
+	  $(1)/bin/python -m pip install -q --upgrade pip; \
+	  $(1)/bin/python -m pip install -q -r $(2); \
+	fi
+	@touch $(1)/.installed
+endef
+
+$(VENV)/.installed: requirements.txt
+	$(call make_venv,$(VENV),requirements.txt)
+
+$(RUNTIME_VENV)/.installed: include/runtime-requirements.txt
+	$(call make_venv,$(RUNTIME_VENV),include/runtime-requirements.txt)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Runtime-side tests (local endpoint internals, staging, explanations) run in the runtime env;
+# Airflow-side tests (operators, sensors, DAG, end to end) in the Airflow env.
+test: setup
+	$(VENV)/bin/ruff check .
+	$(RUNTIME_PY) -m pytest tests/runtime
+	$(AIRFLOW_PY) -m pytest tests/airflow
+
+test-runtime: setup
+	$(RUNTIME_PY) -m pytest tests/runtime
+
+test-airflow: setup
+	$(AIRFLOW_PY) -m pytest tests/airflow
+
+local-up: setup
+	$(AIRFLOW_PY) scripts/local_stack.py up
+
+local-down:
+	@if [ -x $(AIRFLOW_PY) ]; then $(AIRFLOW_PY) scripts/local_stack.py down; else $(PYTHON) scripts/local_stack.py down; fi
+
+clean:
+	rm -rf .local demo-output .pytest_cache
