@@ -1,0 +1,103 @@
+"""On-disk state of the local endpoint: one directory per training job, JSON files written atomically.
+
+Everything lives on disk so records survive a server restart, and the supervisor (a separate
+process) can publish status without talking to the server. The server owns `job.json`, the
+supervisor owns `status.json` (the server writes it only once the supervisor is gone).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+
+ACCOUNT_ID = "123456789012"
+JOB_FILE = "job.json"
+STATUS_FILE = "status.json"
+SUPERVISOR_LOG = "supervisor.log"
+
+
+@functools.cache
+def arn_partition(region: str) -> str:
+    """`aws`, `aws-cn`, `aws-us-gov`, ... as botocore's partition data says for `region`."""
+    try:
+        return botocore.session.get_session().get_partition_for_region(region)
+    except Exception:  # an unknown region still gets a well-formed ARN
+        return "aws"
+
+
+def training_job_arn(region: str, job_name: str) -> str:
+    """SageMaker lowercases the name in ARNs."""
+    return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:training-job/{job_name.lower()}"
+
+
+def rule_evaluation_job_arn(region: str, job_name: str, rule_name: str) -> str:
+    """The processing-job ARN that `DebugRuleEvaluationStatuses[].RuleEvaluationJobArn` shows.
+
+    Like SageMaker's: `<job[:40]>-<rule[:10]>-<8 hex>`, lowercase; the hash (sha1 of
+    `<job>/<rule>`) keeps it unique when truncated names collide. Server and supervisor both call
+    this so the ARN never changes between "InProgress" and the final status.
+    """
+    digest = hashlib.sha1(f"{job_name}/{rule_name}".encode()).hexdigest()[:8]
+    resource = f"{job_name[:40]}-{rule_name[:10]}-{digest}".lower()
+    return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:processing-job/{resource}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write via a temp file in the same directory + rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The file's object, or None when it does not exist (yet)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+class JobStore:
+    """`<state>/jobs/<TrainingJobName>/{job.json,status.json,supervisor.log,...}`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.jobs_dir = Path(state_dir) / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, name: str) -> Path:
+        return self.jobs_dir / name
+
+    def names(self) -> Iterator[str]:
+        """Names of jobs whose record was fully written (a dir without job.json is a failed create)."""
+        for entry in self.jobs_dir.iterdir():
+            if (entry / JOB_FILE).is_file():
+                yield entry.name
+
+    def read_job(self, name: str) -> dict[str, Any] | None:
+        return read_json(self.job_dir(name) / JOB_FILE)
+
+    def write_job(self, name: str, record: dict[str, Any]) -> None:
+        write_json_atomic(self.job_dir(name) / JOB_FILE, record)
+
+    def read_status(self, name: str) -> dict[str, Any] | None:
+        return read_json(self.job_dir(name) / STATUS_FILE)
+
+    def write_status(self, name: str, status: dict[str, Any]) -> None:
+        write_json_atomic(self.job_dir(name) / STATUS_FILE, status)
