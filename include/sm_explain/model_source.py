@@ -1,0 +1,128 @@
+"""SHAP and "over steps" analyses straight from the trained model: one `pred_contribs` pass for the explained
+rows, and the model truncated to each step (`iteration_range`, tree slicing) on a seeded row sample for the
+curves. Works for any XGBoost job, with or without Debugger tensors. Step s means "after round s" (s + 1
+rounds), as the Debugger hook numbers them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
+from sm_explain.errors import BadRequest
+
+SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "reg:logistic")
+
+
+def check_supported(booster: xgb.Booster, objective: str) -> None:
+    if objective not in SUPPORTED_OBJECTIVES:
+        raise BadRequest(
+            f"the model's objective {objective!r} is not supported (one output per row: {', '.join(SUPPORTED_OBJECTIVES)})"
+        )
+    if booster.num_boosted_rounds() < 1:
+        raise BadRequest("the model has no trees")
+
+
+def _matrix(booster: xgb.Booster, features: np.ndarray) -> xgb.DMatrix:
+    # A booster trained with named columns refuses an unnamed DMatrix; the staged CSV order is the same.
+    return xgb.DMatrix(features, feature_names=booster.feature_names, nthread=-1)
+
+
+def contributions(booster: xgb.Booster, features: np.ndarray, rounds: int | None = None) -> np.ndarray:
+    """(rows, features + 1) float32 SHAP values, bias (base value) last; `rounds` truncates the model."""
+    iteration_range = (0, rounds if rounds is not None else booster.num_boosted_rounds())
+    values = booster.predict(_matrix(booster, features), pred_contribs=True, iteration_range=iteration_range)
+    return np.asarray(values, dtype=np.float32)
+
+
+def curve_steps(booster: xgb.Booster, limit: int = MAX_CURVE_STEPS) -> list[int]:
+    """At most `limit` steps between the first and the last round, both included."""
+    rounds = booster.num_boosted_rounds()
+    return [int(s) for s in np.unique(np.linspace(0, rounds - 1, min(rounds, limit)).round().astype(int))]
+
+
+def average_shap_over_steps(booster: xgb.Booster, sample: np.ndarray, steps: list[int]) -> pd.DataFrame:
+    """Mean signed SHAP per feature (bias excluded) of the model truncated to each step, as Debugger's average_shap."""
+    rows = [contributions(booster, sample, rounds=step + 1)[:, :-1].mean(axis=0, dtype=np.float64) for step in steps]
+    return pd.DataFrame(rows, index=pd.Index(steps, name="step"), columns=range(sample.shape[1]))
+
+
+def _score_index(booster: xgb.Booster, key: str) -> int:
+    names = booster.feature_names
+    if names is not None and key in names:
+        return names.index(key)
+    return int(key.lstrip("f"))
+
+
+def feature_importance_over_steps(
+    booster: xgb.Booster, steps: list[int], importance_type: str, n_features: int
+) -> pd.DataFrame:
+    """get_score(importance_type) of each truncated model normalised by its sum (as smdebug saves it); 0 when unused."""
+    if importance_type not in IMPORTANCE_TYPES:
+        raise ValueError(f"unknown importance type {importance_type!r}")
+    table = np.zeros((len(steps), n_features), dtype=np.float64)
+    for row, step in enumerate(steps):
+        scores = booster[: step + 1].get_score(importance_type=importance_type)
+        total = float(sum(scores.values()))
+        for key, value in scores.items():
+            table[row, _score_index(booster, key)] = value / total if total else 0.0
+    return pd.DataFrame(table, index=pd.Index(steps, name="step"), columns=range(n_features))
+
+
+def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
+    """Raw margins after each wanted step, adding one round at a time: one full prediction's worth of work.
+
+    A per-round prediction includes the base margin once, so it is subtracted again for every round after the first.
+    """
+    rounds = booster.num_boosted_rounds()
+    matrix = _matrix(booster, features)
+    if rounds > 1:
+        first_row = _matrix(booster, features[:1])
+        base = (
+            booster.predict(first_row, output_margin=True, iteration_range=(0, 1))[0]
+            + booster.predict(first_row, output_margin=True, iteration_range=(1, 2))[0]
+            - booster.predict(first_row, output_margin=True, iteration_range=(0, 2))[0]
+        )
+    wanted = set(steps)
+    margins: dict[int, np.ndarray] = {}
+    running = np.zeros(features.shape[0], dtype=np.float64)
+    for step in range(max(steps) + 1):
+        running += booster.predict(matrix, output_margin=True, iteration_range=(step, step + 1))
+        if step > 0:
+            running -= base
+        if step in wanted:
+            margins[step] = running.copy()
+    return margins
+
+
+def _metrics(objective: str, margin: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    if objective == "binary:logistic":
+        probability = 1.0 / (1.0 + np.exp(-margin))
+        clipped = np.clip(probability, 1e-16, 1 - 1e-16)
+        logloss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+        error = np.mean((probability > 0.5) != (labels > 0.5))
+        return {"logloss": float(logloss), "error": float(error)}
+    prediction = 1.0 / (1.0 + np.exp(-margin)) if objective == "reg:logistic" else margin
+    return {"rmse": float(np.sqrt(np.mean((prediction - labels) ** 2)))}
+
+
+def metric_curves(
+    booster: xgb.Booster, objective: str, channels: dict[str, tuple[np.ndarray, np.ndarray]], steps: list[int]
+) -> pd.DataFrame:
+    """`<channel>-<metric>` per step (train/validation), recomputed when no Debugger metrics exist."""
+    columns: dict[str, list[float]] = {}
+    for channel, (features, labels) in channels.items():
+        margins = _cumulative_margins(booster, features, steps)
+        for step in steps:
+            for metric, value in _metrics(objective, margins[step], labels.astype(np.float64)).items():
+                columns.setdefault(f"{channel}-{metric}", []).append(value)
+    return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
+
+
+def predictions_from_contributions(objective: str, contribs: np.ndarray) -> np.ndarray:
+    """The model's output per row: SHAP values (with bias) sum to the margin; logistic objectives squash it."""
+    margin = contribs.sum(axis=1, dtype=np.float64)
+    if objective in ("binary:logistic", "reg:logistic"):
+        return 1.0 / (1.0 + np.exp(-margin))
+    return margin

@@ -1,0 +1,111 @@
+"""Read and write objects by URI, S3 (`s3://bucket/key`) or local (`/path` or `file:///path`), so every analysis
+works the same against AWS, the local moto stack and plain directories. boto3 honours AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from sm_explain.errors import BadRequest
+
+
+@functools.cache
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def validate_uri(uri: object, what: str) -> str:
+    """Return the URI when it is a usable S3 or local location, else raise BadRequest naming `what`."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise BadRequest(f"{what} must be a non-empty string (an s3:// URI or a local path), got {uri!r}")
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise BadRequest(f"{what} {uri!r} has no bucket")
+        return uri
+    if parsed.scheme == "file" or parsed.scheme == "":
+        return uri
+    raise BadRequest(f"{what} {uri!r} is neither an s3:// URI nor a local path")
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def local_path(uri: str) -> Path:
+    return Path(urlparse(uri).path) if uri.startswith("file://") else Path(uri)
+
+
+def join(prefix: str, name: str) -> str:
+    """`prefix` is a "directory" (with or without a trailing slash)."""
+    return prefix.rstrip("/") + "/" + name
+
+
+def exists(uri: str) -> bool:
+    if not is_s3(uri):
+        return local_path(uri).exists()
+    from botocore.exceptions import ClientError
+
+    bucket, key = _split_s3(uri)
+    try:
+        _s3_client().head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
+            return False
+        raise
+    return True
+
+
+def any_object_under(prefix: str, suffix: str = "") -> bool:
+    """Whether some object (whose key ends with `suffix`) lies under the directory `prefix`; one list call."""
+    if not is_s3(prefix):
+        root = local_path(prefix)
+        return root.is_dir() and any(p.name.endswith(suffix) for p in root.rglob("*") if p.is_file())
+    bucket, key = _split_s3(prefix)
+    key = key.rstrip("/") + "/" if key else ""
+    paginator = _s3_client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        if any(obj["Key"].endswith(suffix) for obj in page.get("Contents", [])):
+            return True
+    return False
+
+
+def read_bytes(uri: str) -> bytes:
+    if not is_s3(uri):
+        return local_path(uri).read_bytes()
+    bucket, key = _split_s3(uri)
+    return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def download(uri: str, destination: Path) -> Path:
+    """Copy the object to a local file (streamed, so large CSVs never sit in memory twice)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        _s3_client().download_file(bucket, key, str(destination))
+    else:
+        shutil.copyfile(local_path(uri), destination)
+    return destination
+
+
+def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    """Overwrite exactly this one key (or file); nothing else under the prefix is touched."""
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        _s3_client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
