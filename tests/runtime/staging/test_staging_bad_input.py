@@ -1,0 +1,235 @@
+"""Every bad input fails with a message naming the problem, and nothing is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sm_staging import StagingInputError, stage
+from sm_staging.layout import check_field_counts
+
+REPO = Path(__file__).resolve().parents[3]
+ADULT = REPO.parent / "shared" / "data" / "adult.data"
+ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
+
+
+@pytest.fixture(scope="module")
+def adult_lines() -> list[str]:
+    """The first 40 real Adult lines: a small file with both classes and the real formatting."""
+    with ADULT.open() as handle:
+        return [next(handle) for _ in range(40)]
+
+
+def _write(tmp_path: Path, lines: list[str], name: str = "adult.data") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(lines))
+    return path
+
+
+def _request(tmp_path: Path, path: Path | str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "source": str(path),
+        "destination": str(tmp_path / "out" / "v1" / "data"),
+        "dataset_version": "v1",
+        "cache_dir": str(tmp_path / "cache"),
+        **overrides,
+    }
+
+
+def _relabel(lines: list[str], label: str) -> list[str]:
+    return [line.rsplit(",", 1)[0] + f", {label}\n" for line in lines]
+
+
+def _drop_second_field(line: str) -> str:
+    fields = line.split(",")
+    return ",".join(fields[:1] + fields[2:])
+
+
+def _empty_label(line: str) -> str:
+    return line.rsplit(",", 1)[0] + ",\n"
+
+
+def _case(name: str, lines_edit, overrides: dict[str, Any], message: str):  # noqa: ANN001, ANN202
+    return pytest.param(lines_edit, overrides, message, id=name)
+
+
+CASES = [
+    _case(
+        "missing source",
+        None,
+        {"source": "/nonexistent/adult.data"},
+        "source /nonexistent/adult.data does not exist",
+    ),
+    _case(
+        "bad s3 bucket",
+        None,
+        {"source": "s3://Bad_Bucket/raw/v1/adult.data"},
+        "invalid bucket name 'Bad_Bucket'",
+    ),
+    _case("s3 uri without key", None, {"source": "s3://bucket-a"}, "names no object key"),
+    _case("bad destination uri", None, {"destination": "s3://x/v1/data/"}, "invalid bucket name 'x'"),
+    _case("unsupported scheme", None, {"source": "ftp://host/adult.data"}, "unsupported scheme"),
+    _case(
+        "https without checksum",
+        None,
+        {"source": "https://example.org/adult.data"},
+        "'source_sha256' is required",
+    ),
+    _case("checksum mismatch", lambda lines: lines, {"source_sha256": "0" * 64}, "checksum mismatch"),
+    _case("empty file", lambda lines: [], {}, "is empty"),
+    _case("only blank lines", lambda lines: ["\n", "\n"], {}, "has no data rows"),
+    _case(
+        "missing label column",
+        lambda lines: lines,
+        {"columns": ["a", "b"], "label_column": "income"},
+        "label column 'income' is not one of the columns",
+    ),
+    _case("custom columns without label", lambda lines: lines, {"columns": ["a", "b"]}, "no 'label_column'"),
+    _case(
+        "unknown drop column",
+        lambda lines: lines,
+        {"drop_columns": ["Salary"]},
+        "drop_columns names unknown columns ['Salary']",
+    ),
+    _case(
+        "unknown categorical column",
+        lambda lines: lines,
+        {"categorical_columns": ["Sex", "Colour"]},
+        "categorical_columns names unknown columns ['Colour']",
+    ),
+    _case(
+        "row with a missing field",
+        lambda lines: lines[:6] + [_drop_second_field(lines[6])] + lines[7:],
+        {},
+        "line 7 has 14 fields, expected 15",
+    ),
+    _case(
+        "row with an extra field",
+        lambda lines: lines[:2] + ["1," + lines[2]] + lines[3:],
+        {},
+        "line 3 has 16 fields",
+    ),
+    _case(
+        "label not binary",
+        lambda lines: lines[:-1] + _relabel(lines[-1:], "unknown"),
+        {},
+        "is not binary for binary:logistic: 3 distinct values",
+    ),
+    _case("one class", lambda lines: _relabel(lines, "<=50K"), {}, "has only one class ('<=50K')"),
+    _case(
+        "positive label absent",
+        lambda lines: lines,
+        {"positive_label": ">50K."},
+        "positive_label '>50K.' is not a value",
+    ),
+    _case(
+        "empty label",
+        lambda lines: lines[:4] + [_empty_label(lines[4])] + lines[5:],
+        {},
+        "is empty on 1 rows (first on line 5)",
+    ),
+    _case(
+        "non-numeric value",
+        lambda lines: lines[:8] + ["abc" + lines[8][2:]] + lines[9:],
+        {},
+        "column 'Age' must be numeric but line 9 has 'abc'",
+    ),
+    _case(
+        "empty split", lambda lines: [lines[0], lines[7]], {"validation_fraction": 0.6}, "leaves an empty set"
+    ),
+    _case(
+        "reserved version",
+        lambda lines: lines,
+        {"dataset_version": "raw", "destination": "{tmp}/raw/data"},
+        "is reserved",
+    ),
+    _case(
+        "invalid version", lambda lines: lines, {"dataset_version": "v 1"}, "dataset_version 'v 1' is invalid"
+    ),
+    _case(
+        "destination outside the version",
+        lambda lines: lines,
+        {"destination": "{tmp}/somewhere/data"},
+        "does not contain the dataset version 'v1'",
+    ),
+    _case(
+        "bad fraction",
+        lambda lines: lines,
+        {"validation_fraction": 1.5},
+        "validation_fraction must be a number between 0 and 1",
+    ),
+    _case("unknown request key", lambda lines: lines, {"label": "Target"}, "unknown request keys ['label']"),
+]
+
+
+@pytest.mark.parametrize(("edit", "overrides", "message"), CASES)
+def test_bad_input_names_the_problem_and_writes_nothing(
+    tmp_path: Path,
+    adult_lines: list[str],
+    edit,
+    overrides: dict[str, Any],
+    message: str,  # noqa: ANN001
+) -> None:
+    source = _write(tmp_path, edit(adult_lines)) if edit is not None else tmp_path / "unused"
+    overrides = {
+        k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v for k, v in overrides.items()
+    }
+    request = _request(tmp_path, source, **overrides)
+    with pytest.raises(StagingInputError) as raised:
+        stage(request)
+    assert message in str(raised.value)
+    assert not (tmp_path / "out").exists()
+    assert not Path(request["destination"]).exists()
+
+
+def test_cli_exits_2_with_the_error_in_the_result(tmp_path: Path, adult_lines: list[str]) -> None:
+    source = _write(tmp_path, _relabel(adult_lines, ">50K"))
+    request_file = tmp_path / "request.json"
+    result_file = tmp_path / "result.json"
+    request_file.write_text(json.dumps(_request(tmp_path, source)))
+    completed = subprocess.run(
+        [sys.executable, "-m", "sm_staging", "--request", str(request_file), "--result", str(result_file)],
+        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr
+    error = json.loads(result_file.read_text())["error"]
+    assert error["type"] == "StagingInputError"
+    assert "has only one class ('>50K')" in error["message"]
+    assert "only one class" in completed.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_good_small_file_with_blank_lines_and_crlf_stages(tmp_path: Path, adult_lines: list[str]) -> None:
+    """Blank lines and Windows line ends are not errors (pandas skips/handles them), and line numbers
+    in later errors still count them."""
+    lines = [line.replace("\n", "\r\n") for line in adult_lines[:20]] + ["\r\n"] + adult_lines[20:] + ["\n"]
+    result = stage(_request(tmp_path, _write(tmp_path, lines)))
+    assert result["rows"] == {"train": 32, "validation": 8}
+    broken = lines[:25] + [lines[25].replace(",", "", 1)] + lines[26:]
+    with pytest.raises(StagingInputError, match="line 26 has 14 fields"):
+        stage(_request(tmp_path, _write(tmp_path, broken, "broken.data")))
+
+
+def test_field_count_check_across_chunk_boundaries_and_quotes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sm_staging.layout as layout
+
+    monkeypatch.setattr(layout, "_CHUNK", 7)  # lines and quoted fields straddle chunks
+    path = tmp_path / "quoted.csv"
+    path.write_text('1,"a,b",2\n\n3,"c\nd",4\r\n5,e,6')
+    result = check_field_counts(path, 3, "quoted.csv")
+    assert result.data_rows == 3
+    assert result.blank_lines.tolist() == [2]
+    assert result.line_of_row(1) == 3
+    path.write_text('1,"a,b",2\n3,4\n')
+    with pytest.raises(StagingInputError, match="line 2 has 2 fields, expected 3"):
+        check_field_counts(path, 3, "quoted.csv")
