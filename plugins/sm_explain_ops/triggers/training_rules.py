@@ -1,0 +1,173 @@
+"""Trigger that waits, in the triggerer, until a training job AND all its Debugger rules have ended.
+
+Why not the provider's ``SageMakerTrigger``: it watches ``TrainingJobStatus`` only, gives up after
+``waiter_max_attempts``, and its waiter fails on the first throttling burst. This trigger polls
+``DescribeTrainingJob`` once per interval with no attempt cap (the sensor's deferral timeout is the
+only limit), backs off on throttling and transient errors, and sends a compact verdict back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries.standard import (
+    OrRetryChecker,
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
+
+from sm_explain_ops.verdict import compact_verdict, is_terminal, non_aws_endpoint
+
+#: Longest wait between two describes while the API keeps throttling or failing transiently.
+MAX_BACKOFF_SECONDS = 300.0
+
+# botocore's own standard-mode classification of throttling and transient failures.
+_RETRYABLE = OrRetryChecker([ThrottledRetryableChecker(), TransientRetryableChecker()])
+
+
+def is_retryable_error(error: BaseException) -> bool:
+    """True for throttling and transient errors (botocore standard retry mode's rules)."""
+    if isinstance(error, ClientError):
+        status_code = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        http_response = (
+            AWSResponse(url="", status_code=status_code, headers={}, raw=None) if status_code else None
+        )
+        context = RetryContext(attempt_number=1, parsed_response=error.response, http_response=http_response)
+    else:
+        context = RetryContext(attempt_number=1, caught_exception=error)
+    return _RETRYABLE.is_retryable(context)
+
+
+def client_config(botocore_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The botocore config to describe with: one HTTP request per describe unless told otherwise.
+
+    The poll loop itself is the retry (with backoff); botocore's default would add up to four hidden
+    requests per poll. A ``retries`` entry in ``botocore_config`` wins.
+    """
+    config = dict(botocore_config or {})
+    config.setdefault("retries", {"mode": "standard", "total_max_attempts": 1})
+    return config
+
+
+def backoff_delay(poke_interval: float, consecutive_failures: int) -> float:
+    """Exponential backoff with jitter, never shorter than the poke interval."""
+    ceiling = max(poke_interval, MAX_BACKOFF_SECONDS)
+    delay = min(ceiling, poke_interval * 2**consecutive_failures) * random.uniform(0.5, 1.0)
+    return max(poke_interval, delay)
+
+
+def describe_error_message(job_name: str, error: BaseException) -> str:
+    """A message naming the job and the API's own explanation."""
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return (
+            f"DescribeTrainingJob for {job_name!r} failed: {err.get('Code', 'error')}: "
+            f"{err.get('Message', str(error))}"
+        )
+    return f"DescribeTrainingJob for {job_name!r} failed: {error}"
+
+
+class TrainingAndRulesTrigger(BaseTrigger):
+    """Poll DescribeTrainingJob until training and every Debugger rule are terminal.
+
+    :param job_name: the training job.
+    :param poke_interval: seconds between two describes.
+    :param aws_conn_id, region_name, verify, botocore_config: passed to ``SageMakerHook`` as given,
+        so the triggerer talks to the same region/endpoint with the same client settings as the task.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        poke_interval: float = 60,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not job_name:
+            raise ValueError("TrainingAndRulesTrigger needs a job_name")
+        if poke_interval <= 0:
+            raise ValueError(f"poke_interval must be positive, got {poke_interval!r}")
+        self.job_name = job_name
+        self.poke_interval = poke_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_name": self.job_name,
+                "poke_interval": self.poke_interval,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def hook(self) -> SageMakerHook:
+        return SageMakerHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=client_config(self.botocore_config),
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        consecutive_failures = 0
+        async with await self.hook().get_async_conn() as client:
+            endpoint_url = non_aws_endpoint(client.meta.endpoint_url)
+            while True:
+                try:
+                    describe = await client.describe_training_job(TrainingJobName=self.job_name)
+                except (ClientError, BotoCoreError) as error:
+                    if not is_retryable_error(error):
+                        yield TriggerEvent(
+                            {
+                                "status": "error",
+                                "job_name": self.job_name,
+                                "message": describe_error_message(self.job_name, error),
+                            }
+                        )
+                        return
+                    consecutive_failures += 1
+                    delay = backoff_delay(self.poke_interval, consecutive_failures)
+                    self.log.warning(
+                        "%s; retrying in %.1f s (%d in a row)",
+                        describe_error_message(self.job_name, error),
+                        delay,
+                        consecutive_failures,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                consecutive_failures = 0
+                if is_terminal(describe):
+                    yield TriggerEvent(
+                        {"status": "success", "verdict": compact_verdict(describe, endpoint_url=endpoint_url)}
+                    )
+                    return
+                self.log.info(
+                    "Training job %s: %s/%s; rules: %s",
+                    self.job_name,
+                    describe.get("TrainingJobStatus"),
+                    describe.get("SecondaryStatus"),
+                    {
+                        s.get("RuleConfigurationName"): s.get("RuleEvaluationStatus")
+                        for s in describe.get("DebugRuleEvaluationStatuses") or []
+                    },
+                )
+                await asyncio.sleep(self.poke_interval)
