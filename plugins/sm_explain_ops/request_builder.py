@@ -1,0 +1,945 @@
+"""From a small typed training spec to a validated ``CreateTrainingJob`` request.
+
+Two stages, so DAG parsing stays cheap and bad input fails before anything is submitted:
+
+* :meth:`TrainingSpec.from_dict` (pure Python, milliseconds): types, S3 URIs, XGBoost
+  hyperparameters, and the Debugger combinations that would silently produce nothing or write
+  far too much (see :func:`estimate_debug_output_bytes`).
+* :func:`build_training_request` (imports sagemaker-core, ~5 s the first time): image URIs for the
+  region, built-in rule configurations, and validation of the whole request against botocore's
+  SageMaker model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_ALGORITHM_VERSION = "1.7-1"
+DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
+DEFAULT_SAVE_INTERVAL = 5
+
+#: Built-in XGBoost images that attach smdebug's hook; 3.0-5 and newer install smdebug but have
+#: the hook commented out, so a DebugHookConfig there writes no tensors and rules see nothing.
+DEBUGGER_HOOK_VERSIONS = frozenset({"0.90-2", "1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1"})
+
+#: Collections the XGBoost hook knows (smdebug's DEFAULT_XGBOOST_COLLECTIONS).
+XGBOOST_COLLECTIONS = frozenset(
+    {
+        "hyperparameters",
+        "metrics",
+        "losses",
+        "predictions",
+        "labels",
+        "feature_importance",
+        "average_shap",
+        "full_shap",
+        "trees",
+    }
+)
+#: Collections whose size grows with the number of training/validation rows.
+ROW_SCALED_COLLECTIONS = frozenset({"full_shap", "predictions", "labels"})
+
+# smdebug's SaveConfigMode defaults (hook default save_interval is 10, not the collection default).
+_HOOK_DEFAULT_SAVE_INTERVAL = 10
+_SAVE_PARAMETER_KEYS = ("save_interval", "save_steps", "start_step", "end_step")
+
+# Per tensor and step smdebug writes a TFRecord-framed Event proto (name, dtype, shape) and an
+# index entry (JSON with the byte range): roughly this many bytes besides the values themselves.
+_TENSOR_OVERHEAD_BYTES = 256
+_FLOAT_BYTES = 4
+_FEATURE_IMPORTANCE_TYPES = 5  # weight, gain, cover, total_gain, total_cover
+_TREE_NODE_BYTES = 96  # one row of the trees dataframe (about a dozen columns)
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)(?:/(?P<key>.*))?$")
+_S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ALGORITHM_VERSION = re.compile(r"^\d+\.\d+-\d+$")
+_RULE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+# --------------------------------------------------------------------------- small validators
+
+
+def validate_s3_uri(value: object, field_name: str) -> str:
+    """Return an ``s3://bucket/prefix`` URI unchanged, or raise ValueError naming the field."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field_name} must be an s3:// URI, got {value!r}")
+    match = _S3_URI.match(value)
+    if not match:
+        raise ValueError(f"{field_name} {value!r} is not an s3:// URI (expected s3://<bucket>/<prefix>)")
+    bucket = match.group("bucket")
+    if not _S3_BUCKET.match(bucket):
+        raise ValueError(
+            f"{field_name} {value!r} has an invalid bucket name {bucket!r} (3-63 lowercase letters, "
+            "digits, dots and hyphens, starting and ending with a letter or digit)"
+        )
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"{field_name} {value!r} contains whitespace")
+    return value
+
+
+def _positive_int(value: object, field_name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{field_name} must be an integer, got {value!r}")
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{field_name} must be an integer, got {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise ValueError(f"{field_name} must be an integer, got {value!r}")
+    if number < minimum:
+        raise ValueError(f"{field_name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _optional_int(value: object, field_name: str, minimum: int = 0) -> int | None:
+    return None if value is None else _positive_int(value, field_name, minimum)
+
+
+def _string_map(value: object, field_name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field_name} must be a mapping, got {type(value).__name__}")
+    return {str(key): _to_parameter_string(item) for key, item in value.items()}
+
+
+def _to_parameter_string(value: object) -> str:
+    """SageMaker wants every hyperparameter / rule parameter as a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(_to_parameter_string(item) for item in value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- XGBoost hyperparameters
+
+
+def _number(
+    low: float | None = None, high: float | None = None, *, integer: bool = False, low_open: bool = False
+) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        try:
+            number = float(text)
+        except ValueError:
+            return "a number"
+        if integer and not float(number).is_integer():
+            return "an integer"
+        if low is not None and (number <= low if low_open else number < low):
+            return f"{'>' if low_open else '>='} {low:g}"
+        if high is not None and number > high:
+            return f"<= {high:g}"
+        return None
+
+    return check
+
+
+def _choice(*options: str) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        return None if text in options else "one of " + ", ".join(options)
+
+    return check
+
+
+def _anything(text: str) -> str | None:
+    return None
+
+
+_BOOLEAN = _choice("true", "false")
+_FRACTION = _number(0, 1, low_open=True)
+_NON_NEGATIVE = _number(0)
+
+#: The built-in XGBoost algorithm's hyperparameters (SageMaker docs, 1.x images) and what a
+#: value must look like. A cheap check so a typo fails in Airflow, not minutes into a job.
+XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
+    "num_round": _number(1, integer=True),
+    "num_class": _number(2, integer=True),
+    "objective": _choice(
+        "binary:logistic",
+        "binary:logitraw",
+        "binary:hinge",
+        "reg:squarederror",
+        "reg:squaredlogerror",
+        "reg:logistic",
+        "reg:pseudohubererror",
+        "reg:absoluteerror",
+        "reg:quantileerror",
+        "reg:linear",
+        "reg:gamma",
+        "reg:tweedie",
+        "count:poisson",
+        "survival:cox",
+        "survival:aft",
+        "multi:softmax",
+        "multi:softprob",
+        "rank:pairwise",
+        "rank:ndcg",
+        "rank:map",
+    ),
+    "booster": _choice("gbtree", "gblinear", "dart"),
+    "eta": _number(0, 1),
+    "gamma": _NON_NEGATIVE,
+    "max_depth": _number(0, integer=True),
+    "min_child_weight": _NON_NEGATIVE,
+    "max_delta_step": _NON_NEGATIVE,
+    "subsample": _FRACTION,
+    "sampling_method": _choice("uniform", "gradient_based"),
+    "colsample_bytree": _FRACTION,
+    "colsample_bylevel": _FRACTION,
+    "colsample_bynode": _FRACTION,
+    "lambda": _NON_NEGATIVE,
+    "alpha": _NON_NEGATIVE,
+    "lambda_bias": _NON_NEGATIVE,
+    "tree_method": _choice("auto", "exact", "approx", "hist", "gpu_hist"),
+    "sketch_eps": _number(0, 1, low_open=True),
+    "scale_pos_weight": _number(0, low_open=True),
+    "updater": _anything,
+    "dsplit": _choice("row", "col"),
+    "refresh_leaf": _choice("0", "1"),
+    "process_type": _choice("default", "update"),
+    "grow_policy": _choice("depthwise", "lossguide"),
+    "max_leaves": _number(0, integer=True),
+    "max_bin": _number(2, integer=True),
+    "sample_type": _choice("uniform", "weighted"),
+    "normalize_type": _choice("tree", "forest"),
+    "rate_drop": _number(0, 1),
+    "one_drop": _choice("0", "1"),
+    "skip_drop": _number(0, 1),
+    "tweedie_variance_power": _number(1, 2, low_open=True),
+    "base_score": _anything,
+    "eval_metric": _anything,
+    "seed": _number(integer=True),
+    "early_stopping_rounds": _number(1, integer=True),
+    "csv_weights": _choice("0", "1"),
+    "nthread": _number(1, integer=True),
+    "verbosity": _choice("0", "1", "2", "3"),
+    "interaction_constraints": _anything,
+    "monotone_constraints": _anything,
+    "single_precision_histogram": _BOOLEAN,
+    "deterministic_histogram": _BOOLEAN,
+    "use_dask_gpu_training": _BOOLEAN,
+    "save_model_on_termination": _BOOLEAN,
+    "prob_buffer_row": _number(0, 1, low_open=True),
+    "_tuning_objective_metric": _anything,
+}
+
+
+def validate_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """Convert values to strings and refuse unknown names and impossible values, naming them."""
+    if not isinstance(hyperparameters, Mapping):
+        raise ValueError(f"hyperparameters must be a mapping, got {type(hyperparameters).__name__}")
+    converted = _string_map(hyperparameters, "hyperparameters")
+    for name, value in converted.items():
+        check = XGBOOST_HYPERPARAMETERS.get(name)
+        if check is None:
+            close = difflib.get_close_matches(name, XGBOOST_HYPERPARAMETERS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown XGBoost hyperparameter {name!r}{hint}")
+        expected = check(value)
+        if expected is not None:
+            raise ValueError(f"hyperparameter {name}={value!r} is invalid: expected {expected}")
+    if "num_round" not in converted:
+        raise ValueError("hyperparameter num_round is required by the built-in XGBoost algorithm")
+    if converted.get("objective", "").startswith("multi:") and "num_class" not in converted:
+        raise ValueError(f"hyperparameter num_class is required with objective={converted['objective']}")
+    return converted
+
+
+# --------------------------------------------------------------------------- spec dataclasses
+
+
+def _from_mapping(cls: type, data: object, where: str) -> Any:
+    """Build a spec dataclass from a plain mapping (DAG Params), refusing unknown or missing keys."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(unknown)} in {where}; known fields: {', '.join(known)}"
+        )
+    missing = [
+        name
+        for name, f in known.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"missing required field(s) {', '.join(missing)} in {where}")
+    return cls(**data)
+
+
+def _spec_to_dict(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _spec_to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {key: _spec_to_dict(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_spec_to_dict(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """Size of the training data, for the Debugger output estimate."""
+
+    rows: int
+    features: int
+    validation_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", _positive_int(self.rows, "data_shape.rows"))
+        object.__setattr__(self, "features", _positive_int(self.features, "data_shape.features"))
+        object.__setattr__(
+            self, "validation_rows", _optional_int(self.validation_rows, "data_shape.validation_rows")
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | DataShape) -> DataShape:
+        return _from_mapping(cls, data, "data_shape")
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """One Debugger collection and when it is saved (smdebug SaveConfig semantics).
+
+    A step is saved when it is in ``save_steps`` OR (start_step <= step < end_step and
+    step % save_interval == 0): ``save_steps`` adds to the interval, it does not replace it.
+    ``final_step_only`` saves just the last boosting round (resolved from ``num_round``).
+    """
+
+    name: str
+    save_interval: int | None = None
+    save_steps: tuple[int, ...] = ()
+    start_step: int | None = None
+    end_step: int | None = None
+    final_step_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in XGBOOST_COLLECTIONS:
+            raise ValueError(
+                f"unknown Debugger collection {self.name!r} for XGBoost; known: {', '.join(sorted(XGBOOST_COLLECTIONS))}"
+            )
+        where = f"collection {self.name}"
+        object.__setattr__(
+            self, "save_interval", _optional_int(self.save_interval, f"{where}.save_interval", 1)
+        )
+        object.__setattr__(self, "start_step", _optional_int(self.start_step, f"{where}.start_step"))
+        object.__setattr__(self, "end_step", _optional_int(self.end_step, f"{where}.end_step"))
+        steps = self.save_steps
+        if isinstance(steps, str):
+            steps = [part for part in steps.split(",") if part.strip()]
+        object.__setattr__(
+            self, "save_steps", tuple(_positive_int(step, f"{where}.save_steps", 0) for step in steps or ())
+        )
+        if self.final_step_only and (
+            self.save_interval or self.save_steps or self.start_step or self.end_step
+        ):
+            raise ValueError(f"{where}: final_step_only cannot be combined with other save settings")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | CollectionSpec) -> CollectionSpec:
+        return _from_mapping(cls, data, "debugger collection")
+
+    def collection_parameters(self, num_round: int) -> dict[str, str]:
+        """The ``CollectionParameters`` string map for this collection."""
+        if self.final_step_only:
+            last = num_round - 1
+            return {"start_step": str(last), "end_step": str(num_round), "save_interval": "1"}
+        parameters: dict[str, str] = {}
+        if self.save_interval is not None:
+            parameters["save_interval"] = str(self.save_interval)
+        if self.save_steps:
+            parameters["save_steps"] = ",".join(str(step) for step in self.save_steps)
+        if self.start_step is not None:
+            parameters["start_step"] = str(self.start_step)
+        if self.end_step is not None:
+            parameters["end_step"] = str(self.end_step)
+        return parameters
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A built-in Debugger rule (``rule_configs`` name in CamelCase) and its parameters."""
+
+    name: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    configuration_name: str | None = None
+    instance_type: str | None = None
+    volume_size_in_gb: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _RULE_NAME.match(self.name):
+            raise ValueError(
+                f"rule name {self.name!r} must be a built-in rule name such as 'LossNotDecreasing'"
+            )
+        parameters = _string_map(self.parameters, f"rule {self.name} parameters")
+        if "rule_to_invoke" in parameters:
+            raise ValueError(f"rule {self.name}: rule_to_invoke is set by the built-in rule, do not pass it")
+        object.__setattr__(self, "parameters", parameters)
+        object.__setattr__(
+            self,
+            "volume_size_in_gb",
+            _optional_int(self.volume_size_in_gb, f"rule {self.name} volume_size_in_gb"),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | RuleSpec) -> RuleSpec:
+        return _from_mapping(cls, data, "debugger rule")
+
+    @property
+    def rule_configuration_name(self) -> str:
+        return self.configuration_name or self.name
+
+    def collections_read(self) -> tuple[str, ...] | None:
+        """Collections the rule evaluates, or None when it selects tensors another way."""
+        if self.parameters.get("collection_names"):
+            return tuple(
+                name.strip() for name in self.parameters["collection_names"].split(",") if name.strip()
+            )
+        if self.name == "LossNotDecreasing":
+            if self.parameters.get("use_losses_collection", "true").lower() in ("true", "1"):
+                return ("losses",)
+        return None
+
+
+def _default_collections() -> tuple[CollectionSpec, ...]:
+    return (
+        CollectionSpec("metrics", save_interval=DEFAULT_SAVE_INTERVAL),
+        CollectionSpec("feature_importance", save_interval=DEFAULT_SAVE_INTERVAL),
+    )
+
+
+def _default_rules() -> tuple[RuleSpec, ...]:
+    return (
+        RuleSpec(
+            "LossNotDecreasing",
+            {"collection_names": "metrics", "num_steps": str(2 * DEFAULT_SAVE_INTERVAL)},
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DebuggerSpec:
+    """Debugger hook collections and rules. The defaults are cheap: metrics and feature
+    importance every 5 rounds, no SHAP (SHAP per saved step recomputes over the whole training
+    set; see :func:`estimate_debug_output_bytes`)."""
+
+    collections: tuple[CollectionSpec, ...] = field(default_factory=_default_collections)
+    rules: tuple[RuleSpec, ...] = field(default_factory=_default_rules)
+    hook_parameters: Mapping[str, Any] = field(default_factory=dict)
+    s3_output_path: str | None = None
+    max_output_bytes: int = DEFAULT_MAX_DEBUG_OUTPUT_BYTES
+
+    def __post_init__(self) -> None:
+        collections = tuple(
+            CollectionSpec.from_dict(item) for item in _sequence(self.collections, "collections")
+        )
+        names = [c.name for c in collections]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"Debugger collection(s) configured twice: {', '.join(duplicates)}")
+        rules = tuple(RuleSpec.from_dict(item) for item in _sequence(self.rules, "rules"))
+        rule_names = [r.rule_configuration_name for r in rules]
+        if len(set(rule_names)) != len(rule_names):
+            raise ValueError(f"Debugger rules need distinct configuration names, got {rule_names}")
+        if len(rules) > 20:
+            raise ValueError(f"SageMaker allows at most 20 Debugger rules, got {len(rules)}")
+        hook_parameters = _string_map(self.hook_parameters, "debugger.hook_parameters")
+        object.__setattr__(self, "collections", collections)
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "hook_parameters", hook_parameters)
+        if self.s3_output_path is not None:
+            validate_s3_uri(self.s3_output_path, "debugger.s3_output_path")
+        object.__setattr__(
+            self, "max_output_bytes", _positive_int(self.max_output_bytes, "debugger.max_output_bytes")
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | DebuggerSpec | str) -> DebuggerSpec:
+        """A mapping of fields, or a preset name: ``"default"`` or ``"notebook"``."""
+        if isinstance(data, str):
+            presets = {"default": cls, "notebook": cls.notebook}
+            if data not in presets:
+                raise ValueError(
+                    f"unknown debugger preset {data!r}; use one of {', '.join(presets)} or a mapping"
+                )
+            return presets[data]()
+        if isinstance(data, Mapping) and "preset" in data:
+            base = cls.from_dict(str(data["preset"]))
+            overrides = {key: value for key, value in data.items() if key != "preset"}
+            return dataclasses.replace(base, **overrides) if overrides else base
+        return _from_mapping(cls, data, "debugger")
+
+    @classmethod
+    def notebook(cls, save_interval: int = DEFAULT_SAVE_INTERVAL) -> DebuggerSpec:
+        """The AWS explainability notebook's configuration: metrics, feature importance, full and
+        average SHAP every ``save_interval`` rounds, LossNotDecreasing on metrics."""
+        return cls(
+            collections=tuple(
+                CollectionSpec(name, save_interval=save_interval)
+                for name in ("metrics", "feature_importance", "full_shap", "average_shap")
+            ),
+            rules=(
+                RuleSpec(
+                    "LossNotDecreasing", {"collection_names": "metrics", "num_steps": str(2 * save_interval)}
+                ),
+            ),
+        )
+
+    def collection(self, name: str) -> CollectionSpec | None:
+        return next((c for c in self.collections if c.name == name), None)
+
+
+def _sequence(value: object, where: str) -> Iterable[Any]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValueError(f"debugger.{where} must be a list, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class VpcSpec:
+    security_group_ids: tuple[str, ...]
+    subnets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("security_group_ids", "subnets"):
+            values = getattr(self, name)
+            if isinstance(values, str) or not values:
+                raise ValueError(f"vpc.{name} must be a non-empty list of ids")
+            object.__setattr__(self, name, tuple(str(v) for v in values))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | VpcSpec) -> VpcSpec:
+        return _from_mapping(cls, data, "vpc")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Everything a debugged XGBoost training job needs, as plain values (DAG Param friendly)."""
+
+    train_uri: str
+    output_s3_uri: str
+    role_arn: str
+    hyperparameters: Mapping[str, Any]
+    validation_uri: str | None = None
+    region: str | None = None
+    algorithm_version: str = DEFAULT_ALGORITHM_VERSION
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    volume_size_gb: int = 10
+    max_runtime_seconds: int = 3600
+    content_type: str = "text/csv"
+    debugger: DebuggerSpec | None = field(default_factory=DebuggerSpec)
+    data_shape: DataShape | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    vpc: VpcSpec | None = None
+    volume_kms_key_id: str | None = None
+    output_kms_key_id: str | None = None
+    enable_network_isolation: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        validate_s3_uri(self.train_uri, "train_uri")
+        if self.validation_uri is not None:
+            validate_s3_uri(self.validation_uri, "validation_uri")
+        validate_s3_uri(self.output_s3_uri, "output_s3_uri")
+        set_("output_s3_uri", self.output_s3_uri.rstrip("/"))
+        if not isinstance(self.role_arn, str) or not self.role_arn.startswith("arn:"):
+            raise ValueError(f"role_arn must be an IAM role ARN, got {self.role_arn!r}")
+        set_("hyperparameters", validate_hyperparameters(self.hyperparameters))
+        if not isinstance(self.algorithm_version, str) or not _ALGORITHM_VERSION.match(
+            self.algorithm_version
+        ):
+            raise ValueError(f"algorithm_version {self.algorithm_version!r} must look like '1.7-1'")
+        set_("instance_count", _positive_int(self.instance_count, "instance_count"))
+        set_("volume_size_gb", _positive_int(self.volume_size_gb, "volume_size_gb"))
+        set_("max_runtime_seconds", _positive_int(self.max_runtime_seconds, "max_runtime_seconds"))
+        if self.content_type not in (
+            "text/csv",
+            "text/libsvm",
+            "application/x-recordio-protobuf",
+            "application/x-parquet",
+        ):
+            raise ValueError(
+                f"content_type {self.content_type!r} is not an input type the XGBoost algorithm reads"
+            )
+        if not isinstance(self.enable_network_isolation, bool):
+            raise ValueError(
+                f"enable_network_isolation must be true or false, got {self.enable_network_isolation!r}"
+            )
+        if self.debugger is not None:
+            set_("debugger", DebuggerSpec.from_dict(self.debugger))
+        if self.data_shape is not None:
+            set_("data_shape", DataShape.from_dict(self.data_shape))
+        if self.vpc is not None:
+            set_("vpc", VpcSpec.from_dict(self.vpc))
+        set_("tags", _string_map(self.tags, "tags"))
+        self._check_debugger()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | TrainingSpec) -> TrainingSpec:
+        """Build and check a spec from plain values, e.g. a DAG Param; raise ValueError naming the problem."""
+        return _from_mapping(cls, data, "training spec")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe values that :meth:`from_dict` accepts again."""
+        return _spec_to_dict(self)
+
+    @property
+    def num_round(self) -> int:
+        return int(self.hyperparameters["num_round"])
+
+    def saved_steps(self) -> dict[str, list[int]]:
+        """Steps (boosting rounds) at which each configured collection is written."""
+        if self.debugger is None:
+            return {}
+        hook = self.debugger.hook_parameters
+        return {
+            c.name: saved_steps({**hook, **c.collection_parameters(self.num_round)}, self.num_round)
+            for c in self.debugger.collections
+        }
+
+    def estimated_debug_output_bytes(self) -> int | None:
+        """Debugger output estimate, or None when the data shape is unknown (only allowed when no
+        saved collection grows with the number of rows)."""
+        if self.debugger is None:
+            return 0
+        if self.data_shape is None:
+            return None
+        return estimate_debug_output_bytes(
+            {name: len(steps) for name, steps in self.saved_steps().items()},
+            rows=self.data_shape.rows,
+            features=self.data_shape.features,
+            validation_rows=self.data_shape.validation_rows,
+            metric_tensors=2 * max(1, len(self.hyperparameters.get("eval_metric", "").split(","))),
+            num_round=self.num_round,
+            max_depth=int(self.hyperparameters.get("max_depth", "6")),
+        )
+
+    def _check_debugger(self) -> None:
+        """Refuse Debugger settings that would silently produce nothing or far too much."""
+        debugger = self.debugger
+        if debugger is None:
+            return
+        if self.algorithm_version not in DEBUGGER_HOOK_VERSIONS and (debugger.collections or debugger.rules):
+            raise ValueError(
+                f"XGBoost image {self.algorithm_version} does not run the Debugger hook (only "
+                f"{', '.join(sorted(DEBUGGER_HOOK_VERSIONS))} do): its collections and rules would produce "
+                "nothing. Use algorithm_version 1.7-1 or set debugger to null."
+            )
+        steps = self.saved_steps()
+        for collection, saved in steps.items():
+            if not saved:
+                raise ValueError(
+                    f"Debugger collection {collection!r} is never saved within num_round={self.num_round} rounds "
+                    f"(parameters {debugger.collection(collection).collection_parameters(self.num_round)})"
+                )
+        for rule in debugger.rules:
+            self._check_rule_reads_saved_data(rule, steps)
+        row_scaled = sorted(ROW_SCALED_COLLECTIONS & set(steps))
+        if self.data_shape is None:
+            if row_scaled:
+                raise ValueError(
+                    f"data_shape (rows, features) is required when saving {', '.join(row_scaled)}: their "
+                    "output grows with the data and must be checked against debugger.max_output_bytes"
+                )
+            return
+        estimate = self.estimated_debug_output_bytes() or 0
+        if estimate > debugger.max_output_bytes:
+            per_collection = ", ".join(
+                f"{name} {len(saved)} steps" for name, saved in steps.items() if len(saved)
+            )
+            raise ValueError(
+                f"estimated Debugger output is {_human_bytes(estimate)} ({estimate} bytes) for "
+                f"{self.data_shape.rows} rows x {self.data_shape.features} features ({per_collection}), over the "
+                f"limit debugger.max_output_bytes={_human_bytes(debugger.max_output_bytes)}. full_shap writes "
+                "rows x (features+1)^2 x 4 bytes per saved step: save it at the final step only "
+                "(final_step_only) or less often, or raise the limit."
+            )
+
+    def _check_rule_reads_saved_data(self, rule: RuleSpec, steps: Mapping[str, list[int]]) -> None:
+        read = rule.collections_read()
+        if read is None:
+            return
+        for collection in read:
+            if collection not in steps:
+                why = (
+                    "use_losses_collection defaults to true and no collection_names is given"
+                    if collection == "losses" and "collection_names" not in rule.parameters
+                    else "from its collection_names parameter"
+                )
+                raise ValueError(
+                    f"rule {rule.rule_configuration_name} reads collection {collection!r} ({why}) but the "
+                    f"Debugger configuration does not save it (saved: {', '.join(steps) or 'nothing'}); "
+                    f"add a {collection!r} collection or set the rule's collection_names"
+                )
+            if rule.name == "LossNotDecreasing":
+                num_steps = _positive_int(
+                    rule.parameters.get("num_steps", "10"), f"rule {rule.name} num_steps"
+                )
+                saved = steps[collection]
+                if saved[-1] - saved[0] < num_steps:
+                    raise ValueError(
+                        f"rule {rule.rule_configuration_name} compares losses num_steps={num_steps} steps apart "
+                        f"but collection {collection!r} is saved only at steps {saved}: it would never "
+                        "evaluate anything; save the collection more often or lower num_steps"
+                    )
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- Debugger sizing
+
+
+def saved_steps(parameters: Mapping[str, str], num_round: int) -> list[int]:
+    """Steps 0..num_round-1 that smdebug saves for these collection parameters.
+
+    Mirrors ``SaveConfigMode.should_save_step``: in ``save_steps``, or inside
+    [start_step, end_step) and divisible by ``save_interval`` (hook default 10).
+    """
+    interval = int(parameters.get("save_interval", _HOOK_DEFAULT_SAVE_INTERVAL))
+    start = int(parameters.get("start_step", 0))
+    end = int(parameters["end_step"]) if parameters.get("end_step") not in (None, "") else None
+    explicit = {int(step) for step in str(parameters.get("save_steps", "")).split(",") if step.strip()}
+    return [
+        step
+        for step in range(num_round)
+        if step in explicit or (start <= step and (end is None or step < end) and step % interval == 0)
+    ]
+
+
+def estimate_debug_output_bytes(
+    saved_steps_per_collection: Mapping[str, int],
+    *,
+    rows: int,
+    features: int,
+    validation_rows: int | None = None,
+    metric_tensors: int = 2,
+    num_round: int = 0,
+    max_depth: int = 6,
+) -> int:
+    """Upper estimate of what the XGBoost Debugger hook writes, in bytes.
+
+    ``saved_steps_per_collection`` maps a collection name to how many steps it is saved at.
+    full_shap dominates: every ``full_shap/fN`` tensor holds the WHOLE (rows, features+1) matrix,
+    so one saved step costs rows x (features+1)^2 x 4 bytes (160,000 x 50 rows every 5 of 51
+    rounds measured 17 GB). average_shap is (features+1) x 4 bytes, metrics and feature importance
+    a few hundred bytes per tensor.
+    """
+    columns = features + 1
+    prediction_rows = validation_rows if validation_rows is not None else rows
+    overhead = _TENSOR_OVERHEAD_BYTES
+    per_step = {
+        "metrics": metric_tensors * (_FLOAT_BYTES + overhead),
+        "losses": metric_tensors * (_FLOAT_BYTES + overhead),
+        "hyperparameters": len(XGBOOST_HYPERPARAMETERS) * (_FLOAT_BYTES + overhead),
+        "feature_importance": _FEATURE_IMPORTANCE_TYPES * features * (_FLOAT_BYTES + overhead),
+        "average_shap": columns * (_FLOAT_BYTES + overhead),
+        "full_shap": columns * (rows * columns * _FLOAT_BYTES + overhead),
+        "predictions": prediction_rows * _FLOAT_BYTES + overhead,
+        "labels": prediction_rows * _FLOAT_BYTES + overhead,
+        "trees": max(num_round, 1) * 2 ** (max_depth + 1) * _TREE_NODE_BYTES,
+    }
+    total = 0
+    for name, count in saved_steps_per_collection.items():
+        if name not in per_step:
+            raise ValueError(f"cannot estimate the size of unknown collection {name!r}")
+        total += per_step[name] * int(count)
+    return total
+
+
+# --------------------------------------------------------------------------- request
+
+
+def algorithm_image_uri(region: str, version: str) -> str:
+    """The built-in XGBoost image for the region, from sagemaker-core's image URI config."""
+    from sagemaker.core import image_uris  # heavy import: only when a request is built
+
+    try:
+        return image_uris.retrieve("xgboost", region, version)
+    except ValueError as error:
+        raise ValueError(
+            f"no XGBoost image for algorithm_version={version!r} in region {region!r}: {error}"
+        ) from None
+
+
+def rule_configuration(rule: RuleSpec, region: str) -> dict[str, Any]:
+    """A ``DebugRuleConfigurations`` entry for a built-in rule, with the region's evaluator image."""
+    from sagemaker.core.debugger import Rule, get_rule_container_image_uri, rule_configs
+
+    factory_name = re.sub(r"(?<!^)(?=[A-Z])", "_", rule.name).lower()
+    factory = getattr(rule_configs.debugger_rules.builtin_rules, factory_name, None)
+    if not callable(factory):
+        raise ValueError(f"unknown built-in Debugger rule {rule.name!r}")
+    built_in = Rule.sagemaker(
+        factory(), name=rule.rule_configuration_name, rule_parameters=dict(rule.parameters)
+    )
+    # Rule.sagemaker also proposes collections_to_save (e.g. losses every 500 steps) that the SDK's
+    # estimator would merge into the hook config; we do not: the spec's collections are explicit and
+    # were checked against what each rule reads.
+    config = built_in.to_debugger_rule_config_dict()
+    config["RuleEvaluatorImage"] = get_rule_container_image_uri(rule.name, region)
+    if rule.instance_type:
+        config["InstanceType"] = rule.instance_type
+    if rule.volume_size_in_gb is not None:
+        config["VolumeSizeInGB"] = rule.volume_size_in_gb
+    return config
+
+
+def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "ContentType": content_type,
+        "CompressionType": "None",
+        "InputMode": "File",
+    }
+
+
+def build_training_request(
+    spec: TrainingSpec | Mapping[str, Any], job_name: str, *, region: str | None = None
+) -> dict[str, Any]:
+    """Return a ``CreateTrainingJob`` request, validated against botocore's SageMaker model.
+
+    ``region`` (e.g. the connection's) is used when the spec has none; image URIs depend on it.
+    """
+    from sm_explain_ops.job_naming import validate_training_job_name
+
+    spec = TrainingSpec.from_dict(spec)
+    validate_training_job_name(job_name)
+    region = spec.region or region
+    if not region:
+        raise ValueError("region is required (set it in the spec or on the connection) to pick image URIs")
+
+    request: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": algorithm_image_uri(region, spec.algorithm_version),
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": spec.role_arn,
+        "HyperParameters": dict(spec.hyperparameters),
+        "InputDataConfig": [_channel("train", spec.train_uri, spec.content_type)]
+        + ([_channel("validation", spec.validation_uri, spec.content_type)] if spec.validation_uri else []),
+        "OutputDataConfig": {"S3OutputPath": spec.output_s3_uri},
+        "ResourceConfig": {
+            "InstanceType": spec.instance_type,
+            "InstanceCount": spec.instance_count,
+            "VolumeSizeInGB": spec.volume_size_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "EnableNetworkIsolation": spec.enable_network_isolation,
+    }
+    if spec.output_kms_key_id:
+        request["OutputDataConfig"]["KmsKeyId"] = spec.output_kms_key_id
+    if spec.volume_kms_key_id:
+        request["ResourceConfig"]["VolumeKmsKeyId"] = spec.volume_kms_key_id
+    if spec.vpc is not None:
+        request["VpcConfig"] = {
+            "SecurityGroupIds": list(spec.vpc.security_group_ids),
+            "Subnets": list(spec.vpc.subnets),
+        }
+    if spec.tags:
+        request["Tags"] = [{"Key": key, "Value": value} for key, value in spec.tags.items()]
+    if spec.debugger is not None:
+        debugger = spec.debugger
+        hook_config: dict[str, Any] = {
+            "S3OutputPath": (debugger.s3_output_path or spec.output_s3_uri).rstrip("/"),
+            "CollectionConfigurations": [
+                {"CollectionName": c.name, "CollectionParameters": c.collection_parameters(spec.num_round)}
+                for c in debugger.collections
+            ],
+        }
+        if debugger.hook_parameters:
+            hook_config["HookParameters"] = dict(debugger.hook_parameters)
+        request["DebugHookConfig"] = hook_config
+        if debugger.rules:
+            request["DebugRuleConfigurations"] = [rule_configuration(rule, region) for rule in debugger.rules]
+    validate_request(request)
+    return request
+
+
+# --------------------------------------------------------------------------- botocore validation
+
+
+@functools.cache
+def _create_training_job_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model("CreateTrainingJob").input_shape
+
+
+@functools.cache
+def _pattern(text: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(text)
+    except re.error:  # Java-only syntax such as \p{L}: botocore's model is checked server-side anyway
+        return None
+
+
+def _constraint_errors(value: Any, shape: Any, path: str) -> list[str]:
+    """The max-length and pattern checks that botocore's ParamValidator leaves to the server."""
+    errors: list[str] = []
+    meta = shape.metadata
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in shape.members:
+                errors += _constraint_errors(item, shape.members[key], f"{path}.{key}" if path else key)
+    elif kind == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{path} has {len(value)} items, at most {meta['max']} allowed")
+        for index, item in enumerate(value):
+            errors += _constraint_errors(item, shape.member, f"{path}[{index}]")
+    elif kind == "map" and isinstance(value, Mapping):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{path} has {len(value)} entries, at most {meta['max']} allowed")
+        for key, item in value.items():
+            errors += _constraint_errors(key, shape.key, f"{path} key {key!r}")
+            errors += _constraint_errors(item, shape.value, f"{path}.{key}")
+    elif kind == "string" and isinstance(value, str):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{path} is {len(value)} characters, at most {meta['max']} allowed")
+        pattern = _pattern(meta["pattern"]) if "pattern" in meta else None
+        if pattern is not None and not pattern.fullmatch(value):
+            errors.append(f"{path} value {value!r} does not match the pattern {meta['pattern']!r}")
+    elif kind in ("integer", "long") and isinstance(value, int) and "max" in meta and value > meta["max"]:
+        errors.append(f"{path} is {value}, at most {meta['max']} allowed")
+    return errors
+
+
+def validate_request(request: Mapping[str, Any]) -> None:
+    """Check a CreateTrainingJob request against botocore's SageMaker model (types, required
+    members, lengths, patterns); raise ValueError naming every offending field."""
+    from botocore.validate import ParamValidator
+
+    shape = _create_training_job_shape()
+    report = ParamValidator().validate(request, shape)
+    problems = report.generate_report().splitlines() if report.has_errors() else []
+    problems += _constraint_errors(request, shape, "")
+    if problems:
+        raise ValueError("invalid CreateTrainingJob request: " + "; ".join(problems))
