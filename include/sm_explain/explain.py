@@ -77,8 +77,8 @@ def _write_curve(writer: ArtifactWriter, stem: str, frame: pd.DataFrame, title: 
 
 
 def _display_matrix(space: FeatureSpace, values: np.ndarray) -> np.ndarray:
-    """Object matrix of shown values: category labels for categorical columns, numbers elsewhere."""
-    shown = values.astype(object)
+    """Object matrix of shown values (for small samples): category labels, numbers to 4 significant digits."""
+    shown = np.array([[float(f"{v:.4g}") for v in row] for row in values.tolist()], dtype=object).reshape(values.shape)
     for feature, labels in space.categorical_labels.items():
         column = values[:, feature]
         shown[:, feature] = [labels.get(float(v), f"{v:g}") for v in column]

@@ -54,10 +54,9 @@ def shap_bar(shap_values: np.ndarray, names: Sequence[str], max_display: int = 2
 
 def shap_beeswarm(shap_values: np.ndarray, feature_values: np.ndarray, names: Sequence[str], seed: int,
                   max_display: int = 20) -> bytes:
-    """shap's summary (beeswarm) coloured by feature value; shap jitters with numpy's global RNG, so seed it."""
-    np.random.seed(seed)
+    """shap's summary (beeswarm) coloured by feature value; its jitter comes from a seeded generator."""
     shap.summary_plot(shap_values, features=feature_values, feature_names=mathtext_safe(names),
-                      max_display=max_display, show=False)
+                      max_display=max_display, show=False, rng=np.random.default_rng(seed))
     return _png_of(plt.gcf())
 
 
