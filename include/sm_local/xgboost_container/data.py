@@ -162,7 +162,8 @@ def _read_csv_channel(channel: str, files: list[Path], csv_weights: int) -> Chan
 
 
 def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[-1].rstrip(".")
+    """pandas' `Error tokenizing data. C error: Expected 3 fields in line 2, saw 4` -> the useful part."""
+    return str(error).strip().splitlines()[-1].split("C error: ")[-1].rstrip(".")
 
 
 def _describe_bad_cell(channel: str, path: Path, delimiter: str) -> str:

@@ -49,6 +49,26 @@ def _import_hook_class() -> type:
     return Hook
 
 
+def _adapted_hook_class(booster_type: str) -> type:
+    """smdebug's Hook with one fix for xgboost >= 2.
+
+    The hook skips feature importance and tree dumps for boosters other than gbtree/dart by reading
+    `model.booster`, an attribute xgboost's Booster no longer has. With `booster=gblinear` it then asks
+    for gain/cover importances, which xgboost 3 refuses with an error that aborts training. Giving the
+    model that attribute restores smdebug's own behaviour (a warning, no such tensors); everything else
+    (what is saved when, names, values) stays smdebug's.
+    """
+    hook_class = _import_hook_class()
+
+    class AdaptedHook(hook_class):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if getattr(model, "booster", None) is None:
+                model.booster = booster_type
+            return bool(super().after_iteration(model, epoch, evals_log))
+
+    return AdaptedHook
+
+
 def create_hook(
     config_path: Path,
     hyperparameters: dict[str, Any],
@@ -56,7 +76,7 @@ def create_hook(
     validation: xgboost.DMatrix | None,
 ) -> xgboost.callback.TrainingCallback:
     """smdebug's hook, configured as the real container configures it, ready to pass to `xgb.train`."""
-    hook_class = _import_hook_class()
+    hook_class = _adapted_hook_class(str(hyperparameters.get("booster", "gbtree")))
     tensors_dir = _local_path(config_path)
     if tensors_dir is not None and (tensors_dir / "training_job_end.ts").exists():
         # smdebug refuses (and silently disables itself) when the directory holds a finished trial.
