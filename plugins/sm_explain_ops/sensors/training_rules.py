@@ -1,0 +1,167 @@
+"""Sensor that waits for a training job AND its Debugger rules, then applies a per-rule policy.
+
+The provider's ``SageMakerTrainingSensor`` succeeds as soon as training completes, whatever the
+rules say. This sensor waits until every rule has ended too, alerts on ``IssuesFound``, fails or
+continues per rule policy, and pushes a compact verdict (not the whole describe) to XCom.
+Deferrable by default; ``deferrable=False`` runs it in ``mode="poke"`` or ``mode="reschedule"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
+from sm_explain_ops.triggers.training_rules import (
+    TrainingAndRulesTrigger,
+    client_config,
+    describe_error_message,
+    is_retryable_error,
+)
+from sm_explain_ops.verdict import (
+    RulePolicy,
+    compact_verdict,
+    decide,
+    is_terminal,
+    non_aws_endpoint,
+    parse_rule_policies,
+)
+
+#: Debugger rules on AWS can finish long after training; a week is the only cap unless you set one.
+DEFAULT_TIMEOUT = timedelta(days=7)
+
+
+class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
+    """Wait until a training job and all its Debugger rules are terminal; decide by rule policy.
+
+    :param job_name: the training job (templated).
+    :param rule_policies: ``{rule name: RulePolicy | {"issues_found": ..., "error": ...}}``; the key
+        ``"*"`` sets the default for rules not named. Default policy: fail on IssuesFound and on Error.
+    :param notifiers: Airflow notifiers or callables fired for every rule that ends IssuesFound,
+        with ``context["rule_alert"]`` set (see :mod:`sm_explain_ops.notifiers.rule_alert`).
+    :param deferrable: wait in the triggerer (default). ``False`` uses ``mode`` (poke/reschedule).
+    :param poke_interval: seconds between two DescribeTrainingJob calls, in every mode.
+    :param timeout: how long to wait in total (default 7 days); there is no other cap.
+    :return: the compact verdict (see :func:`sm_explain_ops.verdict.compact_verdict`).
+    :raises AirflowFailException: when the policy fails the task (retrying cannot change a final status).
+    :raises AirflowException: when the job cannot be described or the trigger sends a bad event.
+    """
+
+    aws_hook_class = SageMakerHook
+    template_fields: Sequence[str] = aws_template_fields("job_name", "rule_policies")
+    template_fields_renderers = {"rule_policies": "json"}
+    ui_color = "#66c3ff"
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        rule_policies: Mapping[str, RulePolicy | Mapping[str, Any]] | None = None,
+        notifiers: Notifier | Sequence[Notifier] | None = None,
+        deferrable: bool = True,
+        poke_interval: timedelta | float = 60,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        if deferrable and self.mode == "reschedule":
+            raise ValueError(
+                f"{self.task_id}: mode='reschedule' has no effect on a deferrable sensor; "
+                "pass deferrable=False to poke in reschedule mode"
+            )
+        if deferrable and self.poke_interval <= 0:
+            raise ValueError(f"{self.task_id}: poke_interval must be positive when deferrable")
+        self.job_name = job_name
+        if not isinstance(rule_policies, str):  # a template string is checked after rendering
+            parse_rule_policies(rule_policies)
+        self.rule_policies = rule_policies
+        self.notifiers = normalize_notifiers(notifiers)
+        self.deferrable = deferrable
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        # Same client settings as the trigger: one HTTP request per describe, the poke loop retries.
+        return {**super()._hook_parameters, "config": client_config(self.botocore_config)}
+
+    def execute(self, context: Any) -> Any:
+        if not self.job_name:
+            raise ValueError(f"{self.task_id}: job_name is empty")
+        parse_rule_policies(self.rule_policies)  # rendered now: fail before waiting days
+        if not self.deferrable:
+            verdict = super().execute(context)
+            return self._conclude(context, verdict)
+        self.defer(
+            trigger=TrainingAndRulesTrigger(
+                job_name=self.job_name,
+                poke_interval=self.poke_interval,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        """One DescribeTrainingJob per poke; throttling and transient errors just mean "not yet"."""
+        client = self.hook.conn
+        try:
+            describe = client.describe_training_job(TrainingJobName=self.job_name)
+        except (ClientError, BotoCoreError) as error:
+            if is_retryable_error(error):
+                self.log.warning("%s; trying again at the next poke", describe_error_message(self.job_name, error))
+                return False
+            raise AirflowException(describe_error_message(self.job_name, error)) from error
+        if not is_terminal(describe):
+            self.log.info(
+                "Training job %s: %s/%s; rules: %s",
+                self.job_name,
+                describe.get("TrainingJobStatus"),
+                describe.get("SecondaryStatus"),
+                {
+                    s.get("RuleConfigurationName"): s.get("RuleEvaluationStatus")
+                    for s in describe.get("DebugRuleEvaluationStatuses") or []
+                },
+            )
+            return False
+        endpoint_url = non_aws_endpoint(client.meta.endpoint_url)
+        return PokeReturnValue(is_done=True, xcom_value=compact_verdict(describe, endpoint_url=endpoint_url))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: check the event, then conclude exactly as poke mode does."""
+        event = validate_execute_complete_event(event)
+        status = event.get("status")
+        if status == "error":
+            raise AirflowException(event.get("message") or f"waiting for training job {self.job_name!r} failed")
+        verdict = event.get("verdict")
+        if status != "success" or not isinstance(verdict, dict):
+            raise AirflowException(
+                f"Trigger sent an unexpected event for training job {self.job_name!r}: {event!r}"
+            )
+        if verdict.get("job_name") != self.job_name:
+            raise AirflowException(
+                f"Trigger sent a verdict for training job {verdict.get('job_name')!r}, "
+                f"expected {self.job_name!r}"
+            )
+        return self._conclude(context, verdict)
+
+    def _conclude(self, context: Any, verdict: dict[str, Any]) -> dict[str, Any]:
+        """Alert first (whatever the policy), then fail or return the verdict."""
+        outcome = decide(verdict, self.rule_policies)
+        fire_rule_alerts(self.notifiers, context, verdict)
+        for warning in outcome.warnings:
+            self.log.warning("%s", warning)
+        if outcome.failed:
+            raise AirflowFailException(outcome.message)
+        self.log.info("Training job %s: %s", self.job_name, verdict)
+        return verdict
