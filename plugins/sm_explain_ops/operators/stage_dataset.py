@@ -1,0 +1,190 @@
+"""StageDatasetOperator: stage one data set version for training (issue 3, item 2).
+
+Cheap checks (URI shapes, version name) run here so a typo fails in seconds; reading, validating,
+encoding and splitting the data run in the runtime environment (``python -m sm_staging``), which
+has pandas and scikit-learn and gets the connection's credentials and endpoints as boto3 variables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
+
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RESERVED_VERSIONS = frozenset({"raw"})
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class DatasetRequestError(AirflowFailException, ValueError):
+    """The staging request is wrong; retrying cannot fix it, so the task fails without retries."""
+
+
+def _check_s3_uri(name: str, uri: str) -> list[str]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise DatasetRequestError(
+            f"{name} {uri!r} has an invalid bucket name {bucket!r} "
+            "(3-63 characters: lower-case letters, digits, dots and hyphens)"
+        )
+    if not key.strip("/"):
+        raise DatasetRequestError(f"{name} {uri!r} names no key or prefix after the bucket")
+    if "//" in key:
+        raise DatasetRequestError(f"{name} {uri!r} contains an empty path segment ('//')")
+    return key.strip("/").split("/")
+
+
+def validate_staging_request(
+    source: str, destination: str, dataset_version: str, source_sha256: str | None
+) -> None:
+    """The checks that need no data and no AWS call; the runtime repeats them and checks the rest."""
+    if not isinstance(dataset_version, str) or not VERSION_PATTERN.match(dataset_version):
+        raise DatasetRequestError(
+            f"dataset_version {dataset_version!r} is invalid: 1-128 characters, letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    if dataset_version in RESERVED_VERSIONS:
+        raise DatasetRequestError(
+            f"dataset_version {dataset_version!r} is reserved (raw sources live under it)"
+        )
+    if source_sha256 is not None and not _SHA256.match(source_sha256):
+        raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
+
+    if not isinstance(source, str) or not source:
+        raise DatasetRequestError(
+            f"source must be an s3:// URI, an https:// URL or a local path, got {source!r}"
+        )
+    if source.startswith("s3://"):
+        _check_s3_uri("source", source)
+    elif source.startswith(("https://", "http://")):
+        if source_sha256 is None:
+            raise DatasetRequestError(
+                f"source {source!r} is a web URL: source_sha256 is required to verify what is downloaded"
+            )
+    elif "://" in source:
+        raise DatasetRequestError(
+            f"source {source!r} has an unsupported scheme (use s3://, https:// or a path)"
+        )
+
+    if not isinstance(destination, str) or not destination:
+        raise DatasetRequestError(f"destination must be an s3:// URI, got {destination!r}")
+    if destination.startswith("s3://"):
+        segments = _check_s3_uri("destination", destination)
+    elif "://" in destination:
+        raise DatasetRequestError(f"destination {destination!r} must be an s3:// URI (or a local directory)")
+    else:
+        segments = [s for s in destination.split("/") if s]
+    if dataset_version not in segments:
+        raise DatasetRequestError(
+            f"destination {destination!r} does not contain the dataset version {dataset_version!r} as a "
+            "path segment (expected s3://<bucket>/<prefix>/<dataset_version>/data/), so it could "
+            "overwrite another version"
+        )
+
+
+class StageDatasetOperator(AwsBaseOperator[S3Hook]):
+    """Stage ``source`` as data set version ``dataset_version`` under ``destination``.
+
+    Writes ``train.csv`` and ``validation.csv`` (label first, no header, encoded as the notebook's
+    ``shap.datasets.adult()``, split with ``train_test_split(test_size=0.2, random_state=7)``) and
+    ``features.json``. Rerunning a version rewrites the same keys with the same bytes. Schema fields
+    left as ``None`` take the Adult defaults of the runtime (``sm_staging.schema``).
+
+    XCom: ``{"dataset_version", "train_uri", "validation_uri", "features_uri", "rows",
+    "n_features", "source_sha256"}``.
+    """
+
+    aws_hook_class = S3Hook
+    template_fields: Sequence[str] = aws_template_fields(
+        "source",
+        "destination",
+        "dataset_version",
+        "source_sha256",
+        "label_column",
+        "positive_label",
+    )
+    ui_color = "#d5e8d4"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        dataset_version: str,
+        source_sha256: str | None = None,
+        columns: list[str] | None = None,
+        label_column: str | None = None,
+        positive_label: str | None = None,
+        drop_columns: list[str] | None = None,
+        categorical_columns: list[str] | None = None,
+        category_orders: dict[str, list[str]] | None = None,
+        objective: str = "binary:logistic",
+        validation_fraction: float = 0.2,
+        seed: int = 7,
+        cache_dir: str | None = None,
+        runtime_timeout: float | None = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.destination = destination
+        self.dataset_version = dataset_version
+        self.source_sha256 = source_sha256
+        self.columns = columns
+        self.label_column = label_column
+        self.positive_label = positive_label
+        self.drop_columns = drop_columns
+        self.categorical_columns = categorical_columns
+        self.category_orders = category_orders
+        self.objective = objective
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.runtime_timeout = runtime_timeout
+
+    def staging_request(self) -> dict[str, Any]:
+        """The runtime request: only the fields that are set, so the runtime's defaults apply."""
+        request: dict[str, Any] = {
+            "source": self.source,
+            "destination": self.destination,
+            "dataset_version": self.dataset_version,
+            "source_sha256": self.source_sha256.lower() if self.source_sha256 else None,
+            "columns": self.columns,
+            "label_column": self.label_column,
+            "positive_label": self.positive_label,
+            "drop_columns": self.drop_columns,
+            "categorical_columns": self.categorical_columns,
+            "category_orders": self.category_orders,
+            "objective": self.objective,
+            "validation_fraction": self.validation_fraction,
+            "seed": self.seed,
+            "cache_dir": self.cache_dir,
+        }
+        return {key: value for key, value in request.items() if value is not None}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        validate_staging_request(self.source, self.destination, self.dataset_version, self.source_sha256)
+        result = run_runtime_module(
+            "sm_staging",
+            self.staging_request(),
+            env=aws_env_from_connection(self.hook),
+            timeout=self.runtime_timeout,
+        )
+        self.log.info(
+            "Staged data set version %s: %s train / %s validation rows, %s features at %s",
+            result["dataset_version"],
+            result["rows"]["train"],
+            result["rows"]["validation"],
+            result["n_features"],
+            result["features_uri"],
+        )
+        return result
