@@ -150,6 +150,8 @@ def validate_request(operation: OperationModel, params: dict[str, Any]) -> dict[
 
 def _timestamps_to_epoch(value: Any, shape: Shape) -> Any:
     if shape.type_name == "timestamp":
+        if isinstance(value, int | float):  # epoch seconds, as botocore sends them: keep every digit
+            return float(value)
         return parse_to_aware_datetime(value).timestamp()
     if shape.type_name == "structure" and isinstance(value, dict):
         return {

@@ -1,0 +1,169 @@
+"""Runs `python -m sm_local.server` as a subprocess for the endpoint tests, as the launcher does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from sm_local import process as processes
+from sm_local.store import read_json
+
+REPO = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent
+REGION = "us-east-1"
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+RULES_IMAGE = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
+
+
+@dataclass
+class EndpointProcess:
+    state_dir: Path
+    stop_grace_seconds: float = 1.5
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def start(self) -> EndpointProcess:
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(HERE)]),
+            SM_LOCAL_SUPERVISOR_MODULE="endpoint_test_supervisor",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sm_local.server",
+                "--port",
+                "0",
+                "--state-dir",
+                str(self.state_dir),
+                "--stop-grace-seconds",
+                str(self.stop_grace_seconds),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = self._first_stdout_line(timeout=30)
+        assert line.startswith("listening on http://127.0.0.1:"), f"unexpected first line {line!r}"
+        self.url = line.split("listening on ", 1)[1].strip()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        return self
+
+    def _first_stdout_line(self, timeout: float) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result or not result[0]:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise AssertionError(f"the endpoint did not start: {err}")
+        return result[0]
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr_lines.append(line)
+
+    def stop(self) -> None:
+        """Stop the server only; job supervisors live on, as they do when the real server stops."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+
+    def kill_jobs(self) -> None:
+        """Tear down every supervisor this test's jobs started."""
+        jobs_dir = self.state_dir / "jobs"
+        for job_file in jobs_dir.glob("*/job.json") if jobs_dir.exists() else []:
+            job = read_json(job_file) or {}
+            if "SupervisorPid" in job:
+                identity = processes.ProcessIdentity(job["SupervisorPid"], job["SupervisorCreateTime"])
+                processes.signal_group(identity, signal.SIGKILL)
+
+    def client(self, **config: Any) -> Any:
+        return boto3.client(
+            "sagemaker",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
+
+    def raw_post(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One request exactly as awsJson1_1 sends it, for checks a client library would hide."""
+        request = urllib.request.Request(
+            self.url + "/",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+def training_job_request(name: str, behaviour: str = "sleep", **overrides: Any) -> dict[str, Any]:
+    """A CreateTrainingJob request as the project's DAG sends it (built-in XGBoost + one rule)."""
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+        "AlgorithmSpecification": {"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        "HyperParameters": {
+            "num_round": "20",
+            "objective": "binary:logistic",
+            "endpoint_test_behaviour": behaviour,
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "ContentType": "text/csv",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": "s3://bucket/adult/v1/data/train.csv",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/adult/v1/training"},
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "DebugHookConfig": {
+            "S3OutputPath": "s3://bucket/adult/v1/training",
+            "CollectionConfigurations": [
+                {"CollectionName": "metrics", "CollectionParameters": {"save_interval": "5"}}
+            ],
+        },
+        "DebugRuleConfigurations": [
+            {
+                "RuleConfigurationName": "LossNotDecreasing",
+                "RuleEvaluatorImage": RULES_IMAGE,
+                "RuleParameters": {"rule_to_invoke": "LossNotDecreasing"},
+            }
+        ],
+    }
+    request.update(overrides)
+    return request
