@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from sm_explain_ops.links import training_job_url
 
@@ -72,22 +71,11 @@ def region_from_arn(arn: str | None) -> str | None:
     return (parts[3] or None) if len(parts) > 5 and parts[0] == "arn" else None
 
 
-def non_aws_endpoint(endpoint_url: str | None) -> str | None:
-    """The endpoint URL when it is not one of AWS's own hosts (e.g. the local endpoint), else None.
-
-    A client always knows its endpoint; only a non-AWS one changes where the job link points.
-    """
-    host = (urlsplit(endpoint_url).hostname or "") if endpoint_url else ""
-    if not host or host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws")):
-        return None
-    return endpoint_url
-
-
 def compact_verdict(describe: Mapping[str, Any], endpoint_url: str | None = None) -> dict[str, Any]:
     """The small, JSON-safe summary that goes to XCom instead of the whole describe response.
 
-    ``endpoint_url`` is the SageMaker endpoint the response came from when it is not AWS's own
-    (the local endpoint); it only changes ``job_url``.
+    ``endpoint_url`` is the SageMaker endpoint the response came from; a non-AWS one (the local
+    endpoint) makes ``job_url`` the job's log there instead of the console page.
     """
     job_name = describe["TrainingJobName"]
     rules = [
@@ -113,7 +101,7 @@ def compact_verdict(describe: Mapping[str, Any], endpoint_url: str | None = None
         "training_start_time": _iso(describe.get("TrainingStartTime")),
         "training_end_time": _iso(describe.get("TrainingEndTime")),
         "job_url": training_job_url(
-            job_name, region_from_arn(describe.get("TrainingJobArn")), endpoint_url=endpoint_url
+            job_name, region_from_arn(describe.get("TrainingJobArn")) or "", endpoint_url=endpoint_url
         ),
     }
     if describe.get("FailureReason"):

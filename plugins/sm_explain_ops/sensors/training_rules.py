@@ -32,7 +32,6 @@ from sm_explain_ops.verdict import (
     compact_verdict,
     decide,
     is_terminal,
-    non_aws_endpoint,
     parse_rule_policies,
 )
 
@@ -134,7 +133,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 },
             )
             return False
-        endpoint_url = non_aws_endpoint(client.meta.endpoint_url)
+        endpoint_url = client.meta.endpoint_url
         return PokeReturnValue(is_done=True, xcom_value=compact_verdict(describe, endpoint_url=endpoint_url))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:

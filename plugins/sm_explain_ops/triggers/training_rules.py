@@ -24,7 +24,7 @@ from botocore.retries.standard import (
     TransientRetryableChecker,
 )
 
-from sm_explain_ops.verdict import compact_verdict, is_terminal, non_aws_endpoint
+from sm_explain_ops.verdict import compact_verdict, is_terminal
 
 #: Longest wait between two describes while the API keeps throttling or failing transiently.
 MAX_BACKOFF_SECONDS = 300.0
@@ -130,7 +130,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         consecutive_failures = 0
         async with await self.hook().get_async_conn() as client:
-            endpoint_url = non_aws_endpoint(client.meta.endpoint_url)
+            endpoint_url = client.meta.endpoint_url
             while True:
                 try:
                     describe = await client.describe_training_job(TrainingJobName=self.job_name)

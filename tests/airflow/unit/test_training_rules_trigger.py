@@ -177,7 +177,8 @@ def test_a_job_that_does_not_exist_ends_with_an_error_event(stub: StubbedSageMak
 
 def test_region_verify_and_botocore_config_reach_the_client(stub: StubbedSageMaker) -> None:
     stub.answers = [describe_response("Completed", {})]
-    _events(_trigger())
+    (event,) = _events(_trigger())
+    verdict = event.payload["verdict"]
     (hook,) = stub.hooks
     (client,) = stub.clients
     assert hook.region_name == "eu-west-1"
@@ -185,6 +186,7 @@ def test_region_verify_and_botocore_config_reach_the_client(stub: StubbedSageMak
     assert client.meta.region_name == "eu-west-1"
     assert client.meta.config.read_timeout == 7
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert verdict["job_url"].startswith("https://eu-west-1.console.aws.amazon.com/sagemaker/")
 
 
 def test_serialize_round_trips() -> None:

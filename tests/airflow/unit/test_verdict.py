@@ -17,7 +17,6 @@ from sm_explain_ops.verdict import (
     compact_verdict,
     decide,
     is_terminal,
-    non_aws_endpoint,
     parse_rule_policies,
     region_from_arn,
 )
@@ -150,11 +149,11 @@ def test_timestamps_from_a_json_round_trip_still_become_iso() -> None:
     assert verdict["training_end_time"] == "2024-01-01T12:04:00+00:00"
 
 
-def test_endpoint_and_arn_helpers() -> None:
-    assert non_aws_endpoint("https://api.sagemaker.eu-west-1.amazonaws.com") is None
-    assert non_aws_endpoint("https://api.sagemaker.cn-north-1.amazonaws.com.cn") is None
-    assert non_aws_endpoint(None) is None
-    assert non_aws_endpoint("http://127.0.0.1:8765") == "http://127.0.0.1:8765"
+def test_an_aws_endpoint_links_the_console_and_the_region_comes_from_the_arn() -> None:
+    verdict = compact_verdict(describe_response("Completed", {}),
+                              endpoint_url=f"https://api.sagemaker.{REGION}.amazonaws.com")
+    assert verdict["job_url"].startswith(f"https://{REGION}.console.aws.amazon.com/sagemaker/")
+    assert verdict["job_url"].endswith(f"/jobs/{JOB}")
     assert region_from_arn(f"arn:aws:sagemaker:{REGION}:1:training-job/x") == REGION
     assert region_from_arn("not-an-arn") is None
 
