@@ -1,0 +1,135 @@
+"""SageMaker API calls for starting a debugged training job exactly once per name.
+
+The provider's ``SageMakerHook.create_training_job`` either fails on an existing name or (through
+the operator) starts a second job with a timestamp suffix; neither lets a retried task re-attach
+to the job it already started. ``start_or_attach`` does, with deterministic follow-up names
+(``-r1``, ``-r2`` ...) when the previous job of a name ended Failed or Stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.exceptions import ClientError
+
+from sm_explain_ops.job_naming import MAX_TRAINING_JOB_NAME_LENGTH
+
+#: A job in one of these states is the job this name stands for: attach to it.
+ATTACHABLE_STATES = frozenset({"InProgress", "Stopping", "Completed"})
+#: A job that ended like this cannot be resumed: the next deterministic name is tried.
+REPLACEABLE_STATES = frozenset({"Failed", "Stopped"})
+DEFAULT_MAX_REPLACEMENTS = 20
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _is_not_found(error: ClientError) -> bool:
+    """SageMaker answers DescribeTrainingJob of an unknown name with ValidationException
+    "Requested resource not found"; some emulators say ResourceNotFound."""
+    code = _error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return code in ("ResourceNotFound", "ResourceNotFoundException") or (
+        code == "ValidationException" and "not found" in message
+    )
+
+
+def suffixed_job_name(base_name: str, replacement: int) -> str:
+    """``base_name`` itself for 0, else ``<base>-r<n>`` with the base shortened to stay <= 63 chars."""
+    if replacement == 0:
+        return base_name
+    suffix = f"-r{replacement}"
+    return base_name[: MAX_TRAINING_JOB_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
+
+
+class DebuggedTrainingHook(SageMakerHook):
+    """``SageMakerHook`` plus idempotent start, attach and stop for training jobs."""
+
+    def describe_or_none(self, name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob, or None when no job has this name."""
+        try:
+            return self.conn.describe_training_job(TrainingJobName=name)
+        except ClientError as error:
+            if _is_not_found(error):
+                return None
+            raise
+
+    def start_or_attach(
+        self,
+        request: Mapping[str, Any],
+        name_for: Callable[[int], str] | None = None,
+        max_replacements: int = DEFAULT_MAX_REPLACEMENTS,
+    ) -> tuple[str, dict[str, Any]]:
+        """Start the job described by ``request`` unless a job of that name already runs or ran.
+
+        ``name_for(n)`` gives the n-th deterministic name (0 = the request's own name); the
+        default appends ``-r<n>``. Returns the name used and its DescribeTrainingJob response.
+        """
+        base_name = request["TrainingJobName"]
+        name_for = name_for or (lambda n: suffixed_job_name(base_name, n))
+        ended: list[str] = []
+        for replacement in range(max_replacements + 1):
+            name = base_name if replacement == 0 else name_for(replacement)
+            described = self.describe_or_none(name)
+            if described is None:
+                described = self._create(request, name)
+                if described is None:  # created by us: describe it once for the ARN and status
+                    self.log.info("Started training job %s", name)
+                    return name, self.conn.describe_training_job(TrainingJobName=name)
+            status = described.get("TrainingJobStatus")
+            if status in ATTACHABLE_STATES:
+                self.log.info("Training job %s already exists with status %s: attaching to it", name, status)
+                self._warn_if_different(request, described)
+                return name, described
+            if status not in REPLACEABLE_STATES:
+                raise RuntimeError(f"training job {name} has unexpected status {status!r}")
+            self.log.info("Training job %s ended %s: trying the next deterministic name", name, status)
+            ended.append(f"{name} ({status})")
+        raise RuntimeError(
+            f"gave up after {max_replacements + 1} training job names that all ended Failed or Stopped: "
+            + ", ".join(ended)
+        )
+
+    def _create(self, request: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+        """Create the job; None when we created it, or the describe of the job that won a race."""
+        try:
+            self.conn.create_training_job(**{**request, "TrainingJobName": name})
+            return None
+        except ClientError as error:
+            if _error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
+                raise
+        # Another attempt of this task (or a second scheduler) created it between our describe and create.
+        self.log.info("Training job %s was created concurrently: re-describing it", name)
+        described = self.describe_or_none(name)
+        if described is None:
+            raise RuntimeError(
+                f"CreateTrainingJob said {name} is in use, but DescribeTrainingJob does not find it"
+            )
+        return described
+
+    def _warn_if_different(self, request: Mapping[str, Any], described: Mapping[str, Any]) -> None:
+        """Same name, other settings (e.g. an edited DAG): the attached job keeps its own settings."""
+        if "HyperParameters" in described and request.get("HyperParameters") != described["HyperParameters"]:
+            self.log.warning(
+                "Attached job %s was started with other hyperparameters than this task's request; "
+                "use a new dataset version or job name to train with the new settings",
+                described.get("TrainingJobName"),
+            )
+
+    def stop_if_running(self, name: str) -> bool:
+        """Stop the job if it is InProgress; True when a stop was requested."""
+        described = self.describe_or_none(name)
+        if described is None or described.get("TrainingJobStatus") != "InProgress":
+            return False
+        try:
+            self.conn.stop_training_job(TrainingJobName=name)
+        except ClientError as error:
+            if _error_code(error) != "ValidationException":  # it just ended: nothing to stop
+                raise
+            self.log.info("Training job %s ended before it could be stopped: %s", name, error)
+            return False
+        self.log.info("Requested stop of training job %s", name)
+        return True

@@ -1,0 +1,129 @@
+"""Start (or re-attach to) one Debugger-configured XGBoost training job per DAG run and data set version.
+
+Unlike the provider's ``SageMakerTrainingOperator`` this never launches a duplicate on retry,
+checks the whole request before calling AWS, and pushes a small XCom (names and paths, not the
+describe response). Waiting for training and rules is the TrainingAndRules sensor's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import Context
+
+from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook, suffixed_job_name
+from sm_explain_ops.job_naming import training_job_name, validate_training_job_name
+from sm_explain_ops.links import TrainingJobLink, is_custom_endpoint
+from sm_explain_ops.request_builder import TrainingSpec, build_training_request
+
+
+def _contains_template(value: Any) -> bool:
+    """True when a value still holds Jinja; it can only be checked after rendering."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(_contains_template(key) or _contains_template(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_template(item) for item in value)
+    return False
+
+
+class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
+    """Start a debugged training job named after the DAG, the run and the data set version.
+
+    :param spec: a :class:`TrainingSpec` or the plain mapping :meth:`TrainingSpec.from_dict` takes
+        (templated).
+    :param dataset_version: the staged data set version (templated); part of the job name.
+    :param job_name: an explicit job name instead of the derived one (templated).
+    :param max_replacements: how many follow-up names (``-r1``...) to try when jobs of the name
+        ended Failed or Stopped.
+
+    Returns ``{"job_name", "training_job_arn", "debug_output_path", "model_artifact_path"}``.
+    """
+
+    aws_hook_class = DebuggedTrainingHook
+    template_fields: Sequence[str] = aws_template_fields("spec", "dataset_version", "job_name")
+    template_fields_renderers = {"spec": "json"}
+    operator_extra_links = (TrainingJobLink(),)
+    ui_color = "#a0d9c4"
+
+    def __init__(
+        self,
+        *,
+        spec: TrainingSpec | Mapping[str, Any],
+        dataset_version: str,
+        job_name: str | None = None,
+        max_replacements: int = 20,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # Held as plain values so the spec can be templated and serialized with the DAG.
+        self.spec = spec.to_dict() if isinstance(spec, TrainingSpec) else spec
+        self.dataset_version = dataset_version
+        self.job_name = job_name
+        self.max_replacements = max_replacements
+        self._job_name_in_use: str | None = None
+        # Fail at DAG parse time when the input is already concrete (pure Python, no AWS call).
+        if not _contains_template(self.spec):
+            TrainingSpec.from_dict(self.spec)
+        if job_name is not None and not _contains_template(job_name):
+            validate_training_job_name(job_name)
+
+    def _names(self, context: Context) -> tuple[str, Callable[[int], str]]:
+        """The first job name and the rule for follow-up names after Failed/Stopped jobs."""
+        if self.job_name:
+            base = validate_training_job_name(self.job_name)
+            return base, lambda n: suffixed_job_name(base, n)
+        dag_id = context["dag"].dag_id
+        run_id = context["dag_run"].run_id if context.get("dag_run") is not None else context["run_id"]
+        version = self.dataset_version
+        return training_job_name(dag_id, run_id, version), lambda n: training_job_name(
+            dag_id, run_id, version, n
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        spec = TrainingSpec.from_dict(self.spec)
+        if not isinstance(self.dataset_version, str) or not self.dataset_version.strip():
+            raise ValueError(f"dataset_version must be a non-empty string, got {self.dataset_version!r}")
+        name, name_for = self._names(context)
+
+        connection_region = self.hook.conn_region_name  # client metadata only: no AWS request
+        if spec.region and connection_region and spec.region != connection_region:
+            raise ValueError(
+                f"spec region {spec.region!r} differs from the connection's region {connection_region!r}: "
+                "image URIs would not match where the job runs"
+            )
+        region = spec.region or connection_region
+        request = build_training_request(spec, name, region=region)  # validated before any AWS call
+
+        self._job_name_in_use = name  # on_kill during the start stops what we may have created
+        name, described = self.hook.start_or_attach(request, name_for, max_replacements=self.max_replacements)
+        self._job_name_in_use = name
+
+        endpoint_url = self.hook.conn.meta.endpoint_url
+        TrainingJobLink.persist(
+            context=context,
+            operator=self,
+            region_name=region,
+            aws_partition=self.hook.conn_partition,
+            job_name=name,
+            endpoint_url=endpoint_url if is_custom_endpoint(endpoint_url) else None,
+        )
+        output_path = request["OutputDataConfig"]["S3OutputPath"]
+        hook_config = request.get("DebugHookConfig")
+        return {
+            "job_name": name,
+            "training_job_arn": described.get("TrainingJobArn"),
+            "debug_output_path": f"{hook_config['S3OutputPath']}/{name}/debug-output"
+            if hook_config
+            else None,
+            "model_artifact_path": f"{output_path}/{name}/output/model.tar.gz",
+        }
+
+    def on_kill(self) -> None:
+        """Stop the job this task started or attached to, so a killed task leaves nothing running."""
+        if self._job_name_in_use:
+            self.hook.stop_if_running(self._job_name_in_use)

@@ -1,0 +1,343 @@
+"""The training request builder: what reaches CreateTrainingJob, and what is refused before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sm_explain_ops.request_builder import (
+    DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
+    DebuggerSpec,
+    TrainingSpec,
+    build_training_request,
+    estimate_debug_output_bytes,
+    saved_steps,
+    validate_request,
+)
+
+# The notebook's XGBoost settings on Adult (80 % of 32,561 rows, 12 features).
+NOTEBOOK_HYPERPARAMETERS = {
+    "max_depth": 5,
+    "eta": 0.2,
+    "gamma": 4,
+    "min_child_weight": 6,
+    "subsample": 0.7,
+    "objective": "binary:logistic",
+    "num_round": 51,
+}
+ADULT_SHAPE = {"rows": 26048, "features": 12}
+
+
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "train_uri": "s3://ml-bucket/adult/v1/data/train.csv",
+        "validation_uri": "s3://ml-bucket/adult/v1/data/validation.csv",
+        "output_s3_uri": "s3://ml-bucket/adult/v1/training",
+        "role_arn": "arn:aws:iam::123456789012:role/SageMakerRole",
+        "hyperparameters": dict(NOTEBOOK_HYPERPARAMETERS),
+        "region": "us-east-1",
+    }
+    base.update(overrides)
+    return base
+
+
+# Public AWS account ids of the XGBoost and Debugger rule images per region.
+REGION_IMAGES = {
+    "us-east-1": ("683313688378", "503895931360"),
+    "eu-west-1": ("141502667606", "929884845733"),
+    "ap-southeast-2": ("783357654285", "184798709955"),
+}
+
+
+@pytest.mark.parametrize("region", sorted(REGION_IMAGES))
+def test_notebook_configuration_builds_a_valid_request_with_the_regions_images(region: str) -> None:
+    spec = TrainingSpec.from_dict(spec_dict(region=region, debugger="notebook", data_shape=ADULT_SHAPE))
+    request = build_training_request(spec, "adult-v1-job")
+
+    algorithm_account, rules_account = REGION_IMAGES[region]
+    assert request["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{algorithm_account}.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:1.7-1"
+    )
+    [rule] = request["DebugRuleConfigurations"]
+    assert (
+        rule["RuleEvaluatorImage"]
+        == f"{rules_account}.dkr.ecr.{region}.amazonaws.com/sagemaker-debugger-rules:latest"
+    )
+    assert rule["RuleConfigurationName"] == "LossNotDecreasing"
+    assert rule["RuleParameters"] == {
+        "rule_to_invoke": "LossNotDecreasing",
+        "collection_names": "metrics",
+        "num_steps": "10",
+    }
+    hook = request["DebugHookConfig"]
+    assert (
+        hook["S3OutputPath"]
+        == request["OutputDataConfig"]["S3OutputPath"]
+        == "s3://ml-bucket/adult/v1/training"
+    )
+    assert {c["CollectionName"]: c["CollectionParameters"] for c in hook["CollectionConfigurations"]} == {
+        "metrics": {"save_interval": "5"},
+        "feature_importance": {"save_interval": "5"},
+        "full_shap": {"save_interval": "5"},
+        "average_shap": {"save_interval": "5"},
+    }
+    assert request["HyperParameters"] == {
+        "max_depth": "5",
+        "eta": "0.2",
+        "gamma": "4",
+        "min_child_weight": "6",
+        "subsample": "0.7",
+        "objective": "binary:logistic",
+        "num_round": "51",
+    }
+    channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
+    assert channels["train"]["ContentType"] == channels["validation"]["ContentType"] == "text/csv"
+    assert (
+        channels["validation"]["DataSource"]["S3DataSource"]["S3Uri"]
+        == "s3://ml-bucket/adult/v1/data/validation.csv"
+    )
+    validate_request(request)  # the builder validated it already; nothing may have been mutated since
+
+
+def test_defaults_are_cheap_metrics_and_feature_importance_every_five_rounds() -> None:
+    spec = TrainingSpec.from_dict(spec_dict())  # no data shape needed: nothing here grows with rows
+    assert spec.saved_steps() == {
+        "metrics": list(range(0, 51, 5)),
+        "feature_importance": list(range(0, 51, 5)),
+    }
+    assert [rule.name for rule in spec.debugger.rules] == ["LossNotDecreasing"]
+    request = build_training_request(spec, "adult-v1-job")
+    names = [c["CollectionName"] for c in request["DebugHookConfig"]["CollectionConfigurations"]]
+    assert names == ["metrics", "feature_importance"]
+
+
+def test_notebook_configuration_is_one_option_away_and_equals_the_class_preset() -> None:
+    from_string = TrainingSpec.from_dict(spec_dict(debugger="notebook", data_shape=ADULT_SHAPE))
+    assert from_string.debugger == DebuggerSpec.notebook()
+    assert [c.name for c in DebuggerSpec.notebook().collections] == [
+        "metrics",
+        "feature_importance",
+        "full_shap",
+        "average_shap",
+    ]
+
+
+def test_adult_notebook_estimate_is_full_shap_dominated_and_under_the_default_limit() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(debugger="notebook", data_shape=ADULT_SHAPE))
+    estimate = spec.estimated_debug_output_bytes()
+    full_shap_only = 11 * 26048 * 13 * 13 * 4  # 11 saved steps of rows x (F+1)^2 x 4 bytes
+    assert full_shap_only < estimate < full_shap_only * 1.01
+    assert estimate < DEFAULT_MAX_DEBUG_OUTPUT_BYTES
+
+
+def test_output_over_the_limit_is_refused_with_the_estimate_in_the_message() -> None:
+    shape = {"rows": 160_000, "features": 50}
+    expected = TrainingSpec.from_dict(
+        spec_dict(
+            debugger={"preset": "notebook", "max_output_bytes": 10**12},
+            data_shape=shape,
+        )
+    ).estimated_debug_output_bytes()
+    assert expected > 16 * 10**9  # the measured 17 GB
+
+    with pytest.raises(
+        ValueError, match=f"estimated Debugger output is 17.1 GiB \\({expected} bytes\\)"
+    ) as refused:
+        TrainingSpec.from_dict(spec_dict(debugger="notebook", data_shape=shape))
+    assert "160000 rows x 50 features" in str(refused.value)
+    assert "max_output_bytes" in str(refused.value)
+
+
+def test_shap_at_the_final_round_only_fits_large_data() -> None:
+    debugger = {
+        "collections": [
+            {"name": "metrics", "save_interval": 5},
+            {"name": "average_shap", "final_step_only": True},
+        ],
+    }
+    spec = TrainingSpec.from_dict(spec_dict(debugger=debugger, data_shape={"rows": 160_000, "features": 50}))
+    assert spec.saved_steps()["average_shap"] == [50]
+    request = build_training_request(spec, "adult-v1-job")
+    parameters = {
+        c["CollectionName"]: c["CollectionParameters"]
+        for c in request["DebugHookConfig"]["CollectionConfigurations"]
+    }
+    assert saved_steps(parameters["average_shap"], 51) == [50]
+
+
+def test_save_steps_add_to_the_interval_as_in_smdebug() -> None:
+    # smdebug saves step s when s is in save_steps OR s is on the interval (hook default 10).
+    assert saved_steps({"save_steps": "3"}, 21) == [0, 3, 10, 20]
+    assert saved_steps({"save_interval": "5", "start_step": "10", "end_step": "20"}, 51) == [10, 15]
+
+
+def test_estimate_formula_per_collection() -> None:
+    rows, features = 1000, 9
+    full = estimate_debug_output_bytes({"full_shap": 1}, rows=rows, features=features)
+    assert full == 10 * (rows * 10 * 4 + 256)
+    average = estimate_debug_output_bytes({"average_shap": 3}, rows=rows, features=features)
+    assert average == 3 * 10 * (4 + 256)
+    with pytest.raises(ValueError, match="unknown collection 'gradients'"):
+        estimate_debug_output_bytes({"gradients": 1}, rows=rows, features=features)
+
+
+def test_full_shap_without_a_data_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"data_shape \(rows, features\) is required when saving full_shap"):
+        TrainingSpec.from_dict(spec_dict(debugger="notebook"))
+
+
+def test_debugger_with_an_xgboost_3_image_is_refused() -> None:
+    with pytest.raises(ValueError, match="XGBoost image 3.0-5 does not run the Debugger hook"):
+        TrainingSpec.from_dict(spec_dict(algorithm_version="3.0-5"))
+
+
+def test_xgboost_3_without_debugger_builds() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(algorithm_version="3.0-5", debugger=None))
+    request = build_training_request(spec, "adult-v1-job")
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/sagemaker-xgboost:3.0-5")
+    assert "DebugHookConfig" not in request and "DebugRuleConfigurations" not in request
+
+
+def test_loss_not_decreasing_on_the_unsaved_losses_collection_is_refused() -> None:
+    debugger = {"rules": [{"name": "LossNotDecreasing"}]}  # reads `losses` by default; only metrics saved
+    with pytest.raises(
+        ValueError, match="reads collection 'losses' \\(use_losses_collection defaults to true"
+    ):
+        TrainingSpec.from_dict(spec_dict(debugger=debugger))
+
+
+def test_rule_on_a_named_collection_that_is_not_saved_is_refused() -> None:
+    debugger = {
+        "rules": [{"name": "LossNotDecreasing", "parameters": {"collection_names": "losses,metrics"}}]
+    }
+    with pytest.raises(ValueError, match="rule LossNotDecreasing reads collection 'losses'"):
+        TrainingSpec.from_dict(spec_dict(debugger=debugger))
+
+
+def test_loss_rule_that_could_never_compare_two_steps_is_refused() -> None:
+    debugger = {
+        "collections": [{"name": "metrics", "final_step_only": True}],
+        "rules": [{"name": "LossNotDecreasing", "parameters": {"collection_names": "metrics"}}],
+    }
+    with pytest.raises(ValueError, match=r"saved only at steps \[50\]: it would never evaluate"):
+        TrainingSpec.from_dict(spec_dict(debugger=debugger))
+
+
+def test_losses_collection_satisfies_the_default_loss_rule() -> None:
+    debugger = {
+        "collections": [{"name": "losses", "save_interval": 5}],
+        "rules": [
+            {"name": "LossNotDecreasing", "parameters": {"num_steps": 10, "use_losses_collection": True}}
+        ],
+    }
+    request = build_training_request(TrainingSpec.from_dict(spec_dict(debugger=debugger)), "adult-v1-job")
+    assert request["DebugRuleConfigurations"][0]["RuleParameters"]["use_losses_collection"] == "true"
+
+
+def test_unknown_rule_is_refused_when_the_request_is_built() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(debugger={"rules": [{"name": "LossNotIncreasing"}]}))
+    with pytest.raises(ValueError, match="unknown built-in Debugger rule 'LossNotIncreasing'"):
+        build_training_request(spec, "adult-v1-job")
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "message"),
+    [
+        (
+            {"num_round": 10, "max_detph": 3},
+            "unknown XGBoost hyperparameter 'max_detph'; did you mean 'max_depth'",
+        ),
+        ({"num_round": 10, "eta": 1.5}, r"hyperparameter eta='1.5' is invalid: expected <= 1"),
+        ({"num_round": 0}, r"num_round='0' is invalid: expected >= 1"),
+        ({"num_round": "ten"}, r"num_round='ten' is invalid: expected a number"),
+        (
+            {"num_round": 10, "objective": "binary:logit"},
+            "objective='binary:logit' is invalid: expected one of",
+        ),
+        ({"max_depth": 3}, "num_round is required"),
+        ({"num_round": 10, "objective": "multi:softmax"}, "num_class is required"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_by_name(hyperparameters: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainingSpec.from_dict(spec_dict(hyperparameters=hyperparameters))
+
+
+@pytest.mark.parametrize(
+    ("field", "uri", "message"),
+    [
+        ("train_uri", "https://ml-bucket/adult/train.csv", "train_uri .* is not an s3:// URI"),
+        ("validation_uri", "ml-bucket/adult/validation.csv", "validation_uri .* is not an s3:// URI"),
+        ("output_s3_uri", "s3://ML_Bucket/out", "output_s3_uri .* invalid bucket name 'ML_Bucket'"),
+        ("train_uri", "s3://ml-bucket/a b.csv", "train_uri .* contains whitespace"),
+    ],
+)
+def test_bad_s3_uris_are_refused_by_field(field: str, uri: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainingSpec.from_dict(spec_dict(**{field: uri}))
+
+
+def test_botocore_model_catches_what_the_spec_does_not_and_names_the_field() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(role_arn="arn:aws:iam::123:role/too-short-account"))
+    with pytest.raises(ValueError, match="RoleArn value .* does not match the pattern"):
+        build_training_request(spec, "adult-v1-job")
+    spec = TrainingSpec.from_dict(spec_dict(hyperparameters={"num_round": 51, "base_score": "x" * 2501}))
+    with pytest.raises(
+        ValueError, match="HyperParameters.base_score is 2501 characters, at most 2500 allowed"
+    ):
+        build_training_request(spec, "adult-v1-job")
+
+
+def test_over_long_job_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="job_name .* is 64 characters"):
+        build_training_request(TrainingSpec.from_dict(spec_dict()), "j" * 64)
+
+
+def test_optional_settings_reach_the_request() -> None:
+    spec = TrainingSpec.from_dict(
+        spec_dict(
+            tags={"team": "risk", "cost-center": 42},
+            vpc={"security_group_ids": ["sg-0123"], "subnets": ["subnet-1", "subnet-2"]},
+            volume_kms_key_id="arn:aws:kms:us-east-1:123456789012:key/vol",
+            output_kms_key_id="arn:aws:kms:us-east-1:123456789012:key/out",
+            enable_network_isolation=True,
+            max_runtime_seconds=1800,
+            instance_type="ml.m5.4xlarge",
+            instance_count=2,
+            volume_size_gb=30,
+            debugger={"s3_output_path": "s3://debug-bucket/tensors", "hook_parameters": {"save_interval": 5}},
+        )
+    )
+    request = build_training_request(spec, "adult-v1-job")
+    assert request["Tags"] == [{"Key": "team", "Value": "risk"}, {"Key": "cost-center", "Value": "42"}]
+    assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-0123"], "Subnets": ["subnet-1", "subnet-2"]}
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.m5.4xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 30,
+        "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/vol",
+    }
+    assert request["OutputDataConfig"]["KmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/out"
+    assert request["EnableNetworkIsolation"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800}
+    assert request["DebugHookConfig"]["S3OutputPath"] == "s3://debug-bucket/tensors"
+    assert request["DebugHookConfig"]["HookParameters"] == {"save_interval": "5"}
+
+
+def test_spec_round_trips_through_plain_values_and_refuses_unknown_fields() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(debugger="notebook", data_shape=ADULT_SHAPE))
+    assert TrainingSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="unknown field\\(s\\) train_url in training spec"):
+        TrainingSpec.from_dict({**spec_dict(), "train_url": "s3://x/y"})
+    missing = spec_dict()
+    del missing["role_arn"]
+    with pytest.raises(ValueError, match="missing required field\\(s\\) role_arn"):
+        TrainingSpec.from_dict(missing)
+    with pytest.raises(ValueError, match="unknown Debugger collection 'gradients'"):
+        TrainingSpec.from_dict(spec_dict(debugger={"collections": [{"name": "gradients"}]}))
+
+
+def test_region_must_be_known_to_pick_images() -> None:
+    with pytest.raises(ValueError, match="region is required"):
+        build_training_request(TrainingSpec.from_dict(spec_dict(region=None)), "adult-v1-job")
