@@ -197,7 +197,7 @@ class TrainingJobsApi:
             self.store.write_job(name, job)
         identity = self._identity(job)
         if identity is not None:
-            processes.signal_group(identity, signal.SIGTERM)
+            processes.signal_group(identity, signal.SIGTERM, self.store.job_dir(name))
         threading.Thread(target=self._enforce_stop, args=(name,), name=f"stop-{name}", daemon=True).start()
         return {}
 
@@ -311,13 +311,15 @@ class TrainingJobsApi:
                 )
                 if not overdue:
                     return self._as_seen(status, job)
-                processes.signal_group(identity, signal.SIGKILL)
+                processes.signal_group(identity, signal.SIGKILL, self.store.job_dir(name))
                 _wait_until_dead(identity, timeout=5.0)
             # Re-read: a supervisor writes its final status just before it exits.
             status = self.store.read_status(name) or self._initial_status(job)
             if not _needs_supervisor(status):
                 return status
-            processes.signal_group(identity, signal.SIGKILL)  # orphaned algorithm/rule processes
+            processes.signal_group(
+                identity, signal.SIGKILL, self.store.job_dir(name)
+            )  # orphaned algorithm/rule processes
             stopped = bool(job.get("StopRequested")) or status["TrainingJobStatus"] == "Stopping"
             log = self.store.job_dir(name) / SUPERVISOR_LOG
             return self._finalize(name, job, status, stopped=stopped, reason=_exit_reason(log))
@@ -346,7 +348,7 @@ class TrainingJobsApi:
                 status["FailureReason"] = reason
             if status.get("TrainingStartTime") is not None:
                 status["TrainingEndTime"] = now
-                elapsed = max(0, int(now - status["TrainingStartTime"]))
+                elapsed = max(1, round(now - status["TrainingStartTime"]))  # the model says >= 1
                 status.setdefault("TrainingTimeInSeconds", elapsed)
                 status.setdefault("BillableTimeInSeconds", elapsed)
         rule_outcome = "Stopped" if stopped else "Error"

@@ -18,6 +18,9 @@ from pathlib import Path
 import psutil
 
 SUPERVISOR_MODULE_ENV = "SM_LOCAL_SUPERVISOR_MODULE"
+# Set for the supervisor and inherited by its algorithm and rule processes: it marks which
+# processes belong to a job, which a pid or process group id cannot prove once the pid is reused.
+JOB_DIR_ENV = "SM_LOCAL_JOB_DIR"
 DEFAULT_SUPERVISOR_MODULE = "sm_local.supervisor"
 
 
@@ -34,9 +37,11 @@ def spawn_supervisor(job_dir: Path, log_path: Path) -> ProcessIdentity:
     server's own supervision with processes that die or hang on purpose).
     """
     module = os.environ.get(SUPERVISOR_MODULE_ENV) or DEFAULT_SUPERVISOR_MODULE
+    env = dict(os.environ, **{JOB_DIR_ENV: str(job_dir)})
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", module, str(job_dir)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -63,25 +68,24 @@ def is_alive(identity: ProcessIdentity) -> bool:
         return False
 
 
-def group_members(identity: ProcessIdentity) -> list[psutil.Process]:
-    """Processes still in the supervisor's process group (its algorithm and rule processes too),
-    started no earlier than the supervisor, so a reused pid never points at a stranger's group."""
+def group_members(identity: ProcessIdentity, job_dir: Path) -> list[psutil.Process]:
+    """Live processes of the supervisor's process group that carry the job's marker variable."""
     members = []
-    for process in psutil.process_iter(["create_time"]):
+    for process in psutil.process_iter():
         try:
             if (
                 os.getpgid(process.pid) == identity.pid
-                and process.info["create_time"] >= identity.create_time - 0.05
                 and process.status() != psutil.STATUS_ZOMBIE
+                and process.environ().get(JOB_DIR_ENV) == str(job_dir)
             ):
                 members.append(process)
-        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return members
 
 
-def signal_group(identity: ProcessIdentity, signum: signal.Signals) -> bool:
-    """Send `signum` to every live process of the supervisor's group; False if none was left."""
+def signal_group(identity: ProcessIdentity, signum: signal.Signals, job_dir: Path) -> bool:
+    """Send `signum` to the job's processes; False if none was left."""
     if is_alive(identity):
         try:
             os.killpg(identity.pid, signum)
@@ -89,7 +93,7 @@ def signal_group(identity: ProcessIdentity, signum: signal.Signals) -> bool:
         except ProcessLookupError:
             return False
     # The supervisor itself is gone: signal the orphans it left behind, one by one.
-    members = group_members(identity)
+    members = group_members(identity, job_dir)
     for process in members:
         try:
             process.send_signal(signum)

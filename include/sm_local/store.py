@@ -78,7 +78,7 @@ class JobStore:
     """`<state>/jobs/<TrainingJobName>/{job.json,status.json,supervisor.log,...}`."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.jobs_dir = Path(state_dir) / "jobs"
+        self.jobs_dir = Path(state_dir).resolve() / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
 
     def job_dir(self, name: str) -> Path:

@@ -5,7 +5,8 @@ The server runs it through `SM_LOCAL_SUPERVISOR_MODULE=endpoint_test_supervisor`
 supervisor (sm_local.supervisor) and its tests cover training.
 
 - `exit`: exits at once, without status.json (a crash before the first status).
-- `sleep`: writes `Training` and sleeps; SIGTERM's default action kills it (no final status).
+- `sleep`: starts a child (its "algorithm", pid in `child.pid`), writes `Training` and sleeps;
+  SIGTERM's default action kills it (no final status).
 - `graceful`: writes `Training`; on SIGTERM writes `Stopping` then `Stopped` and exits, as the contract says.
 - `ignore-term`: writes `Training`, ignores SIGTERM and sleeps (the server must kill it).
 - `complete-rules-pending`: writes `Completed` with rules still `InProgress` and exits.
@@ -15,6 +16,7 @@ supervisor (sm_local.supervisor) and its tests cover training.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -72,6 +74,9 @@ def main(job_dir: Path) -> int:
         signal.signal(signal.SIGTERM, stop)
     elif behaviour == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if behaviour == "sleep":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        (job_dir / "child.pid").write_text(str(child.pid))
     write_json_atomic(status_path, _status(job, "InProgress", "Training", "InProgress"))
     print(f"test supervisor {behaviour}: training", flush=True)
     deadline = time.monotonic() + 120  # never outlive a test run by long
