@@ -1,0 +1,348 @@
+"""End-to-end checks of `python -m sm_explain` and `python -m sm_explain.report` on small synthetic jobs: a real
+Debugger trial written by smdebug's XGBoost hook, a model.tar.gz, local directories and S3 (moto server)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import xgboost as xgb
+from PIL import Image
+
+from sm_explain.explain import run_explanations
+from sm_explain.request import parse_request
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT_NAME = "<script>alert(1)</script>"
+FEATURES = ["age", SCRIPT_NAME, "workclass", "hours"]
+WORKCLASS = ["Private", "State-gov", "Never-worked"]
+OUTLIER_N = 3
+ROUNDS = 9
+
+
+def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
+    """Synthetic staged data, features.json, model.tar.gz and (when `collections`) a Debugger trial."""
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    x[:, 2] = rng.integers(0, len(WORKCLASS), n)
+    y = ((x[:, 0] + x[:, 1] + (x[:, 2] == 1) + 0.3 * rng.normal(size=n)) > 0.5).astype(np.float32)
+    root.mkdir(parents=True, exist_ok=True)
+    np.savetxt(root / "train.csv", np.column_stack([y[:300], x[:300]]), delimiter=",", fmt="%.6g")
+    np.savetxt(root / "validation.csv", np.column_stack([y[300:], x[300:]]), delimiter=",", fmt="%.6g")
+    (root / "features.json").write_text(json.dumps(
+        {"feature_names": FEATURES, "categorical_maps": {"workclass": WORKCLASS}, "label": "income"}))
+    # Train on what was written (as the container does), so SHAP rows match the CSV exactly.
+    train = np.loadtxt(root / "train.csv", delimiter=",", dtype=np.float32)
+    validation = np.loadtxt(root / "validation.csv", delimiter=",", dtype=np.float32)
+    dtrain = xgb.DMatrix(train[:, 1:], label=train[:, 0])
+    dvalidation = xgb.DMatrix(validation[:, 1:], label=validation[:, 0])
+    callbacks = []
+    trial_dir = root / "debug-output"
+    if collections is not None:
+        from smdebug import SaveConfig
+        from smdebug.xgboost import Hook
+
+        callbacks.append(Hook(out_dir=str(trial_dir), include_collections=collections, train_data=dtrain,
+                              validation_data=dvalidation, save_config=SaveConfig(save_interval=2)))
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "eval_metric": ["logloss", "error"]},
+                        dtrain, ROUNDS, evals=[(dtrain, "train"), (dvalidation, "validation")],
+                        callbacks=callbacks, verbose_eval=False)
+    if collections is not None:
+        (trial_dir / "training_job_end.ts").write_text("")
+    model_file = root / "xgboost-model.ubj"
+    booster.save_model(model_file)
+    with tarfile.open(root / "model.tar.gz", "w:gz") as tar:
+        tar.add(model_file, arcname="xgboost-model")
+    return {
+        "job_name": "job-1", "dataset_version": "v1",
+        "features_uri": str(root / "features.json"), "train_uri": str(root / "train.csv"),
+        "validation_uri": str(root / "validation.csv"), "model_artifact_uri": str(root / "model.tar.gz"),
+        "debug_output_uri": str(trial_dir) if collections is not None else None,
+        "output_uri": str(root / "explanations"), "outlier_top_n": OUTLIER_N, "stacked_sample_size": 20,
+        "beeswarm_sample_size": 150, "step_sample_size": 100,
+    }
+
+
+NOTEBOOK_COLLECTIONS = ["metrics", "feature_importance", "average_shap", "full_shap"]
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return _write_job(tmp_path_factory.mktemp("job"), NOTEBOOK_COLLECTIONS)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _parse_html(text: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Collector()
+    parser.feed(text)
+    parser.close()
+    assert parser.tags and parser.tags[0][0] == "html"
+    return parser.tags
+
+
+def _assert_artifacts(manifest: dict, read: callable) -> None:
+    artifacts = manifest["artifacts"]
+    expected = {"metrics.png", "metrics.csv", "average_shap.png", "average_shap.csv", "shap_bar.png", "shap_bar.csv",
+                "shap_beeswarm.png", "shap_beeswarm.csv", "force_row.png", "force_row.html", "force_row.csv",
+                "force_stacked.html", "outliers.csv", "outliers.parquet", "manifest.json"}
+    expected |= {f"importance_{t}.{e}" for t in ("weight", "gain", "cover", "total_gain", "total_cover")
+                 for e in ("png", "csv")}
+    expected |= {f"outlier_{tail}_{k}.png" for tail in ("high", "low") for k in range(1, OUTLIER_N + 1)}
+    assert expected <= set(artifacts)
+    for name, uri in artifacts.items():
+        data = read(uri)
+        if name.endswith(".png"):
+            Image.open(io.BytesIO(data)).verify()
+        if name.endswith(".html"):
+            text = data.decode("utf-8")
+            _parse_html(text)
+            assert SCRIPT_NAME not in text, f"{name} contains the feature name unescaped"
+            assert "alert(1)" in text, f"{name} lost the feature name"
+    outliers = pq.read_table(io.BytesIO(read(artifacts["outliers.parquet"]))).to_pandas()
+    assert len(outliers) == 2 * OUTLIER_N
+    assert list(outliers["tail"]) == ["high"] * OUTLIER_N + ["low"] * OUTLIER_N
+    assert outliers["z_score"].iloc[0] > 0 > outliers["z_score"].iloc[-1]
+    # The manifest is small and JSON-safe: URIs and a few numbers.
+    stored = json.loads(read(artifacts["manifest.json"]))
+    assert stored == manifest
+    assert len(json.dumps(manifest)) < 8000
+    summary = manifest["summary"]
+    assert len(summary["outliers"]) == 2 * OUTLIER_N
+    assert len(summary["top_features"]) == len(FEATURES)
+    assert {f["feature"] for f in summary["top_features"]} == set(FEATURES)
+
+
+def _read_local(uri: str) -> bytes:
+    return Path(uri).read_bytes()
+
+
+def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[str, str]) -> None:
+    manifest = run_explanations(parse_request(job))
+    _assert_artifacts(manifest, _read_local)
+    summary = manifest["summary"]
+    assert summary["source"] == "model"
+    assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
+    assert summary["curve_sources"]["metrics"] == "debugger"
+    # The force plot for the categorical feature shows its label.
+    force_row = (Path(job["output_uri"]) / "force_row.csv").read_text()
+    assert re.search(r"workclass,(Private|State-gov|Never-worked),", force_row)
+
+
+def test_same_inputs_give_byte_identical_tables(job: dict[str, str], tmp_path: Path) -> None:
+    first = run_explanations(parse_request({**job, "output_uri": str(tmp_path / "a")}))
+    second = run_explanations(parse_request({**job, "output_uri": str(tmp_path / "b")}))
+    tables = [n for n in first["artifacts"] if n.endswith((".csv", ".parquet"))]
+    assert "outliers.parquet" in tables and "shap_beeswarm.csv" in tables
+    for name in tables:
+        assert Path(first["artifacts"][name]).read_bytes() == Path(second["artifacts"][name]).read_bytes(), name
+
+
+def test_debugger_source_reads_the_trial_like_the_notebook(job: dict[str, str], tmp_path: Path) -> None:
+    manifest = run_explanations(parse_request({**job, "source": "debugger", "output_uri": str(tmp_path)}))
+    _assert_artifacts(manifest, _read_local)
+    summary = manifest["summary"]
+    assert summary["source"] == "debugger" and summary["explained_rows"] == "train"
+    assert summary["n_rows"] == 300 and summary["shap_step"] == ROUNDS - 1
+    assert set(summary["curve_sources"].values()) == {"debugger"}
+    # Full SHAP of the final model equals the model's own contributions on the training rows.
+    booster = xgb.Booster()
+    with tarfile.open(job["model_artifact_uri"]) as tar:
+        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
+    train = np.loadtxt(job["train_uri"], delimiter=",", dtype=np.float32)
+    expected = np.abs(booster.predict(xgb.DMatrix(train[:, 1:]), pred_contribs=True)[:, :-1]).mean(axis=0)
+    reported = {f["feature"]: f["mean_abs_shap"] for f in summary["top_features"]}
+    np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=1e-4)
+
+
+def test_auto_picks_debugger_only_when_full_shap_exists(job: dict[str, str], tmp_path: Path) -> None:
+    with_shap = run_explanations(parse_request({**job, "source": "auto", "output_uri": str(tmp_path / "a")}))
+    assert with_shap["summary"]["source"] == "debugger"
+    no_shap_job = _write_job(tmp_path / "no-shap", ["metrics", "feature_importance"])
+    without = run_explanations(parse_request({**no_shap_job, "source": "auto"}))
+    assert without["summary"]["source"] == "model"
+    assert without["summary"]["curve_sources"]["metrics"] == "debugger"
+
+
+def test_model_without_trial_recomputes_metric_curves(job: dict[str, str], tmp_path: Path) -> None:
+    """An XGBoost 3.x job writes no tensors: metrics per step come from the truncated model and match the hook's."""
+    manifest = run_explanations(parse_request({**job, "debug_output_uri": None, "output_uri": str(tmp_path)}))
+    _assert_artifacts(manifest, _read_local)
+    assert set(manifest["summary"]["curve_sources"].values()) == {"model"}
+    import pandas as pd
+
+    recomputed = pd.read_csv(tmp_path / "metrics.csv").set_index("step")
+    recorded = pd.read_csv(Path(job["output_uri"]) / "metrics.csv").set_index("step")  # from the trial
+    common = recorded.index.intersection(recomputed.index)
+    assert len(common) >= 4
+    np.testing.assert_allclose(recomputed.loc[common, recorded.columns], recorded.loc[common], rtol=1e-4, atol=1e-6)
+    importance = pd.read_csv(tmp_path / "importance_gain.csv").set_index("step")
+    np.testing.assert_allclose(importance.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def _run_cli(module: str, request: dict, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
+    request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
+    request_file.write_text(json.dumps(request))
+    completed = subprocess.run(
+        [sys.executable, "-m", module, "--request", str(request_file), "--result", str(result_file)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "include"), **(env or {})},
+        capture_output=True, text=True, timeout=300,
+    )
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    return completed.returncode, result, completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"model_artifact_uri": None}, "model_artifact_uri"),
+        ({"output_uri": "http://example.com/x"}, "output_uri"),
+        ({"model_artifact_uri": "/nonexistent/model.tar.gz"}, "model_artifact_uri"),
+        ({"source": "magic"}, "source"),
+        ({"source": "debugger", "debug_output_uri": None}, "debug_output_uri"),
+    ],
+)
+def test_bad_request_exits_2_naming_the_problem(job: dict[str, str], tmp_path: Path, change: dict, named: str) -> None:
+    request = {**job, **change}
+    request = {k: v for k, v in request.items() if not (k == "model_artifact_uri" and v is None)}
+    started = time.monotonic()
+    code, result, _ = _run_cli("sm_explain", request, tmp_path)
+    assert code == 2
+    assert result["error"]["type"] == "BadRequest" and named in result["error"]["message"]
+    assert time.monotonic() - started < 20
+    assert not Path(job["output_uri"], "ignored").exists()
+
+
+def test_empty_debugger_location_fails_fast_with_a_clear_error(job: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty-trial"
+    empty.mkdir()
+    started = time.monotonic()
+    code, result, _ = _run_cli("sm_explain", {**job, "source": "debugger", "debug_output_uri": str(empty),
+                                              "output_uri": str(tmp_path / "out")}, tmp_path)
+    assert code == 2, result
+    assert result["error"]["type"] == "NoDebuggerData"
+    assert "holds no Debugger trial" in result["error"]["message"]
+    assert time.monotonic() - started < 40
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_embeds_figures_and_verdicts_escaped(job: dict[str, str], tmp_path: Path) -> None:
+    run_explanations(parse_request(job))
+    verdict = {"training_status": "Completed", "final_metrics": [{"MetricName": "validation:error", "Value": 0.11}],
+               "rules": [{"name": "LossNotDecreasing", "status": "IssuesFound", "details": f"at step 4 {SCRIPT_NAME}"}]}
+    request = {"manifest_uri": str(Path(job["output_uri"]) / "manifest.json"), "verdict": verdict,
+               "job_name": "job-1", "dataset_version": "v1", "output_uri": job["output_uri"]}
+    code, result, stderr = _run_cli("sm_explain.report", request, tmp_path)
+    assert code == 0, stderr
+    text = Path(result["report_uri"]).read_text(encoding="utf-8")
+    tags = _parse_html(text)
+    assert SCRIPT_NAME not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert not any(tag == "script" for tag, _ in tags)  # interactive plots live in sandboxed srcdoc iframes
+    images = [attrs["src"] for tag, attrs in tags if tag == "img"]
+    assert len(images) == 10 + 2 * OUTLIER_N  # 10 analysis figures + one force plot per outlier
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
+    assert sum(tag == "iframe" for tag, _ in tags) == 2
+    for expected in ("LossNotDecreasing", "IssuesFound", "validation:error", "job-1", "v1", "Private"):
+        assert expected in text
+    assert not any(tag in ("link", "script") or (attrs.get("src") or "data:").split(":")[0] != "data"
+                   for tag, attrs in tags)  # nothing is fetched over the network
+
+    code, result, _ = _run_cli("sm_explain.report", {**request, "manifest_uri": "/nope/manifest.json"}, tmp_path)
+    assert code == 2 and "manifest_uri" in result["error"]["message"]
+
+
+# --- S3 (moto server) ---------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_env() -> Iterator[dict[str, str]]:
+    port = _free_port()
+    server = subprocess.Popen([str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("moto server did not start")
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_s3_job_end_to_end_through_the_cli(job: dict[str, str], s3_env: dict[str, str], tmp_path: Path) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="bucket")
+    base = "prefix/v1"
+    uploads = {"features_uri": f"{base}/data/features.json", "train_uri": f"{base}/data/train.csv",
+               "validation_uri": f"{base}/data/validation.csv",
+               "model_artifact_uri": f"{base}/training/job-1/output/model.tar.gz"}
+    request = dict(job)
+    for key, s3_key in uploads.items():
+        s3.upload_file(job[key], "bucket", s3_key)
+        request[key] = f"s3://bucket/{s3_key}"
+    trial_root = Path(job["debug_output_uri"])
+    for path in trial_root.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "bucket", f"{base}/training/job-1/debug-output/{path.relative_to(trial_root)}")
+    s3.put_object(Bucket="bucket", Key=f"{base}/job-1/explanations/unrelated.txt", Body=b"keep me")
+    request.update(debug_output_uri=f"s3://bucket/{base}/training/job-1/debug-output",
+                   output_uri=f"s3://bucket/{base}/job-1/explanations/", source="auto")
+
+    code, manifest, stderr = _run_cli("sm_explain", request, tmp_path, s3_env)
+    assert code == 0, stderr
+    assert manifest["summary"]["source"] == "debugger"
+    assert all(uri.startswith(f"s3://bucket/{base}/job-1/explanations/") for uri in manifest["artifacts"].values())
+
+    def read(uri: str) -> bytes:
+        bucket, key = uri[len("s3://"):].split("/", 1)
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    _assert_artifacts(manifest, read)
+    report_request = {"manifest_uri": manifest["artifacts"]["manifest.json"], "verdict": {"rules": []},
+                      "job_name": "job-1", "dataset_version": "v1", "output_uri": request["output_uri"]}
+    code, result, stderr = _run_cli("sm_explain.report", report_request, tmp_path, s3_env)
+    assert code == 0, stderr
+    assert result["report_uri"] == f"s3://bucket/{base}/job-1/explanations/report.html"
+    _parse_html(read(result["report_uri"]).decode("utf-8"))
+    assert read(f"s3://bucket/{base}/job-1/explanations/unrelated.txt") == b"keep me"
+
