@@ -1,0 +1,199 @@
+"""S3 transfers of a training job: channel downloads, single uploads, and incremental directory sync.
+
+Clients come from the environment (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 point them at the local
+stack) with botocore's standard retry mode. boto3 is imported lazily so the supervisor can install
+its SIGTERM handler before the slow import.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+TRANSFER_THREADS = 8
+SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024  # above this, s3transfer's multipart upload_file
+
+
+class S3UriError(ValueError):
+    """An S3 URI that does not have the `s3://bucket/key` shape."""
+
+
+class NoObjectsFoundError(RuntimeError):
+    """An S3 prefix with no object under it (or no such bucket)."""
+
+
+def aws_client(service: str, region: str | None = None) -> Any:
+    """A boto3 client configured from the environment, retrying like botocore's standard mode."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service,
+        region_name=region
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or os.environ.get("AWS_REGION")
+        or "us-east-1",
+        config=Config(retries={"mode": "standard"}),
+    )
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key/prefix` -> (bucket, key prefix)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise S3UriError(f"{uri!r} is not an S3 URI of the form s3://bucket/prefix")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def join_s3_uri(base: str, *parts: str) -> str:
+    """`base` + parts with exactly one '/' between them."""
+    pieces = [base.rstrip("/")] + [part.strip("/") for part in parts if part.strip("/")]
+    return "/".join(pieces)
+
+
+def _relative_key(key: str, prefix: str) -> str:
+    """Local path of `key` below a channel directory, as SageMaker lays out S3Prefix channels:
+    keys below a 'directory' prefix keep their sub-path; a prefix that ends mid-name (or is a whole
+    key) keeps the key's name relative to the prefix's parent 'directory'."""
+    rest = key[len(prefix) :]
+    if not prefix or prefix.endswith("/"):
+        return rest
+    if rest.startswith("/"):
+        return rest.lstrip("/")
+    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return key[len(parent) :]
+
+
+def download_prefix(
+    client: Any, uri: str, destination: Path, check_stop: Callable[[], None] | None = None
+) -> int:
+    """Download every object under the S3 prefix `uri` into `destination`; returns how many.
+
+    Raises NoObjectsFoundError when the bucket is missing or the prefix holds no object.
+    `check_stop` is called between objects so a stop request interrupts a long download.
+    """
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = parse_s3_uri(uri)
+    keys: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404", "AccessDenied"):
+            raise NoObjectsFoundError(f"{error.response['Error'].get('Message', error)}") from error
+        raise
+    if not keys:
+        raise NoObjectsFoundError("the prefix holds no object")
+    destination.mkdir(parents=True, exist_ok=True)
+
+    def fetch(key: str) -> None:
+        if check_stop is not None:
+            check_stop()
+        target = destination / _relative_key(key, prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(target))
+
+    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(keys))) as pool:
+        for _ in pool.map(fetch, keys):
+            pass
+    return len(keys)
+
+
+def upload_file(client: Any, path: Path, uri: str) -> None:
+    """Upload one local file to the object `uri`."""
+    bucket, key = parse_s3_uri(uri)
+    if path.stat().st_size <= SINGLE_PUT_MAX_BYTES:
+        with path.open("rb") as body:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+    else:
+        client.upload_file(str(path), bucket, key)
+
+
+class DirectorySync:
+    """Mirror a growing local directory to an S3 prefix, uploading only new or changed files.
+
+    A file counts as changed when its (size, mtime) differs from what was last uploaded; the stat is
+    taken before the upload, so a file still being written is uploaded again on the next pass.
+    """
+
+    def __init__(self, client: Any, local_dir: Path, s3_uri: str) -> None:
+        self.client = client
+        self.local_dir = local_dir
+        self.bucket, self.prefix = parse_s3_uri(s3_uri.rstrip("/") + "/")
+        self._uploaded: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def changed_files(self) -> dict[str, tuple[int, int]]:
+        """Relative path -> (size, mtime_ns) of files not uploaded in their current state."""
+        changed: dict[str, tuple[int, int]] = {}
+        if not self.local_dir.is_dir():
+            return changed
+        for root, _dirs, files in os.walk(self.local_dir):
+            for name in files:
+                path = Path(root) / name
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # removed while we walked (smdebug renames temp files)
+                    continue
+                relative = path.relative_to(self.local_dir).as_posix()
+                state = (stat.st_size, stat.st_mtime_ns)
+                if self._uploaded.get(relative) != state:
+                    changed[relative] = state
+        return changed
+
+    def sync(self) -> list[str]:
+        """Upload what changed since the last pass; returns the relative paths uploaded."""
+        with self._lock:
+            changed = self.changed_files()
+            if not changed:
+                return []
+
+            def put(relative: str) -> str:
+                upload_file(
+                    self.client, self.local_dir / relative, f"s3://{self.bucket}/{self.prefix}{relative}"
+                )
+                return relative
+
+            with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(changed))) as pool:
+                done = list(pool.map(put, sorted(changed)))
+            for relative in done:
+                self._uploaded[relative] = changed[relative]
+            return done
+
+
+class PeriodicSync:
+    """Run `DirectorySync.sync` every `interval` seconds in a background thread until `stop()`.
+
+    Errors of a periodic pass are reported to `on_error` and retried on the next pass; the final,
+    complete pass is the caller's (`stop()` then `sync.sync()`), so its errors are not swallowed.
+    """
+
+    def __init__(
+        self, sync: DirectorySync, interval: float, on_error: Callable[[BaseException], None]
+    ) -> None:
+        self.sync = sync
+        self.interval = interval
+        self.on_error = on_error
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tensor-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.sync.sync()
+            except Exception as error:  # noqa: BLE001 - retried next pass, reported
+                self.on_error(error)

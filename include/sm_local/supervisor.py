@@ -1,0 +1,709 @@
+"""One training job of the local endpoint, from start to its last rule: `python -m sm_local.supervisor JOBDIR`.
+
+It does what SageMaker's control plane does around a training container: stages `/opt/ml` (here
+`JOBDIR/opt_ml`) and the channels' S3 data, runs the algorithm process and one process per Debugger
+rule side by side, tees the job log to `logs/algo-1.log` and CloudWatch Logs, mirrors the Debugger
+tensors to S3 while training, uploads `model.tar.gz`, and publishes every change in `status.json`
+(`sm_local.job_status`). Contracts with the algorithm and rule processes: docs/architecture.md.
+
+The server sets `StopRequested` in job.json and SIGTERMs this process's group on StopTrainingJob;
+children run in sessions of their own, so they are stopped here, never left behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+# A StopTrainingJob can arrive while botocore is still importing (about a second on a busy machine):
+# remember it instead of dying of the default SIGTERM action, which would read as a crash.
+_EARLY_STOP_SIGNALS: list[int] = []
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
+
+from sm_local import cwlogs, s3io  # noqa: E402
+from sm_local.images import parse_algorithm_image  # noqa: E402
+from sm_local.job_status import RULE_RESULT_STATUSES, JobStatus, truncate  # noqa: E402
+from sm_local.store import JOB_FILE, STATUS_FILE, read_json, rule_evaluation_job_arn, write_json_atomic  # noqa: E402
+
+ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
+RULES_MODULE_ENV = "SM_LOCAL_RULES_MODULE"
+RULE_TIMEOUT_ENV = "SM_LOCAL_RULE_TIMEOUT_SECONDS"  # how long rules may run after training ended
+DEFAULT_ALGORITHM_MODULE = "sm_local.xgboost_container"
+DEFAULT_RULES_MODULE = "sm_local.rules"
+DEFAULT_RULE_TIMEOUT_SECONDS = 3600.0
+DEFAULT_MAX_RUNTIME_SECONDS = 86_400  # SageMaker's default StoppingCondition
+
+POLL_SECONDS = 0.1
+TENSOR_SYNC_SECONDS = 2.0
+STOP_GRACE_SECONDS = 5.0
+END_OF_TRAINING_MARKER = "training_job_end.ts"
+MODEL_FILE = "model.tar.gz"
+HOST = "algo-1"
+
+logger = logging.getLogger("sm_local.supervisor")
+
+# `[12]\ttrain-logloss:0.41\tvalidation-logloss:0.43`; the tab arrives as `#011` through syslog.
+_ROUND_LINE = re.compile(r"\[(\d+)\](?:\t|#011)(.*)")
+_FIELD_SEPARATOR = re.compile(r"\t|#011")
+
+
+def parse_metric_line(line: str) -> list[tuple[str, float]] | None:
+    """The `(<eval>:<metric>, value)` pairs of an XGBoost per-round line, or None for other lines."""
+    match = _ROUND_LINE.search(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    metrics = []
+    for item in _FIELD_SEPARATOR.split(match.group(2)):
+        name, colon, value = item.strip().rpartition(":")
+        dataset, dash, metric = name.partition("-")
+        if not colon or not dash or not dataset or not metric:
+            continue
+        try:
+            metrics.append((f"{dataset}:{metric}", float(value)))
+        except ValueError:
+            continue
+    return metrics or None
+
+
+class JobFailure(Exception):
+    """Ends the job `Failed` with this FailureReason (already in SageMaker's `<Kind>Error: ...` form)."""
+
+
+class StopRequested(Exception):
+    """StopTrainingJob arrived (SIGTERM or `StopRequested` in job.json)."""
+
+
+class MaxRuntimeExceeded(Exception):
+    """Training ran longer than StoppingCondition.MaxRuntimeInSeconds."""
+
+
+@dataclass
+class Child:
+    """A child process in its own session: signals go to its whole process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+    def signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@dataclass
+class RuleRun:
+    name: str
+    child: Child
+    result_path: Path
+    stderr_path: Path
+
+
+@dataclass
+class AlgorithmRun:
+    child: Child
+    readers: list[threading.Thread]
+    stderr_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+    last_metrics: tuple[float, list[tuple[str, float]]] | None = None
+
+
+def _include_dir() -> str:
+    """The directory that holds the `sm_local` package, so children import the same code."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [_include_dir()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class TrainingJobSupervisor:
+    """Runs the job described by `<job_dir>/job.json` and keeps `<job_dir>/status.json` current."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        job = read_json(job_dir / JOB_FILE)
+        if job is None:
+            raise FileNotFoundError(f"{job_dir / JOB_FILE} does not exist: not a training job directory")
+        self.job: dict[str, Any] = job
+        self.name: str = job["TrainingJobName"]
+        self.region = self._region(job)
+        self.opt_ml = job_dir / "opt_ml"
+        self.tensors_dir = self.opt_ml / "output" / "tensors"
+        self.rules_config: list[dict[str, Any]] = list(job.get("DebugRuleConfigurations") or [])
+        self.created = float(job.get("CreationTime") or time.time())
+        self.status = JobStatus(
+            job_dir / STATUS_FILE,
+            {
+                rule["RuleConfigurationName"]: rule_evaluation_job_arn(
+                    self.region, self.name, rule["RuleConfigurationName"]
+                )
+                for rule in self.rules_config
+            },
+            created=self.created,
+        )
+        self.algorithm: AlgorithmRun | None = None
+        self.rules: dict[str, RuleRun] = {}
+        self.children: list[Child] = []
+        self.training_started_at: float | None = None
+        self.training_ended_at: float | None = None
+        self._stop_signalled = False
+        self._job_file_mtime = 0.0
+        self._next_job_file_check = 0.0
+        self._s3: Any = None
+        self._log_shipper: cwlogs.LogShipper | None = None
+        self._tensor_sync: s3io.DirectorySync | None = None
+        self._periodic_sync: s3io.PeriodicSync | None = None
+        self._log_file: IO[str] | None = None
+        self._log_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- entry point
+
+    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        """Signal handler: only sets a flag; the loops act on it at their next check."""
+        self._stop_signalled = True
+
+    def run(self) -> int:
+        """The whole job; returns the process exit code (0 whenever status.json tells the outcome)."""
+        self.status.transition("Starting", at=min(self.created, time.time()))
+        try:
+            try:
+                self._check_stop()
+                image = self._validate()
+                self._download()
+                self._train(image.version)
+            except StopRequested:
+                self._stop_job("Stopped")
+            except MaxRuntimeExceeded:
+                self._stop_job("MaxRuntimeExceeded")
+            except JobFailure as failure:
+                self._fail(str(failure))
+            self._await_rules()
+        except Exception as error:  # noqa: BLE001 - never hang, never die without a status
+            logger.exception("supervisor failed")
+            self._fail_internal(error)
+        finally:
+            self._terminate(self.children)
+            self._close_logs()
+        return 0
+
+    # ---------------------------------------------------------------- phases
+
+    def _validate(self) -> Any:
+        """Reject what the local endpoint cannot run before anything expensive starts."""
+        spec = self.job.get("AlgorithmSpecification") or {}
+        try:
+            image = parse_algorithm_image(spec.get("TrainingImage", ""))
+        except ValueError as error:
+            raise JobFailure(f"ClientError: {error}") from error
+        for channel in self.job.get("InputDataConfig") or []:
+            source = channel.get("DataSource", {}).get("S3DataSource")
+            name = channel.get("ChannelName")
+            if source is None:
+                raise JobFailure(
+                    f"ClientError: channel {name!r} has no S3DataSource; the local endpoint reads S3 data only."
+                )
+            if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+                raise JobFailure(
+                    f"ClientError: channel {name!r} uses S3DataType {source['S3DataType']!r}; the local "
+                    "endpoint supports only 'S3Prefix' (every object under the S3Uri prefix)."
+                )
+            try:
+                s3io.parse_s3_uri(source.get("S3Uri", ""))
+            except s3io.S3UriError as error:
+                raise JobFailure(f"ClientError: channel {name!r}: {error}") from error
+        return image
+
+    def _download(self) -> None:
+        """Stage /opt/ml like SageMaker does, then fetch every channel."""
+        self.status.transition("Downloading")
+        self.status.update(TrainingStartTime=self.status.data["LastModifiedTime"])
+        self._write_opt_ml_config()
+        self._s3 = s3io.aws_client("s3", self.region)
+        for channel in self.job.get("InputDataConfig") or []:
+            name = channel["ChannelName"]
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            try:
+                count = s3io.download_prefix(
+                    self._s3, uri, self.opt_ml / "input" / "data" / name, self._check_stop
+                )
+            except s3io.NoObjectsFoundError as error:
+                bucket, _ = s3io.parse_s3_uri(uri)
+                raise JobFailure(
+                    f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source '
+                    f'for channel "{name}" ({error}). Please ensure that the bucket "{bucket}" exists in '
+                    f"the selected region ({self.region}) and that objects exist under that S3 prefix."
+                ) from error
+            logger.info("channel %s: %d objects from %s", name, count, uri)
+
+    def _write_opt_ml_config(self) -> None:
+        config = self.opt_ml / "input" / "config"
+        (self.opt_ml / "model").mkdir(parents=True, exist_ok=True)
+        (self.opt_ml / "output").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(config / "hyperparameters.json", dict(self.job.get("HyperParameters") or {}))
+        default_mode = (self.job.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+        channels = {}
+        for channel in self.job.get("InputDataConfig") or []:
+            source = channel["DataSource"]["S3DataSource"]
+            entry = {
+                "TrainingInputMode": channel.get("InputMode") or default_mode,
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            for key in ("ContentType", "CompressionType"):
+                if channel.get(key):
+                    entry[key] = channel[key]
+            channels[channel["ChannelName"]] = entry
+        write_json_atomic(config / "inputdataconfig.json", channels)
+        resources = self.job.get("ResourceConfig") or {}
+        write_json_atomic(
+            config / "resourceconfig.json",
+            {
+                "current_host": HOST,
+                "hosts": [HOST],
+                "current_instance_type": resources.get("InstanceType", "local"),
+                "network_interface_name": "eth0",
+            },
+        )
+        hook = self.job.get("DebugHookConfig")
+        if hook is not None:
+            write_json_atomic(config / "debughookconfig.json", {**hook, "LocalPath": str(self.tensors_dir)})
+        if hook is not None or self.rules_config:
+            # Rules read this directory; it must exist even when the image writes no tensors.
+            self.tensors_dir.mkdir(parents=True, exist_ok=True)
+
+    def _train(self, framework_version: str) -> None:
+        self._check_stop()
+        self.status.transition("Training")
+        started = time.time()
+        self.training_started_at = started
+        self._start_log(started)
+        hook = self.job.get("DebugHookConfig")
+        extra_env = {}
+        if hook is not None:
+            extra_env["SMDEBUG_CONFIG_FILE_PATH"] = str(
+                self.opt_ml / "input" / "config" / "debughookconfig.json"
+            )
+        module = os.environ.get(ALGORITHM_MODULE_ENV) or DEFAULT_ALGORITHM_MODULE
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                module,
+                "--opt-ml",
+                str(self.opt_ml),
+                "--framework-version",
+                framework_version,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(extra_env),
+            cwd=self.job_dir,
+            start_new_session=True,
+        )
+        child = Child("algorithm", process)
+        self.children.append(child)
+        self.algorithm = AlgorithmRun(child=child, readers=[])
+        for stream, is_stderr in ((process.stdout, False), (process.stderr, True)):
+            reader = threading.Thread(
+                target=self._tee,
+                args=(stream, is_stderr),
+                name=f"tee-{'err' if is_stderr else 'out'}",
+                daemon=True,
+            )
+            reader.start()
+            self.algorithm.readers.append(reader)
+        self._start_rules()
+        if hook is not None and hook.get("S3OutputPath"):
+            self._tensor_sync = s3io.DirectorySync(
+                self._s3, self.tensors_dir, s3io.join_s3_uri(hook["S3OutputPath"], self.name, "debug-output")
+            )
+            self._periodic_sync = s3io.PeriodicSync(
+                self._tensor_sync, TENSOR_SYNC_SECONDS, lambda error: logger.warning("tensor sync: %s", error)
+            )
+            self._periodic_sync.start()
+
+        max_runtime = float(
+            (self.job.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+            or DEFAULT_MAX_RUNTIME_SECONDS
+        )
+        while process.poll() is None:
+            self._check_stop()
+            self._poll_rules()
+            if time.time() - started > max_runtime:
+                raise MaxRuntimeExceeded
+            time.sleep(POLL_SECONDS)
+        self.training_ended_at = time.time()
+        self._finish_algorithm_output()
+        if process.returncode != 0:
+            raise JobFailure(self._algorithm_failure_reason(process.returncode))
+        self._check_stop()
+        self._upload_model_and_complete()
+
+    def _finish_algorithm_output(self) -> None:
+        """After the algorithm ended: its log complete, the end marker written, tensors in S3."""
+        assert self.algorithm is not None
+        for reader in self.algorithm.readers:
+            reader.join(timeout=5)
+        self._write_end_marker()
+        if self._periodic_sync is not None:
+            self._periodic_sync.stop()
+        if self._tensor_sync is not None:
+            try:
+                self._tensor_sync.sync()
+            except Exception as error:
+                raise JobFailure(
+                    f"InternalServerError: uploading the Debugger tensors to S3 failed: {error}"
+                ) from error
+
+    def _write_end_marker(self) -> None:
+        """smdebug writes it only outside SageMaker jobs; without it rules never learn training ended."""
+        if self.tensors_dir.is_dir():
+            marker = self.tensors_dir / END_OF_TRAINING_MARKER
+            if not marker.exists():
+                marker.touch()
+
+    def _algorithm_failure_reason(self, returncode: int) -> str:
+        failure_file = self.opt_ml / "output" / "failure"
+        detail = ""
+        if failure_file.is_file():
+            detail = failure_file.read_text(encoding="utf-8", errors="replace").strip()
+        if not detail and self.algorithm is not None:
+            detail = "\n".join(self.algorithm.stderr_tail).strip()
+        if not detail:
+            detail = f"the algorithm process exited with code {returncode}"
+        return truncate(f"AlgorithmError: {detail}")
+
+    def _upload_model_and_complete(self) -> None:
+        self.status.transition("Uploading")
+        artifacts = self._upload_model()
+        fields: dict[str, Any] = {"ModelArtifacts": {"S3ModelArtifacts": artifacts}}
+        if self.algorithm is not None and self.algorithm.last_metrics is not None:
+            seen_at, metrics = self.algorithm.last_metrics
+            fields["FinalMetricDataList"] = [
+                {"MetricName": name, "Value": value, "Timestamp": seen_at} for name, value in metrics
+            ]
+        self.status.update(**fields)
+        self._end_training("Completed")
+
+    def _upload_model(self) -> str:
+        """Tar `opt_ml/model/*` (files at the archive root) and upload it; returns its S3 URI."""
+        model_dir = self.opt_ml / "model"
+        tarball = self.opt_ml / "output" / MODEL_FILE
+        write_model_tarball(model_dir, tarball)
+        output_path = (self.job.get("OutputDataConfig") or {}).get("S3OutputPath")
+        if not output_path:
+            raise JobFailure(
+                "ClientError: OutputDataConfig.S3OutputPath is missing: nowhere to upload the model."
+            )
+        uri = s3io.join_s3_uri(output_path, self.name, "output", MODEL_FILE)
+        try:
+            s3io.upload_file(self._s3, tarball, uri)
+        except Exception as error:
+            raise JobFailure(f"ClientError: uploading the model to {uri} failed: {error}") from error
+        return uri
+
+    def _end_training(self, final: str) -> None:
+        """Enter a terminal secondary status with SageMaker's end-of-job times."""
+        now = time.time()
+        start = float(self.status.data.get("TrainingStartTime") or now)
+        seconds = max(1, int(round(now - start))) if "TrainingStartTime" in self.status.data else 0
+        self.status.data.update(TrainingEndTime=now)
+        if seconds:
+            self.status.data.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
+        self.status.transition(final, at=now)
+
+    # ---------------------------------------------------------------- rules
+
+    def _start_rules(self) -> None:
+        module = os.environ.get(RULES_MODULE_ENV) or DEFAULT_RULES_MODULE
+        for config in self.rules_config:
+            name = config["RuleConfigurationName"]
+            rule_dir = self.job_dir / "rules" / name
+            rule_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(rule_dir / "config.json", config)
+            result = rule_dir / "result.json"
+            result.unlink(missing_ok=True)
+            stderr_path = rule_dir / "stderr.log"
+            with (rule_dir / "stdout.log").open("wb") as out, stderr_path.open("wb") as err:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        module,
+                        "--trial-path",
+                        str(self.tensors_dir),
+                        "--config",
+                        str(rule_dir / "config.json"),
+                        "--result",
+                        str(result),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=_child_env(),
+                    cwd=rule_dir,
+                    start_new_session=True,
+                )
+            child = Child(f"rule {name}", process)
+            self.children.append(child)
+            self.rules[name] = RuleRun(name, child, result, stderr_path)
+
+    def _poll_rules(self) -> None:
+        """Publish the result of every rule that finished since the last poll."""
+        for name in self.status.pending_rules():
+            run = self.rules.get(name)
+            if run is None:
+                continue
+            returncode = run.child.process.poll()
+            if returncode is None and not run.result_path.exists():
+                continue
+            result = read_json(run.result_path) if run.result_path.exists() else None
+            if result is not None and result.get("RuleEvaluationStatus") in RULE_RESULT_STATUSES:
+                self.status.set_rule(name, result["RuleEvaluationStatus"], result.get("StatusDetails"))
+            elif returncode is not None:
+                self.status.set_rule(name, "Error", self._rule_crash_details(run, returncode))
+
+    @staticmethod
+    def _rule_crash_details(run: RuleRun, returncode: int) -> str:
+        last_line = ""
+        try:
+            lines = [
+                line for line in run.stderr_path.read_text(errors="replace").splitlines() if line.strip()
+            ]
+            last_line = lines[-1].strip() if lines else ""
+        except OSError:
+            pass
+        details = f"The rule evaluation process exited with code {returncode} without a result"
+        return f"{details}: {last_line}" if last_line else details + "."
+
+    def _await_rules(self) -> None:
+        """Rules outlive training, as on SageMaker; this process ends when every rule is terminal."""
+        timeout = float(os.environ.get(RULE_TIMEOUT_ENV) or DEFAULT_RULE_TIMEOUT_SECONDS)
+        deadline = (self.training_ended_at or time.time()) + timeout
+        while self.status.pending_rules():
+            self._poll_rules()
+            if not self.status.pending_rules():
+                break
+            if self._stop_signalled or self._stop_in_job_file():
+                self._stop_rules()
+                return
+            if time.time() > deadline:
+                pending = self.status.pending_rules()
+                self._terminate([self.rules[name].child for name in pending if name in self.rules])
+                for name in pending:
+                    self.status.set_rule(
+                        name,
+                        "Error",
+                        f"The rule evaluation did not finish within {timeout:.0f} s after training ended.",
+                    )
+                return
+            time.sleep(POLL_SECONDS)
+
+    def _stop_rules(self) -> None:
+        pending = self.status.pending_rules()
+        for name in pending:
+            self.status.set_rule(name, "Stopping", save=False)
+        self.status.save()
+        self._terminate([self.rules[name].child for name in pending if name in self.rules])
+        for name in pending:
+            self.status.set_rule(name, "Stopped", save=False)
+        self.status.save()
+
+    # ---------------------------------------------------------------- stop / failure
+
+    def _check_stop(self) -> None:
+        if self._stop_signalled or self._stop_in_job_file():
+            raise StopRequested
+
+    def _stop_in_job_file(self) -> bool:
+        """StopRequested in job.json: the flag the server sets even if our SIGTERM was lost."""
+        now = time.monotonic()
+        if now < self._next_job_file_check:
+            return False
+        self._next_job_file_check = now + 0.5
+        path = self.job_dir / JOB_FILE
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if mtime != self._job_file_mtime:
+            self._job_file_mtime = mtime
+            job = read_json(path) or {}
+            if job.get("StopRequested"):
+                self._stop_signalled = True
+        return self._stop_signalled
+
+    def _stop_job(self, final: str) -> None:
+        """Stopping -> terminate everything -> Stopped (or MaxRuntimeExceeded), rules Stopped.
+
+        Like SageMaker, what the algorithm saved in /opt/ml/model by then is still uploaded."""
+        self.status.transition("Stopping", save=False)
+        for name in self.status.pending_rules():
+            self.status.set_rule(name, "Stopping", save=False)
+        self.status.save()
+        self._terminate(self.children)
+        if self.training_started_at is not None and self.training_ended_at is None:
+            self.training_ended_at = time.time()
+        for upload in (self._final_tensor_sync_best_effort, self._model_upload_best_effort):
+            upload()
+        for name in self.status.pending_rules():
+            self.status.set_rule(name, "Stopped", save=False)
+        self._end_training(final)
+
+    def _final_tensor_sync_best_effort(self) -> None:
+        if self._periodic_sync is not None:
+            self._periodic_sync.stop()
+        if self._tensor_sync is not None:
+            try:
+                self._tensor_sync.sync()
+            except Exception:
+                logger.exception("tensor upload after stop failed")
+
+    def _model_upload_best_effort(self) -> None:
+        model_dir = self.opt_ml / "model"
+        if self._s3 is None or not model_dir.is_dir() or not any(model_dir.iterdir()):
+            return
+        try:
+            self.status.data["ModelArtifacts"] = {"S3ModelArtifacts": self._upload_model()}
+        except Exception:
+            logger.exception("model upload after stop failed")
+
+    def _fail(self, reason: str) -> None:
+        """Training failed; rules that never started cannot evaluate anything."""
+        self.status.data["FailureReason"] = truncate(reason)
+        for name in self.status.pending_rules():
+            if name not in self.rules:
+                self.status.set_rule(
+                    name,
+                    "Error",
+                    "The rule evaluation did not run: the training job failed before training started.",
+                    save=False,
+                )
+        self._end_training("Failed")
+
+    def _fail_internal(self, error: BaseException) -> None:
+        """An unexpected error: end everything, say what happened, never leave InProgress behind."""
+        self._terminate(self.children)
+        reason = truncate(
+            f"InternalServerError: the local training supervisor failed: {type(error).__name__}: {error}"
+        )
+        if not self.status.is_terminal:
+            self.status.data["FailureReason"] = reason
+        for name in self.status.pending_rules():
+            self.status.set_rule(name, "Error", reason, save=False)
+        if self.status.is_terminal:
+            self.status.save()
+        else:
+            self._end_training("Failed")
+
+    def _terminate(self, children: list[Child]) -> None:
+        """SIGTERM each child's process group, SIGKILL what is left after the grace period."""
+        running = [child for child in children if child.process.poll() is None]
+        for child in running:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while any(child.process.poll() is None for child in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for child in children:
+            # Also reaches grandchildren left in the group after the leader exited.
+            child.signal_group(signal.SIGKILL)
+            try:
+                child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.error("%s (pid %d) did not die after SIGKILL", child.name, child.process.pid)
+
+    # ---------------------------------------------------------------- job log
+
+    def _start_log(self, started: float) -> None:
+        log_path = self.job_dir / "logs" / f"{HOST}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = log_path.open("a", encoding="utf-8")
+        self._log_shipper = cwlogs.LogShipper(
+            lambda: s3io.aws_client("logs", self.region),
+            cwlogs.training_log_stream_name(self.name, started, HOST),
+        )
+        self._log_shipper.start()
+
+    def _tee(self, stream: IO[bytes], is_stderr: bool) -> None:
+        """Copy one output stream of the algorithm, line by line, to the job log and CloudWatch."""
+        assert self.algorithm is not None
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            now = time.time()
+            with self._log_lock:
+                if self._log_file is not None:
+                    self._log_file.write(line + "\n")
+                    self._log_file.flush()
+            if self._log_shipper is not None:
+                self._log_shipper.put(line, now)
+            if is_stderr and line.strip():
+                self.algorithm.stderr_tail.append(line)
+            metrics = parse_metric_line(line)
+            if metrics:
+                self.algorithm.last_metrics = (now, metrics)
+        stream.close()
+
+    def _close_logs(self) -> None:
+        if self._log_shipper is not None:
+            self._log_shipper.close()
+        with self._log_lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    # ---------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _region(job: dict[str, Any]) -> str:
+        if job.get("Region"):
+            return str(job["Region"])
+        arn = job.get("TrainingJobArn", "")
+        parts = arn.split(":")
+        if len(parts) > 3 and parts[3]:
+            return parts[3]
+        return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+
+
+def write_model_tarball(model_dir: Path, tarball: Path) -> None:
+    """`model.tar.gz` with the contents of `model_dir` at its root, as SageMaker packs /opt/ml/model."""
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball, "w:gz", compresslevel=6) as archive:
+        if model_dir.is_dir():
+            for entry in sorted(model_dir.iterdir()):
+                archive.add(entry, arcname=entry.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sm_local.supervisor JOBDIR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    supervisor = TrainingJobSupervisor(Path(args[0]).resolve())
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    if _EARLY_STOP_SIGNALS:
+        supervisor.request_stop()
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
