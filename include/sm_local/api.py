@@ -197,7 +197,7 @@ class TrainingJobsApi:
             self.store.write_job(name, job)
         identity = self._identity(job)
         if identity is not None:
-            processes.signal_group(identity, signal.SIGTERM, self.store.job_dir(name))
+            processes.signal_supervisor(identity, signal.SIGTERM)
         threading.Thread(target=self._enforce_stop, args=(name,), name=f"stop-{name}", daemon=True).start()
         return {}
 
@@ -311,15 +311,14 @@ class TrainingJobsApi:
                 )
                 if not overdue:
                     return self._as_seen(status, job)
-                processes.signal_group(identity, signal.SIGKILL, self.store.job_dir(name))
+                processes.kill_job(identity, self.store.job_dir(name))
                 _wait_until_dead(identity, timeout=5.0)
             # Re-read: a supervisor writes its final status just before it exits.
             status = self.store.read_status(name) or self._initial_status(job)
             if not _needs_supervisor(status):
                 return status
-            processes.signal_group(
-                identity, signal.SIGKILL, self.store.job_dir(name)
-            )  # orphaned algorithm/rule processes
+            # Its algorithm and rule processes must not run on unsupervised.
+            processes.kill_job(identity, self.store.job_dir(name))
             stopped = bool(job.get("StopRequested")) or status["TrainingJobStatus"] == "Stopping"
             log = self.store.job_dir(name) / SUPERVISOR_LOG
             return self._finalize(name, job, status, stopped=stopped, reason=_exit_reason(log))

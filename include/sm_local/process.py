@@ -68,35 +68,36 @@ def is_alive(identity: ProcessIdentity) -> bool:
         return False
 
 
-def group_members(identity: ProcessIdentity, job_dir: Path) -> list[psutil.Process]:
-    """Live processes of the supervisor's process group that carry the job's marker variable."""
+def job_processes(job_dir: Path) -> list[psutil.Process]:
+    """Live processes that carry the job's marker variable: the supervisor and everything it
+    started, even in other sessions (the supervisor gives its algorithm and rules their own)."""
+    marker = str(job_dir)
     members = []
     for process in psutil.process_iter():
         try:
-            if (
-                os.getpgid(process.pid) == identity.pid
-                and process.status() != psutil.STATUS_ZOMBIE
-                and process.environ().get(JOB_DIR_ENV) == str(job_dir)
-            ):
+            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(JOB_DIR_ENV) == marker:
                 members.append(process)
-        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return members
 
 
-def signal_group(identity: ProcessIdentity, signum: signal.Signals, job_dir: Path) -> bool:
-    """Send `signum` to the job's processes; False if none was left."""
-    if is_alive(identity):
+def signal_supervisor(identity: ProcessIdentity, signum: signal.Signals) -> bool:
+    """Send `signum` to the supervisor's process group (it relays a stop to its children)."""
+    if not is_alive(identity):
+        return False
+    try:
+        os.killpg(identity.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def kill_job(identity: ProcessIdentity, job_dir: Path) -> None:
+    """SIGKILL the supervisor's group and every process left that belongs to the job."""
+    signal_supervisor(identity, signal.SIGKILL)
+    for process in job_processes(job_dir):
         try:
-            os.killpg(identity.pid, signum)
-            return True
-        except ProcessLookupError:
-            return False
-    # The supervisor itself is gone: signal the orphans it left behind, one by one.
-    members = group_members(identity, job_dir)
-    for process in members:
-        try:
-            process.send_signal(signum)
+            process.kill()
         except psutil.NoSuchProcess:
             continue
-    return bool(members)

@@ -97,7 +97,7 @@ class EndpointProcess:
             job = read_json(job_file) or {}
             if "SupervisorPid" in job:
                 identity = processes.ProcessIdentity(job["SupervisorPid"], job["SupervisorCreateTime"])
-                processes.signal_group(identity, signal.SIGKILL, job_file.parent)
+                processes.kill_job(identity, job_file.parent)
 
     def client(self, **config: Any) -> Any:
         return boto3.client(
