@@ -291,6 +291,18 @@ def test_rule_process_dying_without_result_is_error_with_exit_code(tmp_path: Pat
     assert rules["Fine"]["RuleEvaluationStatus"] == "NoIssuesFound"
 
 
+def test_cloudwatch_outage_never_fails_the_job(tmp_path: Path, bucket: str) -> None:
+    request = job_request(f"nologs-{uuid.uuid4().hex[:8]}", bucket, debugger=False)
+    # Port 9 (discard) refuses connections; botocore's variable for "CloudWatch Logs".
+    unreachable = {"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    job_dir, process = start_supervisor(tmp_path, request, env=unreachable)
+    status = finish(job_dir, process)
+    assert status["TrainingJobStatus"] == "Completed"
+    assert "CloudWatch Logs: cannot create" in (job_dir / "supervisor.log").read_text()
+    assert "[2]\ttrain-logloss" in (job_dir / "logs" / "algo-1.log").read_text()
+    assert not (job_dir / "opt_ml" / "output" / "tensors").exists()  # no Debugger, no rules: no tensor dir
+
+
 def _assert_all_dead(pids: list[int]) -> None:
     for pid in pids:
         try:

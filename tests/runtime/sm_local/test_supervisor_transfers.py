@@ -1,0 +1,132 @@
+"""S3 channel downloads, incremental tensor sync and CloudWatch shipping against the local stack's moto."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sm_local import s3io
+from sm_local.cwlogs import TRAINING_LOG_GROUP, LogShipper
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture()
+def bucket(local_stack: Any) -> str:
+    name = f"xfer-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def test_download_prefix_lays_out_channel_like_sagemaker(tmp_path: Path, bucket: str) -> None:
+    s3 = s3io.aws_client("s3")
+    for key in (
+        "data/train/part-0.csv",
+        "data/train/sub/part-1.csv",
+        "data/train/",
+        "data/trainX.csv",
+        "other/a",
+    ):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train/", tmp_path / "dir") == 2
+    assert sorted(p.relative_to(tmp_path / "dir").as_posix() for p in (tmp_path / "dir").rglob("*.csv")) == [
+        "part-0.csv",
+        "sub/part-1.csv",
+    ]
+    # Without the trailing slash the prefix also matches `trainX.csv` (S3 prefixes are not folders);
+    # keys under the `data/train/` "folder" still land at the channel root.
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train", tmp_path / "partial") == 3
+    assert sorted(
+        p.relative_to(tmp_path / "partial").as_posix() for p in (tmp_path / "partial").rglob("*.csv")
+    ) == [
+        "part-0.csv",
+        "sub/part-1.csv",
+        "trainX.csv",
+    ]
+    # A whole key as prefix: one file with its own name.
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/trainX.csv", tmp_path / "single") == 1
+    assert (tmp_path / "single" / "trainX.csv").read_bytes() == b"data/trainX.csv"
+
+
+def test_download_of_nothing_raises(tmp_path: Path, bucket: str) -> None:
+    s3 = s3io.aws_client("s3")
+    with pytest.raises(s3io.NoObjectsFoundError):
+        s3io.download_prefix(s3, f"s3://{bucket}/missing/", tmp_path)
+    with pytest.raises(s3io.NoObjectsFoundError):
+        s3io.download_prefix(s3, f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", tmp_path)
+    with pytest.raises(s3io.S3UriError, match="is not an S3 URI"):
+        s3io.download_prefix(s3, "https://example.com/x", tmp_path)
+
+
+def test_directory_sync_uploads_only_new_and_changed_files(tmp_path: Path, bucket: str) -> None:
+    s3 = s3io.aws_client("s3")
+    tensors = tmp_path / "tensors"
+    (tensors / "events").mkdir(parents=True)
+    (tensors / "events" / "0.tfevents").write_bytes(b"step0")
+    (tensors / "collections.json").write_text("{}")
+    sync = s3io.DirectorySync(s3, tensors, f"s3://{bucket}/training/job/debug-output")
+
+    assert sync.sync() == ["collections.json", "events/0.tfevents"]
+    assert sync.sync() == []  # nothing changed: nothing uploaded
+
+    (tensors / "events" / "1.tfevents").write_bytes(b"step1")
+    changed = tensors / "collections.json"
+    changed.write_text('{"a": 1}')
+    os.utime(changed, ns=(time.time_ns(), time.time_ns() + 1_000_000))  # a later mtime, whatever the clock
+    assert sync.sync() == ["collections.json", "events/1.tfevents"]
+
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix="training/job/debug-output/")["Contents"]
+    assert sorted(o["Key"] for o in objects) == [
+        "training/job/debug-output/collections.json",
+        "training/job/debug-output/events/0.tfevents",
+        "training/job/debug-output/events/1.tfevents",
+    ]
+    body = s3.get_object(Bucket=bucket, Key="training/job/debug-output/collections.json")["Body"].read()
+    assert body == b'{"a": 1}'
+
+
+def test_periodic_sync_runs_in_the_background_until_stopped(tmp_path: Path, bucket: str) -> None:
+    s3 = s3io.aws_client("s3")
+    (tmp_path / "a").write_text("a")
+    errors: list[BaseException] = []
+    periodic = s3io.PeriodicSync(s3io.DirectorySync(s3, tmp_path, f"s3://{bucket}/p"), 0.1, errors.append)
+    periodic.start()
+    deadline = time.monotonic() + 10
+    while s3.list_objects_v2(Bucket=bucket, Prefix="p/")["KeyCount"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    periodic.stop()
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="p/")["KeyCount"] == 1 and errors == []
+
+
+def test_log_shipper_creates_stream_and_keeps_line_order(local_stack: Any) -> None:
+    stream = f"ship-{uuid.uuid4().hex[:8]}/algo-1-1700000000"
+    shipper = LogShipper(lambda: s3io.aws_client("logs"), stream, flush_interval=0.2)
+    shipper.start()
+    now = time.time()
+    for i in range(50):
+        shipper.put(f"line {i}", now)  # same millisecond: order must survive
+    shipper.close()
+    events = boto3.client("logs").get_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)[
+        "events"
+    ]
+    assert [e["message"] for e in events] == [f"line {i}" for i in range(50)]
+    assert shipper.sent_events == 50
+
+
+def test_log_shipper_survives_an_unreachable_logs_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore reads the service id "CloudWatch Logs"; port 9 (discard) refuses connections.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    shipper = LogShipper(lambda: s3io.aws_client("logs"), "job/algo-1-1", flush_interval=0.1)
+    shipper.start()
+    shipper.put("lost line")
+    started = time.monotonic()
+    shipper.close()
+    assert shipper.failed and shipper.sent_events == 0
+    assert time.monotonic() - started < 10
