@@ -185,8 +185,9 @@ class TrainingJobsApi:
 
     def stop_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
-        job = self._load(name)
+        self._load(name)
         with self._lock:
+            job = self._load(name)  # re-read under the lock: a create may have just added the pid
             status = self._reconciled_status(name, job)
             if status["TrainingJobStatus"] != "InProgress":
                 raise validation_error(
@@ -302,9 +303,9 @@ class TrainingJobsApi:
         with self._lock:
             job = self.store.read_job(name) or job
             identity = self._identity(job)
-            if identity is None:
-                return self._as_seen(status, job)  # the create call is still starting it
-            if processes.is_alive(identity):
+            # Holding the lock, a record without a pid is a create that never finished (the server
+            # died between writing job.json and starting the supervisor): nothing will run it.
+            if identity is not None and processes.is_alive(identity):
                 overdue = (
                     job.get("StopRequested")
                     and _now() - job.get("StopRequestedTime", 0) > self.stop_grace_seconds
@@ -317,8 +318,8 @@ class TrainingJobsApi:
             status = self.store.read_status(name) or self._initial_status(job)
             if not _needs_supervisor(status):
                 return status
-            # Its algorithm and rule processes must not run on unsupervised.
-            processes.kill_job(identity, self.store.job_dir(name))
+            if identity is not None:  # its algorithm and rule processes must not run on unsupervised
+                processes.kill_job(identity, self.store.job_dir(name))
             stopped = bool(job.get("StopRequested")) or status["TrainingJobStatus"] == "Stopping"
             log = self.store.job_dir(name) / SUPERVISOR_LOG
             return self._finalize(name, job, status, stopped=stopped, reason=_exit_reason(log))

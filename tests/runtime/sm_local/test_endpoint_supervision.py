@@ -232,3 +232,17 @@ def test_a_reused_pid_is_not_mistaken_for_the_supervisor(endpoint: EndpointProce
     job = client.describe_training_job(TrainingJobName="reused-pid")
     assert job["TrainingJobStatus"] == "Failed"
     assert psutil.Process(os.getpid()).is_running()
+
+
+def test_a_create_interrupted_before_the_supervisor_started_ends_failed(endpoint: EndpointProcess) -> None:
+    client = endpoint.client()
+    client.create_training_job(**training_job_request("half-created", behaviour="exit"))
+    _supervisor(endpoint.state_dir, "half-created").wait(timeout=10)
+    # As if the server died between writing job.json and starting the supervisor.
+    job_file = endpoint.state_dir / "jobs" / "half-created" / "job.json"
+    record = json.loads(job_file.read_text())
+    del record["SupervisorPid"], record["SupervisorCreateTime"]
+    job_file.write_text(json.dumps(record))
+    job = client.describe_training_job(TrainingJobName="half-created")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "exited unexpectedly" in job["FailureReason"]
