@@ -404,6 +404,8 @@ class RuleSpec:
             return tuple(
                 name.strip() for name in self.parameters["collection_names"].split(",") if name.strip()
             )
+        if self.parameters.get("tensor_regex"):
+            return None  # tensors picked by name: any saved collection may hold them
         if self.name == "LossNotDecreasing":
             if self.parameters.get("use_losses_collection", "true").lower() in ("true", "1"):
                 return ("losses",)

@@ -207,6 +207,12 @@ def test_loss_not_decreasing_on_the_unsaved_losses_collection_is_refused() -> No
         TrainingSpec.from_dict(spec_dict(debugger=debugger))
 
 
+def test_loss_rule_selecting_tensors_by_regex_is_not_second_guessed() -> None:
+    debugger = {"rules": [{"name": "LossNotDecreasing", "parameters": {"tensor_regex": "validation-.*"}}]}
+    spec = TrainingSpec.from_dict(spec_dict(debugger=debugger))
+    assert spec.debugger.rules[0].collections_read() is None
+
+
 def test_rule_on_a_named_collection_that_is_not_saved_is_refused() -> None:
     debugger = {
         "rules": [{"name": "LossNotDecreasing", "parameters": {"collection_names": "losses,metrics"}}]
