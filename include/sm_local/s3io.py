@@ -125,7 +125,8 @@ class DirectorySync:
     def __init__(self, client: Any, local_dir: Path, s3_uri: str) -> None:
         self.client = client
         self.local_dir = local_dir
-        self.bucket, self.prefix = parse_s3_uri(s3_uri.rstrip("/") + "/")
+        self.uri = s3_uri.rstrip("/") + "/"
+        self.bucket, self.prefix = parse_s3_uri(self.uri)
         self._uploaded: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 

@@ -353,6 +353,7 @@ class TrainingJobSupervisor:
         self.training_ended_at = time.time()
         self._finish_algorithm_output()
         if process.returncode != 0:
+            self._check_stop()  # killed because of a stop: that is Stopped, not an algorithm error
             raise JobFailure(self._algorithm_failure_reason(process.returncode))
         self._check_stop()
         self._upload_model_and_complete()
@@ -370,7 +371,7 @@ class TrainingJobSupervisor:
                 self._tensor_sync.sync()
             except Exception as error:
                 raise JobFailure(
-                    f"InternalServerError: uploading the Debugger tensors to S3 failed: {error}"
+                    f"ClientError: uploading the Debugger tensors to {self._tensor_sync.uri} failed: {error}"
                 ) from error
 
     def _write_end_marker(self) -> None:

@@ -303,6 +303,28 @@ def test_cloudwatch_outage_never_fails_the_job(tmp_path: Path, bucket: str) -> N
     assert not (job_dir / "opt_ml" / "output" / "tensors").exists()  # no Debugger, no rules: no tensor dir
 
 
+def test_unexpected_error_ends_failed_instead_of_hanging(tmp_path: Path, bucket: str) -> None:
+    request = job_request(f"broken-{uuid.uuid4().hex[:8]}", bucket, rules={"LossNotDecreasing": "no_issues"})
+    del request["InputDataConfig"][0][
+        "ChannelName"
+    ]  # the server would refuse it; the supervisor must not hang
+    status = finish(*start_supervisor(tmp_path, request))
+    assert status["TrainingJobStatus"] == "Failed"
+    assert status["FailureReason"].startswith(
+        "InternalServerError: the local training supervisor failed: KeyError"
+    )
+    assert rules_by_name(status)["LossNotDecreasing"]["RuleEvaluationStatus"] == "Error"
+
+
+def test_unwritable_debugger_output_fails_the_job_before_completed(tmp_path: Path, bucket: str) -> None:
+    request = job_request(f"nobucket-{uuid.uuid4().hex[:8]}", bucket)
+    request["DebugHookConfig"]["S3OutputPath"] = f"s3://missing-{uuid.uuid4().hex[:8]}/debug"
+    status = finish(*start_supervisor(tmp_path, request))
+    assert status["TrainingJobStatus"] == "Failed"
+    assert status["FailureReason"].startswith("ClientError: uploading the Debugger tensors to s3://missing-")
+    assert "NoSuchBucket" in status["FailureReason"]
+
+
 def _assert_all_dead(pids: list[int]) -> None:
     for pid in pids:
         try:
