@@ -381,13 +381,17 @@ def test_max_runtime_stops_the_job_as_max_runtime_exceeded(tmp_path: Path, bucke
 
 
 def test_real_xgboost_container_job(tmp_path: Path, bucket: str) -> None:
-    """The supervisor with the real algorithm process: model, metrics and Debugger tensors."""
+    """The supervisor with the real algorithm and rule processes: model, metrics, tensors, rule result."""
     s3 = boto3.client("s3")
     rows = [f"{i % 2},{(i * 7) % 13 / 13:.3f},{(i * 3) % 11 / 11:.3f},{i % 5}" for i in range(200)]
     s3.put_object(Bucket=bucket, Key="real/train/train.csv", Body="\n".join(rows[:150]).encode())
     s3.put_object(Bucket=bucket, Key="real/validation/validation.csv", Body="\n".join(rows[150:]).encode())
     name = f"real-{uuid.uuid4().hex[:8]}"
-    request = job_request(name, bucket)
+    request = job_request(name, bucket, rules={"LossNotDecreasing": "real"})
+    request["DebugHookConfig"]["CollectionConfigurations"].append(
+        {"CollectionName": "losses", "CollectionParameters": {"save_interval": "1"}}
+    )
+    request["DebugRuleConfigurations"][0]["RuleParameters"] = {"rule_to_invoke": "LossNotDecreasing"}
     request["HyperParameters"] = {
         "objective": "binary:logistic",
         "num_round": "5",
@@ -407,3 +411,6 @@ def test_real_xgboost_container_job(tmp_path: Path, bucket: str) -> None:
         for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"training/{name}/debug-output/")["Contents"]
     ]
     assert any("/collections/" in key for key in keys) and any(key.endswith(".tfevents") for key in keys)
+    assert f"training/{name}/debug-output/training_job_end.ts" in keys
+    rule = rules_by_name(status)["LossNotDecreasing"]
+    assert rule["RuleEvaluationStatus"] in ("NoIssuesFound", "IssuesFound"), rule
