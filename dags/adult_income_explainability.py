@@ -1,0 +1,48 @@
+"""Adult census income: train explainable XGBoost on SageMaker with Debugger, weekly and by backfill."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG
+
+from sm_explain_ops.pipeline import build_explainability_pipeline, pipeline_params
+
+DOC_MD = """
+### Explainable XGBoost on the Adult census income data
+
+`resolve_run_config` -> `stage_dataset` -> `start_training` -> `wait_for_training_and_rules` ->
+`explain` -> `report`: the SageMaker notebook *Explainability with Amazon SageMaker Debugger*, run on a
+schedule. Each run processes one **data set version**: the `dataset_version` param, or else the run's
+logical date (`YYYY-MM-DD`), read from `s3://<bucket>/<prefix>/raw/<version>/adult.data` unless
+`source_uri` says otherwise. Everything a run writes lives under `s3://<bucket>/<prefix>/<version>/`,
+so runs of different versions never collide.
+
+**Run once**: trigger with params (`dataset_version`, `source_uri`, `hyperparameters`, `debugger`,
+`rule_policies`, `sns_topic_arn`, ...).
+
+**Backfill** one version per week:
+`airflow backfill create --dag-id adult_income_explainability --from-date 2026-11-01 --to-date 2026-11-22`
+(`--max-active-runs N` to run several at once).
+
+**Alerts**: a Debugger rule that ends `IssuesFound` publishes to `sns_topic_arn`; `rule_policies`
+decides whether the run fails (default) or continues to the explanations.
+
+The report is `s3://<bucket>/<prefix>/<version>/<job>/explanations/report.html`.
+"""
+
+with DAG(
+    dag_id="adult_income_explainability",
+    description="Stage, train with SageMaker Debugger, wait on rules, explain, report",
+    schedule="0 0 * * 0",  # weekly, Sunday 00:00 UTC: the logical date names the data set version
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=3,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "data-platform"},
+    dagrun_timeout=timedelta(days=3),
+    params=pipeline_params(),
+    render_template_as_native_obj=True,
+    tags=["sagemaker", "xgboost", "debugger", "explainability", "adult-income"],
+    doc_md=DOC_MD,
+) as dag:
+    build_explainability_pipeline()

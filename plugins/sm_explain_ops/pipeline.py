@@ -1,0 +1,221 @@
+"""The explainability pipeline as one reusable piece: stage -> start training -> wait on training
+and rules -> explanations -> report. The scheduled DAG and the asset-driven DAG both build it, so
+they cannot drift apart.
+
+Nothing here calls AWS at DAG parse time: every location is resolved in the first task of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, task
+
+from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
+from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
+from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
+from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
+from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
+
+# Not all digits: templates render natively, and "20261122" would arrive as a number.
+DATASET_VERSION_PATTERN = r"^(?=.*[A-Za-z._-])[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+RESERVED_VERSIONS = frozenset({"raw", "comparisons"})
+
+# The notebook's hyperparameters ("Explainability with Amazon SageMaker Debugger").
+NOTEBOOK_HYPERPARAMETERS: dict[str, Any] = {
+    "max_depth": 5,
+    "eta": 0.2,
+    "gamma": 4,
+    "min_child_weight": 6,
+    "subsample": 0.7,
+    "objective": "binary:logistic",
+    "num_round": 51,
+}
+
+
+def _env(name: str, default: str) -> str:
+    """Deployment defaults come from the environment (no Variable or AWS lookups at parse time)."""
+    return os.environ.get(name) or default
+
+
+def pipeline_params() -> dict[str, Param]:
+    """Validated run parameters with defaults that run the notebook on the local stack."""
+    return {
+        "dataset_version": Param(
+            "", type="string", pattern=rf"^$|{DATASET_VERSION_PATTERN}",
+            description="Data set version; empty = the run's logical date (YYYY-MM-DD) or the version "
+            "announced by the triggering asset event.",
+        ),
+        "source_uri": Param(
+            "", type="string",
+            description="s3://, https:// or a local path; empty = s3://<bucket>/<prefix>/raw/<version>/adult.data",
+        ),
+        "source_sha256": Param("", type="string", pattern=r"^$|^[0-9a-f]{64}$",
+                               description="Expected sha256 of the source (required for https://)."),
+        "bucket": Param(_env("SM_EXPLAIN_BUCKET", "sm-explain-local"), type="string", minLength=3),
+        "prefix": Param(_env("SM_EXPLAIN_PREFIX", "adult-income"), type="string", pattern=r"^[A-Za-z0-9._/-]+$"),
+        "role_arn": Param(
+            _env("SM_EXPLAIN_ROLE_ARN", "arn:aws:iam::123456789012:role/SageMakerExecutionRole"),
+            type="string", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        ),
+        "algorithm_version": Param("1.7-1", type="string", pattern=r"^\d+\.\d+-\d+$",
+                                   description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1."),
+        "instance_type": Param("ml.m5.xlarge", type="string", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
+        "hyperparameters": Param(NOTEBOOK_HYPERPARAMETERS, type="object", required=["num_round"]),
+        "debugger": Param(
+            "notebook", type=["string", "object"],
+            description="'notebook' (metrics, feature_importance, full_shap, average_shap every 5 steps, "
+            "LossNotDecreasing on metrics), 'default' (cheap: metrics + feature_importance), or a mapping "
+            "{collections: [...], rules: [...], hook_parameters: {...}}.",
+        ),
+        "rule_policies": Param(
+            {"*": {"issues_found": "fail", "error": "fail"}}, type="object",
+            description="Per rule name (or '*'): issues_found fail|continue, error fail|warn.",
+        ),
+        "sns_topic_arn": Param(_env("SM_EXPLAIN_SNS_TOPIC_ARN", ""), type="string",
+                               description="SNS topic alerted when a rule ends IssuesFound; empty = none."),
+        "explanation_source": Param("auto", type="string", enum=["model", "debugger", "auto"]),
+        "explanation_options": Param(
+            {"explain_rows": "train", "outlier_top_n": 5, "seed": 7}, type="object",
+            description="force_plot_row, stacked_sample_size, beeswarm_sample_size, outlier_top_n, seed, ...",
+        ),
+    }
+
+
+def resolve_dataset_version(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The explicit param, else the version announced by a triggering asset event, else the
+    logical date: each backfilled run then processes its own version."""
+    version = str(params.get("dataset_version") or "")
+    if not version:
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                announced = (event.extra or {}).get("dataset_version")
+                if announced:
+                    version = str(announced)
+    if not version:
+        logical_date = context.get("logical_date")
+        if logical_date is None:
+            raise ValueError("no dataset_version param, no asset event and no logical date to derive one")
+        version = logical_date.strftime("%Y-%m-%d")
+    if not re.match(DATASET_VERSION_PATTERN, version) or version in RESERVED_VERSIONS:
+        raise ValueError(f"dataset version {version!r} must match {DATASET_VERSION_PATTERN} and not be "
+                         f"one of {sorted(RESERVED_VERSIONS)}")
+    return version
+
+
+def run_locations(params: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """Every S3 location of one run, one root per data set version (docs/architecture.md)."""
+    bucket = str(params["bucket"])
+    prefix = str(params["prefix"]).strip("/")
+    root = f"s3://{bucket}/{prefix}/{version}"
+    return {
+        "dataset_version": version,
+        "source_uri": params.get("source_uri") or f"s3://{bucket}/{prefix}/raw/{version}/adult.data",
+        "source_sha256": params.get("source_sha256") or None,
+        "dataset_uri": f"{root}/data/",
+        "training_output_uri": f"{root}/training",
+        "version_root": root,
+    }
+
+
+def notify_rule_issue(context: dict[str, Any]) -> None:
+    """Send the rule alert to the run's SNS topic, when one is configured."""
+    params = context.get("params") or {}
+    topic = params.get("sns_topic_arn")
+    if topic:
+        notifier = sns_rule_alert_notifier(target_arn=topic, aws_conn_id=context["task"].aws_conn_id)
+        notifier(context)
+
+
+def _xcom(task_id: str, path: str) -> str:
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "')" + path + " }}"
+
+
+def build_explainability_pipeline(
+    *, aws_conn_id: str = "aws_default", poke_interval: float | None = None
+) -> dict[str, Any]:
+    """Add the pipeline's tasks to the DAG being defined; returns them by name.
+
+    The DAG must use ``render_template_as_native_obj=True`` so dicts and ints pass between tasks.
+    """
+    poke = poke_interval if poke_interval is not None else float(_env("SM_EXPLAIN_POKE_INTERVAL", "30"))
+    aws = {"aws_conn_id": aws_conn_id}
+
+    @task(task_id="resolve_run_config")
+    def resolve_run_config(**context: Any) -> dict[str, Any]:
+        """Fix this run's data set version and S3 locations once, for every later task."""
+        params = context["params"]
+        return run_locations(params, resolve_dataset_version(params, context))
+
+    config = resolve_run_config()
+    cfg = "resolve_run_config"
+    version = _xcom(cfg, "['dataset_version']")
+
+    stage = StageDatasetOperator(
+        task_id="stage_dataset",
+        source=_xcom(cfg, "['source_uri']"),
+        source_sha256=_xcom(cfg, "['source_sha256']"),
+        destination=_xcom(cfg, "['dataset_uri']"),
+        dataset_version=version,
+        **aws,
+    )
+    start = StartDebuggedTrainingOperator(
+        task_id="start_training",
+        dataset_version=version,
+        spec={
+            "train_uri": _xcom("stage_dataset", "['train_uri']"),
+            "validation_uri": _xcom("stage_dataset", "['validation_uri']"),
+            "output_s3_uri": _xcom(cfg, "['training_output_uri']"),
+            "role_arn": "{{ params.role_arn }}",
+            "algorithm_version": "{{ params.algorithm_version }}",
+            "instance_type": "{{ params.instance_type }}",
+            "hyperparameters": "{{ params.hyperparameters }}",
+            "debugger": "{{ params.debugger }}",
+            "data_shape": {
+                "rows": _xcom("stage_dataset", "['rows']['train']"),
+                "features": _xcom("stage_dataset", "['n_features']"),
+                "validation_rows": _xcom("stage_dataset", "['rows']['validation']"),
+            },
+            "tags": {"dataset_version": version, "dag_id": "{{ dag.dag_id }}"},
+        },
+        **aws,
+    )
+    wait = TrainingAndRulesSensor(
+        task_id="wait_for_training_and_rules",
+        job_name=_xcom("start_training", "['job_name']"),
+        rule_policies="{{ params.rule_policies }}",
+        notifiers=[notify_rule_issue],
+        poke_interval=poke,
+        timeout=timedelta(days=2),
+        **aws,
+    )
+    explain = ExplainTrainingJobOperator(
+        task_id="explain",
+        job_name=_xcom("start_training", "['job_name']"),
+        dataset_version=version,
+        features_uri=_xcom("stage_dataset", "['features_uri']"),
+        train_uri=_xcom("stage_dataset", "['train_uri']"),
+        validation_uri=_xcom("stage_dataset", "['validation_uri']"),
+        model_artifact_uri=_xcom("start_training", "['model_artifact_path']"),
+        debug_output_uri=_xcom("start_training", "['debug_output_path']"),
+        output_uri=_xcom(cfg, "['version_root']") + "/" + _xcom("start_training", "['job_name']") + "/explanations/",
+        source="{{ params.explanation_source }}",
+        options="{{ params.explanation_options }}",
+        **aws,
+    )
+    report = BuildReportOperator(
+        task_id="report",
+        manifest=_xcom("explain", ""),
+        verdict=_xcom("wait_for_training_and_rules", ""),
+        job_name=_xcom("start_training", "['job_name']"),
+        dataset_version=version,
+        output_uri=_xcom(cfg, "['version_root']") + "/" + _xcom("start_training", "['job_name']") + "/explanations/",
+        **aws,
+    )
+    config >> stage >> start >> wait >> explain >> report
+    return {"resolve_run_config": config, "stage_dataset": stage, "start_training": start,
+            "wait_for_training_and_rules": wait, "explain": explain, "report": report}
