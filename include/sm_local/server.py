@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -24,6 +25,9 @@ from sm_local.api import TrainingJobsApi
 from sm_local.protocol import SageMakerError
 from sm_local.store import JobStore
 
+# GET /jobs/<TrainingJobName>/log, names as SageMaker allows them.
+_JOB_LOG_PATH = re.compile(r"^/jobs/([a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/log$")
+
 
 class SageMakerRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
@@ -31,11 +35,26 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         started = time.monotonic()
-        if self.path.split("?", 1)[0] == "/ping":
+        path = self.path.split("?", 1)[0]
+        log_match = _JOB_LOG_PATH.match(path)
+        if path == "/ping":
             self._send(200, b"ok", "text/plain; charset=utf-8")
+        elif log_match:
+            self._send_job_log(log_match.group(1))
         else:
             self._send(404, b"not found", "text/plain; charset=utf-8")
         self._log_request("-", started)
+
+    def _send_job_log(self, name: str) -> None:
+        """The job's log as plain text: what the operator's extra link opens for the local endpoint
+        (on AWS the link goes to the SageMaker console instead)."""
+        store = self.server.api.store
+        if store.read_job(name) is None:
+            self._send(404, f"no training job named {name}".encode(), "text/plain; charset=utf-8")
+            return
+        log_file = store.job_dir(name) / "logs" / "algo-1.log"
+        body = log_file.read_bytes() if log_file.exists() else b"(the job has not written a log yet)\n"
+        self._send(200, body, "text/plain; charset=utf-8")
 
     def do_POST(self) -> None:  # noqa: N802
         started = time.monotonic()

@@ -246,3 +246,20 @@ def test_a_create_interrupted_before_the_supervisor_started_ends_failed(endpoint
     job = client.describe_training_job(TrainingJobName="half-created")
     assert job["TrainingJobStatus"] == "Failed"
     assert "exited unexpectedly" in job["FailureReason"]
+
+
+def test_job_log_is_served_for_the_operator_link(endpoint: EndpointProcess) -> None:
+    import urllib.error
+    import urllib.request
+
+    client = endpoint.client()
+    client.create_training_job(**training_job_request("log-job", behaviour="exit"))
+    log_file = endpoint.state_dir / "jobs" / "log-job" / "logs" / "algo-1.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("[0]\ttrain-logloss:0.5\n")
+    with urllib.request.urlopen(f"{endpoint.url}/jobs/log-job/log", timeout=5) as response:
+        assert response.status == 200
+        assert "train-logloss:0.5" in response.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{endpoint.url}/jobs/no-such-job/log", timeout=5)
+    assert missing.value.code == 404
