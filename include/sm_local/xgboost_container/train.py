@@ -181,7 +181,12 @@ def _train_and_save(
 
     config_path = debugger.hook_config_path(opt_ml, framework_version)
     if config_path is not None:
-        callbacks.append(debugger.create_hook(config_path, params, dtrain, dvalidation))
+        # The real container logs a failed hook at debug level and trains without tensors; here the job
+        # fails instead, so a broken DebugHookConfig never looks like a run whose rules found nothing.
+        try:
+            callbacks.append(debugger.create_hook(config_path, params, dtrain, dvalidation))
+        except Exception as error:
+            raise AlgorithmError(f"The Debugger hook could not be created from {config_path}: {error}") from error
     elif framework_version not in debugger.DEBUGGER_HOOK_VERSIONS:
         log.info("Framework version %s does not run the Debugger hook; no tensors are written", framework_version)
 

@@ -104,7 +104,7 @@ def run_container(
 def separable_data(rows: int, features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A small binary problem XGBoost learns in a few rounds."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, features))
+    x = rng.normal(size=(rows, features)).round(4)  # exactly what csv_rows writes
     y = (x[:, 0] - 0.5 * x[:, 1] + 0.3 * rng.normal(size=rows) > 0).astype(int)
     return y, x
 
