@@ -351,7 +351,9 @@ class TrainingJobSupervisor:
                 raise MaxRuntimeExceeded
             time.sleep(POLL_SECONDS)
         self.training_ended_at = time.time()
+        logger.info("algorithm exited with code %d", process.returncode)
         self._finish_algorithm_output()
+        logger.info("algorithm output complete (log, end marker, tensors in S3)")
         if process.returncode != 0:
             self._check_stop()  # killed because of a stop: that is Stopped, not an algorithm error
             raise JobFailure(self._algorithm_failure_reason(process.returncode))
