@@ -99,7 +99,8 @@ def train(opt_ml: Path, framework_version: str) -> None:
     if not isinstance(raw_hyperparameters, dict):
         raise UserError("hyperparameters.json must be a JSON object of name -> string value.")
     hyperparameters = parse_hyperparameters(raw_hyperparameters)
-    content_type = _validate_channels(read_json(config_dir / "inputdataconfig.json", {}))
+    data_config = read_json(config_dir / "inputdataconfig.json", {})
+    content_type = _validate_channels(data_config)
     resources = read_json(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
     log.info("Running XGBoost Sagemaker in algorithm mode (framework version %s)", framework_version)
     log.info("Hyperparameters: %s", json.dumps(raw_hyperparameters, sort_keys=True))
@@ -108,7 +109,7 @@ def train(opt_ml: Path, framework_version: str) -> None:
     if len(resources.get("hosts", [])) > 1:
         log.warning("The local endpoint trains on one host; hosts %s are ignored", resources["hosts"][1:])
 
-    train_data, validation_data = _read_data(opt_ml, content_type, hyperparameters)
+    train_data, validation_data = _read_data(opt_ml, content_type, hyperparameters, "validation" in data_config)
     _train_and_save(opt_ml, framework_version, hyperparameters, train_data, validation_data)
 
 
@@ -133,13 +134,12 @@ def _validate_channels(data_config: Any) -> str:
 
 
 def _read_data(
-    opt_ml: Path, content_type: str, hyperparameters: Hyperparameters
+    opt_ml: Path, content_type: str, hyperparameters: Hyperparameters, has_validation: bool
 ) -> tuple[data_mod.ChannelData, data_mod.ChannelData | None]:
     data_dir = opt_ml / "input" / "data"
-    config = read_json(opt_ml / "input" / "config" / "inputdataconfig.json", {})
     train_data = data_mod.read_channel("train", data_dir / "train", content_type, hyperparameters.csv_weights)
     validation_data = None
-    if "validation" in config:
+    if has_validation:
         validation_data = data_mod.read_channel(
             "validation", data_dir / "validation", content_type, hyperparameters.csv_weights
         )

@@ -154,3 +154,14 @@ def test_gblinear_with_config_from_the_environment_variable(tmp_path: Path) -> N
     assert trial.tensor("validation-logloss").steps() == [0, 2, 4, 6, 8]
     assert trial.tensor_names(regex="feature_importance") == []
     assert len(trial.tensor_names(collection="average_shap")) == FEATURES
+
+
+def test_unreadable_hook_config_fails_the_job_with_a_reason(tmp_path: Path) -> None:
+    channels, _, _ = _channels()
+    opt_ml = layout_opt_ml(tmp_path, HYPERPARAMETERS, channels, collections={"metrics": {}})
+    (opt_ml / "input" / "config" / "debughookconfig.json").write_text("{not json")
+    run = run_container(opt_ml, "1.7-1")
+    assert run.returncode == 1
+    assert run.failure is not None
+    assert run.failure.startswith("The Debugger hook could not be created from ")
+    assert not run.model_path.exists()
