@@ -137,6 +137,10 @@ class DirectorySync:
             return changed
         for root, _dirs, files in os.walk(self.local_dir):
             for name in files:
+                if name.endswith(".tmp"):
+                    # smdebug writes index files as `<name>.tmp` and renames them when complete: a
+                    # half-written file uploaded now would stay in S3 and break every trial reader.
+                    continue
                 path = Path(root) / name
                 try:
                     stat = path.stat()

@@ -76,6 +76,8 @@ def test_directory_sync_uploads_only_new_and_changed_files(tmp_path: Path, bucke
     assert sync.sync() == []  # nothing changed: nothing uploaded
 
     (tensors / "events" / "1.tfevents").write_bytes(b"step1")
+    (tensors / "index").mkdir()
+    (tensors / "index" / "000000000001_worker_0.json.tmp").write_text("{half")  # smdebug mid-write
     changed = tensors / "collections.json"
     changed.write_text('{"a": 1}')
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 1_000_000))  # a later mtime, whatever the clock
