@@ -56,3 +56,25 @@ local-down:
 
 clean:
 	rm -rf .local demo-output .pytest_cache
+
+# Several distinct data set versions (seeded resamples of Adult) in the local S3, for backfills.
+seed-versions: local-up
+	set -a; . .local/stack.env; set +a; $(AIRFLOW_PY) scripts/seed_versions.py
+
+# The whole DAG end to end on the local stack; the report and figures land in ./demo-output/.
+demo: setup
+	@$(MAKE) --no-print-directory local-up
+	@set -a; . .local/stack.env; set +a; \
+	  trap '$(AIRFLOW_PY) scripts/local_stack.py down' EXIT; \
+	  $(AIRFLOW_PY) scripts/seed_versions.py && \
+	  $(AIRFLOW_PY) scripts/run_dag_locally.py --logical-date 2026-11-22 --output demo-output
+
+# The Airflow UI (airflow standalone) against the local stack, the AWS connection preconfigured.
+airflow: local-up
+	@eval "$$($(AIRFLOW_PY) scripts/airflow_local_env.py)"; \
+	  export PATH="$(abspath $(VENV))/bin:$$PATH"; \
+	  echo "Airflow home: $$AIRFLOW_HOME (UI on http://localhost:8080, password in standalone's output)"; \
+	  airflow standalone
+
+bench: setup
+	$(RUNTIME_PY) bench/bench_endpoint.py
