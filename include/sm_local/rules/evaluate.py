@@ -33,6 +33,8 @@ DEFAULT_POLL_INTERVAL = 0.1  # seconds; a stat() or an index listing per poll is
 # marker; locally the marker is written after the training process has exited (or by the hook after
 # closing its writers), so every index file is already on disk and the wait is pure latency.
 os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
+# SMDEBUG_INCOMPLETE_STEP_WAIT_WINDOW (default 1000) only matters when several workers write steps;
+# the built-in XGBoost container writes from one worker, so it keeps smdebug's default.
 # smdebug warns on every query that matches no tensor yet (normal while training runs).
 os.environ.setdefault("SMDEBUG_LOG_LEVEL", "error")
 
