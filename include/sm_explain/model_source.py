@@ -43,8 +43,20 @@ def curve_steps(booster: xgb.Booster, limit: int = MAX_CURVE_STEPS) -> list[int]
 
 
 def average_shap_over_steps(booster: xgb.Booster, sample: np.ndarray, steps: list[int]) -> pd.DataFrame:
-    """Mean signed SHAP per feature (bias excluded) of the model truncated to each step, as Debugger's average_shap."""
-    rows = [contributions(booster, sample, rounds=step + 1)[:, :-1].mean(axis=0, dtype=np.float64) for step in steps]
+    """Mean signed SHAP per feature (bias excluded) of the model truncated to each step, as Debugger's average_shap.
+
+    TreeSHAP feature attributions add up over trees, so each step only explains the rounds added since the
+    previous one (a model slice) and accumulates: one SHAP pass over the sample in total, not one per step.
+    """
+    matrix = _matrix(booster, sample)
+    running = np.zeros(sample.shape[1], dtype=np.float64)
+    rows = []
+    start = 0
+    for step in steps:
+        segment = booster[start: step + 1].predict(matrix, pred_contribs=True)
+        running += np.asarray(segment)[:, :-1].mean(axis=0, dtype=np.float64)
+        rows.append(running.copy())
+        start = step + 1
     return pd.DataFrame(rows, index=pd.Index(steps, name="step"), columns=range(sample.shape[1]))
 
 

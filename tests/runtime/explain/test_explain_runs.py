@@ -202,6 +202,27 @@ def test_model_without_trial_recomputes_metric_curves(job: dict[str, str], tmp_p
     np.testing.assert_allclose(importance.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_model_curves_match_the_hooks_tensors(job: dict[str, str], tmp_path: Path) -> None:
+    """Truncated-model average SHAP and feature importance equal what the Debugger hook saved per step."""
+    import pandas as pd
+
+    from sm_explain.debugger_trial import DebuggerTrial
+
+    request = {**job, "debug_output_uri": None, "explain_rows": "train", "step_sample_size": 10_000,
+               "output_uri": str(tmp_path)}
+    run_explanations(parse_request(request))
+    trial = DebuggerTrial.open(job["debug_output_uri"], 30)
+    for stem, recorded in (("average_shap", trial.average_shap()), ("importance_total_gain",
+                                                                     trial.feature_importance("total_gain"))):
+        recorded = recorded.reindex(columns=range(len(FEATURES)), fill_value=0.0)
+        recorded.columns = FEATURES
+        ours = pd.read_csv(tmp_path / f"{stem}.csv").set_index("step")
+        common = recorded.index.intersection(ours.index)
+        assert len(common) >= 4, stem
+        np.testing.assert_allclose(ours.loc[common, FEATURES], recorded.loc[common], rtol=1e-4, atol=1e-6,
+                                   err_msg=stem)
+
+
 def _run_cli(module: str, request: dict, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
     request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
     request_file.write_text(json.dumps(request))
