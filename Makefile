@@ -39,14 +39,14 @@ lint: setup
 # Airflow-side tests (operators, sensors, DAG, end to end) in the Airflow env.
 test: setup
 	$(VENV)/bin/ruff check .
-	$(RUNTIME_PY) -m pytest tests/runtime
-	$(AIRFLOW_PY) -m pytest tests/airflow
+	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime
+	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
 
 test-runtime: setup
-	$(RUNTIME_PY) -m pytest tests/runtime
+	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime
 
 test-airflow: setup
-	$(AIRFLOW_PY) -m pytest tests/airflow
+	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
 
 local-up: setup
 	$(AIRFLOW_PY) scripts/local_stack.py up

@@ -1,0 +1,131 @@
+"""The whole DAG on the local stack with the real Adult data, as a user runs it with `make demo`:
+every task succeeds, the manifest's URIs exist and hold real PNG/HTML/CSV, the report shows the rule
+verdict; and a rising-loss run fires the SNS alert and continues as its policy says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from airflow_local_env import aws_connection_uri_json
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+BUCKET = "sm-explain-e2e"
+ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".html": b"<", ".csv": None, ".parquet": b"PAR1", ".json": b"{"}
+# Strong overfitting: validation logloss rises, so LossNotDecreasing (on `metrics`) finds an issue.
+RISING_LOSS_HYPERPARAMETERS = {
+    "max_depth": 12, "eta": 1, "gamma": 0, "min_child_weight": 0, "subsample": 1,
+    "objective": "binary:logistic", "num_round": 40,
+}
+
+
+@pytest.fixture(scope="module")
+def dag(local_stack, airflow_db) -> Iterator[Any]:
+    """The production DAG file, parsed with the AWS connection pointing at the local stack."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_uri_json(local_stack))
+    patch.setenv("SM_EXPLAIN_POKE_INTERVAL", "1")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    bag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "adult_income_explainability.py"))
+    assert bag.import_errors == {}
+    yield bag.dags["adult_income_explainability"]
+    patch.undo()
+
+
+def _run(dag: Any, day: int, conf: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    from airflow.utils.session import create_session
+
+    dag_run = dag.test(logical_date=dt.datetime(2026, 11, day, tzinfo=dt.UTC), run_conf=conf)
+    with create_session() as session:
+        states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+    return dag_run, states
+
+
+def _xcom(dag_run: Any, task_id: str) -> Any:
+    from run_dag_locally import task_xcom
+
+    return task_xcom(dag_run, task_id)
+
+
+def _read(uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _base_conf(adult_data_path, version: str) -> dict[str, Any]:
+    return {
+        "dataset_version": version,
+        "source_uri": str(adult_data_path),
+        "source_sha256": ADULT_SHA256,
+        "bucket": BUCKET,
+    }
+
+
+def test_notebook_run_end_to_end(dag, adult_data_path) -> None:
+    dag_run, states = _run(dag, 15, _base_conf(adult_data_path, "e2e-notebook"))
+    assert set(states.values()) == {"success"}, states
+
+    manifest = _xcom(dag_run, "explain")
+    assert len(json.dumps(manifest)) < 16_000, "the XCom manifest must stay small"
+    assert manifest["summary"]["source"] == "debugger", "the notebook configuration writes full_shap tensors"
+    expected = {"metrics.png", "shap_bar.png", "shap_beeswarm.png", "average_shap.png", "force_row.png",
+                "force_row.html", "force_stacked.html", "outliers.csv", "outliers.parquet"}
+    expected |= {f"importance_{kind}.png" for kind in ("weight", "gain", "cover", "total_gain", "total_cover")}
+    assert expected <= set(manifest["artifacts"])
+    for name, uri in manifest["artifacts"].items():
+        assert uri.startswith(f"s3://{BUCKET}/adult-income/e2e-notebook/"), uri
+        assert "/explanations/" in uri
+        body = _read(uri)
+        magic = MAGIC.get(os.path.splitext(name)[1])
+        assert body and (magic is None or body.startswith(magic)), f"{name} is not a valid file"
+    outliers = _read(manifest["artifacts"]["outliers.csv"]).decode().strip().splitlines()
+    assert len(outliers) == 1 + 2 * 5, "the outlier table has N rows on each tail"
+
+    verdict = _xcom(dag_run, "wait_for_training_and_rules")
+    assert verdict["training_status"] == "Completed"
+    assert [(r["name"], r["status"]) for r in verdict["rules"]] == [("LossNotDecreasing", "NoIssuesFound")]
+
+    report = _read(_xcom(dag_run, "report")["report_uri"]).decode()
+    assert "LossNotDecreasing" in report and "NoIssuesFound" in report
+    assert "e2e-notebook" in report and verdict["job_name"] in report
+
+
+def test_rising_loss_run_alerts_and_follows_the_continue_policy(dag, adult_data_path) -> None:
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="rule-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="rule-alerts-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    conf = {
+        **_base_conf(adult_data_path, "e2e-rising-loss"),
+        "hyperparameters": RISING_LOSS_HYPERPARAMETERS,
+        "debugger": "default",
+        "explanation_source": "model",
+        # Depth-12 trees make TreeSHAP slow: explain the validation rows only, smaller samples.
+        "explanation_options": {"explain_rows": "validation", "beeswarm_sample_size": 500,
+                                "stacked_sample_size": 50, "step_sample_size": 500, "outlier_top_n": 3},
+        "sns_topic_arn": topic,
+        "rule_policies": {"*": {"issues_found": "continue", "error": "fail"}},
+    }
+    dag_run, states = _run(dag, 16, conf)
+    assert set(states.values()) == {"success"}, f"policy 'continue' carries on to the report: {states}"
+
+    verdict = _xcom(dag_run, "wait_for_training_and_rules")
+    assert verdict["issues_found"] == ["LossNotDecreasing"]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert any("LossNotDecreasing" in b["Message"] and verdict["job_name"] in b["Message"] for b in bodies), bodies
+
+    report = _read(_xcom(dag_run, "report")["report_uri"]).decode()
+    assert "IssuesFound" in report
