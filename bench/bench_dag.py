@@ -128,8 +128,9 @@ def task_durations(dag_run: Any) -> dict[str, tuple[float, dt.datetime, dt.datet
                 for ti in dag_run.get_task_instances(session=session)}
 
 
-def job_timeline(job_name: str) -> dict[str, float]:
-    """Where the training job's time went on the local endpoint (DescribeTrainingJob times)."""
+def job_timeline(job_name: str, sensor_end: dt.datetime) -> dict[str, float]:
+    """Where the training job's time went on the local endpoint (DescribeTrainingJob times), and how long
+    the sensor took to notice the end (same machine clock)."""
     import boto3
 
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
@@ -142,6 +143,8 @@ def job_timeline(job_name: str) -> dict[str, float]:
     }
     if rule_ends:
         timeline["CreateTrainingJob -> last rule terminal"] = (max(rule_ends) - created).total_seconds()
+    done = max([job["LastModifiedTime"], *rule_ends])
+    timeline["job and rules done -> sensor task end"] = (sensor_end - done).total_seconds()
     return timeline
 
 
@@ -283,7 +286,7 @@ def measure(dag: Any, work: Path, repeat: int, runs: Runs) -> None:
             runs.dag_outside_tasks.append(elapsed - sum(d[0] for d in durations.values()))
             verdict = task_xcom(dag_run, "wait_for_training_and_rules")
             runs.rule_statuses += [f"DAG {r['status']}" for r in verdict["rules"]]
-            for span, seconds in job_timeline(verdict["job_name"]).items():
+            for span, seconds in job_timeline(verdict["job_name"], durations["wait_for_training_and_rules"][2]).items():
                 runs.add(runs.job, span, seconds)
             print(f"DAG {elapsed:.2f} s; tasks: " + ", ".join(f"{t} {durations[t][0]:.1f}" for t in TASKS),
                   flush=True)
