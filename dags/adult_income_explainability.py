@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from airflow.sdk import DAG
 
-from sm_explain_ops.pipeline import build_explainability_pipeline, pipeline_params
+from sm_explain_ops.pipeline import build_explainability_pipeline, pipeline_dag_kwargs
 
 DOC_MD = """
 ### Explainable XGBoost on the Adult census income data
@@ -35,13 +33,7 @@ with DAG(
     dag_id="adult_income_explainability",
     description="Stage, train with SageMaker Debugger, wait on rules, explain, report",
     schedule="0 0 * * 0",  # weekly, Sunday 00:00 UTC: the logical date names the data set version
-    start_date=datetime(2026, 11, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=3,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "data-platform"},
-    dagrun_timeout=timedelta(days=3),
-    params=pipeline_params(),
-    render_template_as_native_obj=True,
+    **pipeline_dag_kwargs(),
     tags=["sagemaker", "xgboost", "debugger", "explainability", "adult-income"],
     doc_md=DOC_MD,
 ) as dag:

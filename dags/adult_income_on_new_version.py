@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Asset, Param, task
 from sm_explain_ops.pipeline import (
     DATASET_VERSION_PATTERN,
     build_explainability_pipeline,
-    pipeline_params,
+    pipeline_dag_kwargs,
     run_locations,
 )
 
@@ -57,13 +57,7 @@ with DAG(
     dag_id="adult_income_explainability_on_new_version",
     description="The explainability pipeline, run for each announced data set version",
     schedule=[RAW_ADULT_VERSIONS],
-    start_date=datetime(2026, 11, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=3,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "data-platform"},
-    dagrun_timeout=timedelta(days=3),
-    params=pipeline_params(),
-    render_template_as_native_obj=True,
+    **pipeline_dag_kwargs(),
     tags=["sagemaker", "xgboost", "debugger", "explainability", "adult-income", "assets"],
     doc_md="Runs the `adult_income_explainability` pipeline for the version named in the triggering "
     "asset event's extra (`dataset_version`).",

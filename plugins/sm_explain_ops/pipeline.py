@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, task
@@ -83,6 +83,20 @@ def pipeline_params() -> dict[str, Param]:
             {"explain_rows": "train", "outlier_top_n": 5, "seed": 7}, type="object",
             description="force_plot_row, stacked_sample_size, beeswarm_sample_size, outlier_top_n, seed, ...",
         ),
+    }
+
+
+def pipeline_dag_kwargs() -> dict[str, Any]:
+    """DAG arguments every DAG running this pipeline shares (the scheduled one, the asset-driven one)."""
+    return {
+        "start_date": datetime(2026, 11, 1, tzinfo=UTC),
+        "catchup": False,
+        "max_active_runs": 3,
+        "default_args": {"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "data-platform"},
+        "dagrun_timeout": timedelta(days=3),
+        "params": pipeline_params(),
+        # Dicts and ints pass natively between tasks (hyperparameters, XCom mappings).
+        "render_template_as_native_obj": True,
     }
 
 
