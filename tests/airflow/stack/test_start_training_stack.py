@@ -108,8 +108,12 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
     assert retry_result == first_result == again_result
 
     sagemaker = boto3.client("sagemaker", region_name=region)
-    summaries = sagemaker.list_training_jobs()["TrainingJobSummaries"]
-    assert [summary["TrainingJobName"] for summary in summaries] == [expected_name]
+    # The session's stack is shared with other tests: count only this DAG's jobs.
+    def jobs_of_this_dag() -> list[str]:
+        summaries = sagemaker.list_training_jobs(NameContains=expected_name.rsplit("-", 1)[0], MaxResults=100)
+        return [summary["TrainingJobName"] for summary in summaries["TrainingJobSummaries"]]
+
+    assert jobs_of_this_dag() == [expected_name]
 
     link = first_context["ti"].pushed[TrainingJobLink.key]
     assert (
@@ -130,4 +134,4 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
 
     # A later retry of the finished run still attaches: ListTrainingJobs keeps one job.
     assert _operator().execute(minimal_context()) == first_result
-    assert len(sagemaker.list_training_jobs()["TrainingJobSummaries"]) == 1
+    assert jobs_of_this_dag() == [expected_name]

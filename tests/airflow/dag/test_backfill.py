@@ -1,0 +1,144 @@
+"""A real local backfill: Airflow's own components (`airflow standalone`: scheduler, dag-processor,
+triggerer, api-server with the LocalExecutor) run `airflow backfill create` over three weekly data set
+versions seeded into the local S3, then the comparison DAG draws the three versions side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from airflow_local_env import airflow_env
+from seed_versions import seed_versions, weekly_versions
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+BUCKET = "sm-explain-backfill"
+PREFIX = "adult-income"
+VERSIONS = weekly_versions(__import__("datetime").date(2026, 11, 22), 3)  # 2026-11-08, -15, -22
+# Cheap settings: the point here is scheduling, versioning and isolation, not SHAP at every step.
+RUN_CONF = {
+    "debugger": "default",
+    "explanation_source": "model",
+    "explanation_options": {"explain_rows": "validation", "beeswarm_sample_size": 500,
+                            "stacked_sample_size": 50, "step_sample_size": 500, "outlier_top_n": 3},
+}
+DEADLINE_SECONDS = 1500
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def airflow_services(local_stack, adult_data_path, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """`airflow standalone` on a free port against the local stack, as `make airflow` runs it."""
+    seed_versions(BUCKET, PREFIX, VERSIONS, adult_data_path)
+    home = tmp_path_factory.mktemp("airflow-standalone")
+    port = _free_port()
+    env = {
+        **os.environ,
+        **airflow_env(local_stack, home),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Only the backfill (and triggered runs) should run: no run for the latest weekly interval.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "SM_EXPLAIN_BUCKET": BUCKET,
+        "SM_EXPLAIN_PREFIX": PREFIX,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = open(home / "standalone.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_dag(env, "adult_income_explainability", process, home)
+        yield env
+    finally:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+        log.close()
+
+
+def _airflow(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _wait_for_dag(env: dict[str, str], dag_id: str, process: subprocess.Popen[bytes], home: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (home / "standalone.log").read_text()[-4000:]
+        listed = subprocess.run([sys.executable, "-m", "airflow", "dags", "list", "-o", "json"], env=env,
+                                capture_output=True, text=True)
+        if listed.returncode == 0 and dag_id in listed.stdout:
+            return
+        time.sleep(3)
+    raise AssertionError(f"{dag_id} was never parsed:\n{(home / 'standalone.log').read_text()[-4000:]}")
+
+
+def _runs(env: dict[str, str], dag_id: str) -> list[dict[str, Any]]:
+    """The DAG's runs, oldest first (the CLI may print log lines before its JSON)."""
+    output = _airflow(env, "dags", "list-runs", dag_id, "-o", "json")
+    listed = next((line for line in reversed(output.splitlines()) if line.startswith("[")), "[]")
+    return sorted(json.loads(listed), key=lambda run: run["run_after"])
+
+
+def _wait_for_runs(env: dict[str, str], dag_id: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        runs = _runs(env, dag_id)
+        if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        time.sleep(10)
+    raise AssertionError(f"runs of {dag_id} did not finish: {_runs(env, dag_id)}")
+
+
+def _keys(prefix: str) -> list[str]:
+    s3 = boto3.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def test_backfill_trains_and_explains_each_version_on_its_own(airflow_services) -> None:
+    env = airflow_services
+    _airflow(env, "backfill", "create", "--dag-id", "adult_income_explainability",
+             "--from-date", VERSIONS[0], "--to-date", VERSIONS[-1], "--max-active-runs", "3",
+             "--dag-run-conf", json.dumps(RUN_CONF))
+    runs = _wait_for_runs(env, "adult_income_explainability", len(VERSIONS))
+    assert [r["state"] for r in runs] == ["success"] * len(VERSIONS), runs
+    assert all(r["run_id"].startswith("backfill__") for r in runs), runs
+
+    jobs = boto3.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    job_names = sorted(j["TrainingJobName"] for j in jobs if j["TrainingJobName"].startswith("adult-income"))
+    assert len(job_names) == len(VERSIONS), job_names
+    for version in VERSIONS:
+        reports = [k for k in _keys(f"{PREFIX}/{version}/") if k.endswith("/explanations/report.html")]
+        assert len(reports) == 1, f"version {version} should have exactly one report: {reports}"
+        job = reports[0].split("/")[2]
+        assert job in job_names and version in job
+
+    _airflow(env, "dags", "trigger", "adult_income_version_comparison",
+             "--conf", json.dumps({"versions": VERSIONS, "bucket": BUCKET, "prefix": PREFIX}))
+    comparison = _wait_for_runs(env, "adult_income_version_comparison", 1)
+    assert comparison[0]["state"] == "success", comparison
+    figure = f"{PREFIX}/comparisons/{VERSIONS[0]}_to_{VERSIONS[-1]}/shap_by_version.png"
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=figure)["Body"].read()
+    assert body.startswith(b"\x89PNG")
