@@ -1,0 +1,84 @@
+"""Explanation, report and comparison operators refuse bad input before the runtime process starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sm_explain_ops.operators import explain as explain_module
+from sm_explain_ops.operators.compare_versions import CompareDatasetVersionsOperator
+from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
+
+ROOT = "s3://bucket/adult/2026-11-22"
+
+
+@pytest.fixture
+def runtime_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Record what would be sent to the runtime environment (and fail if anything is sent)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(module: str, request: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        calls.append((module, request))
+        return {"artifacts": {}, "summary": {"source": "model"}, "report_uri": f"{ROOT}/job/explanations/report.html"}
+
+    monkeypatch.setattr(explain_module, "run_runtime_module", record)
+    monkeypatch.setattr(explain_module, "aws_env_from_connection", lambda hook: {})
+    return calls
+
+
+def _explain(**overrides: Any) -> ExplainTrainingJobOperator:
+    kwargs: dict[str, Any] = {
+        "task_id": "explain",
+        "job_name": "job",
+        "dataset_version": "2026-11-22",
+        "features_uri": f"{ROOT}/data/features.json",
+        "train_uri": f"{ROOT}/data/train.csv",
+        "validation_uri": f"{ROOT}/data/validation.csv",
+        "model_artifact_uri": f"{ROOT}/training/job/output/model.tar.gz",
+        "debug_output_uri": f"{ROOT}/training/job/debug-output",
+        "output_uri": f"{ROOT}/job/explanations/",
+        "options": {"seed": 7},
+        **overrides,
+    }
+    return ExplainTrainingJobOperator(**kwargs)
+
+
+def test_explain_sends_the_request_with_options(runtime_calls) -> None:
+    _explain(source="auto").execute({})
+    module, request = runtime_calls[0]
+    assert module == "sm_explain"
+    assert request["source"] == "auto" and request["seed"] == 7
+    assert request["model_artifact_uri"].endswith("model.tar.gz")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"source": "shap"}, "source must be one of"),
+        ({"source": "debugger", "debug_output_uri": None}, "needs debug_output_uri"),
+        ({"train_uri": "s3://Bad_Bucket/x"}, "train_uri is not a valid S3 URI"),
+        ({"output_uri": "ftp://host/x"}, "output_uri must start with s3://"),
+        ({"model_artifact_uri": ""}, "model_artifact_uri must be an S3 URI"),
+        ({"options": ["seed"]}, "options must be a mapping"),
+    ],
+)
+def test_explain_refuses_bad_input_before_the_runtime_starts(runtime_calls, overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        _explain(**overrides).execute({})
+    assert runtime_calls == []
+
+
+def test_report_needs_the_upstream_mappings(runtime_calls) -> None:
+    report = BuildReportOperator(task_id="report", manifest=None, verdict={}, job_name="job",
+                                 dataset_version="v", output_uri=f"{ROOT}/job/explanations/")
+    with pytest.raises(ValueError, match="manifest must be the upstream task's mapping"):
+        report.execute({})
+    assert runtime_calls == []
+
+
+def test_comparison_needs_two_distinct_versions(runtime_calls) -> None:
+    compare = CompareDatasetVersionsOperator(task_id="compare", bucket="bucket", prefix="adult",
+                                             versions=["v1", "v1"], output_uri="s3://bucket/adult/comparisons/x/")
+    with pytest.raises(ValueError, match="at least two distinct"):
+        compare.execute({})

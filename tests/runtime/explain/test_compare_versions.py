@@ -1,0 +1,55 @@
+"""Cross-version comparison: mean |SHAP| and rank per feature and version, from each version's manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sm_explain.compare import compare
+from sm_explain.errors import BadRequest
+
+
+def _version(tmp_path: Path, version: str, ranking: dict[str, float]) -> str:
+    folder = tmp_path / version
+    folder.mkdir()
+    frame = pd.DataFrame({"feature": list(ranking), "mean_abs_shap": list(ranking.values())})
+    frame.to_csv(folder / "shap_bar.csv", index=False)
+    manifest = {"artifacts": {"shap_bar.csv": str(folder / "shap_bar.csv")}, "summary": {}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return str(folder / "manifest.json")
+
+
+def test_mean_abs_shap_and_rank_move_across_versions(tmp_path: Path) -> None:
+    manifests = {
+        "2026-11-08": _version(tmp_path, "2026-11-08", {"Age": 0.9, "Relationship": 0.5, "<b>Sex</b>": 0.1}),
+        "2026-11-15": _version(tmp_path, "2026-11-15", {"Relationship": 1.1, "Age": 0.7, "<b>Sex</b>": 0.2}),
+    }
+    result = compare({"manifests": manifests, "output_uri": str(tmp_path / "out")})
+
+    assert set(result["artifacts"]) == {"shap_by_version.csv", "shap_rank_by_version.csv", "shap_by_version.png"}
+    assert Path(result["artifacts"]["shap_by_version.png"]).read_bytes().startswith(b"\x89PNG")
+    values = pd.read_csv(result["artifacts"]["shap_by_version.csv"]).set_index("feature")
+    assert values.loc["Age"].tolist() == [0.9, 0.7]
+    ranks = pd.read_csv(result["artifacts"]["shap_rank_by_version.csv"]).set_index("feature")
+    assert ranks.loc["Relationship"].tolist() == [2, 1]
+    assert result["summary"]["versions"] == ["2026-11-08", "2026-11-15"]
+    assert result["summary"]["top_features_latest"][0] == "Relationship"
+    assert result["summary"]["rank_changes"] == {"Relationship": 1, "Age": -1}
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"manifests": {}, "output_uri": "/tmp/x"}, "at least two data set versions"),
+        ({"manifests": {"a": "/no/such/manifest.json", "b": "/no/such/other.json"}, "output_uri": "/tmp/x"},
+         "does not exist"),
+        ({"manifests": {"a": {"artifacts": {}}, "b": {"artifacts": {}}}, "output_uri": "/tmp/x"}, "lists no shap_bar.csv"),
+        ({"manifests": {"a": {}, "b": {}}, "output_uri": "ftp://x"}, "neither an s3:// URI nor a local path"),
+    ],
+)
+def test_bad_requests_name_the_problem(request_, message) -> None:
+    with pytest.raises(BadRequest, match=message):
+        compare(request_)
