@@ -348,7 +348,7 @@ def report(args: argparse.Namespace, runs: Runs, context: dict[str, Any]) -> str
 def section_text(args: argparse.Namespace, table: str, context: dict[str, Any]) -> str:
     load_start, load_end = context["load_start"], context["load_end"]
     parts = [
-        SECTION,
+        subsection_heading(args),
         "",
         f"Measured {context['when']} by `bench/bench_explain.py` ({args.repeat} repetition(s), alternating order). "
         f"Machine: {context['nproc']} CPUs ({platform.machine()}), Python {platform.python_version()}, "
@@ -380,18 +380,34 @@ def section_text(args: argparse.Namespace, table: str, context: dict[str, Any]) 
     return "\n".join(parts)
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (append it when missing); other sections stay as they are."""
+def subsection_heading(args: argparse.Namespace) -> str:
+    return f"### {args.rows:,} x {args.features}"
+
+
+def _replace_block(lines: list[str], heading: str, text: str, stop_prefixes: tuple[str, ...], start_at: int,
+                   stop_at: int) -> list[str]:
+    """`lines` with the block under `heading` (until a line starting with a stop prefix) replaced by `text`."""
+    start = next((i for i in range(start_at, stop_at) if lines[i].rstrip() == heading), None)
+    block = [line + "\n" for line in text.rstrip("\n").split("\n")] + ["\n"]
+    if start is None:
+        return lines[:stop_at] + (["\n"] if stop_at and lines[stop_at - 1].strip() else []) + block + lines[stop_at:]
+    end = next((i for i in range(start + 1, stop_at) if lines[i].startswith(stop_prefixes)), stop_at)
+    return lines[:start] + block + lines[end:]
+
+
+def write_section(args: argparse.Namespace, text: str) -> None:
+    """Replace this size's subsection of this benchmark's section of RESULTS.md (adding what is missing);
+    other sizes and other benchmarks' sections stay as they are."""
     current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     lines = current.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        updated = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    RESULTS.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if not any(line.rstrip() == SECTION for line in lines):
+        lines = _replace_block(lines, SECTION, SECTION + "\n", ("## ",), 0, len(lines))
+    start = next(i for i, line in enumerate(lines) if line.rstrip() == SECTION)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    lines = _replace_block(lines, subsection_heading(args), text, ("## ", "### "), start + 1, end)
+    RESULTS.write_text("".join(lines).rstrip("\n") + "\n", encoding="utf-8")
 
 
 def hot_spot_summary(profile_text: str, top: int) -> str:
@@ -461,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section_text(args, table, context)
     print(text)
     if not args.no_results:
-        write_section(text)
+        write_section(args, text)
     return 0
 
 
