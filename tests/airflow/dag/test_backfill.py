@@ -4,8 +4,10 @@ versions seeded into the local S3, then the comparison DAG draws the three versi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -67,11 +69,15 @@ def airflow_services(local_stack, adult_data_path, tmp_path_factory) -> Iterator
         _wait_for_dag(env, "adult_income_explainability", process, home)
         yield env
     finally:
-        os.killpg(process.pid, 15)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+            pass
+        # A component still shutting down (the scheduler waits on its executor) must not outlive the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         log.close()
 
 
