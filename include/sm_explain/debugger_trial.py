@@ -74,7 +74,9 @@ class DebuggerTrial:
                 f"debug_output_uri {path!r} holds no Debugger trial (no collections/*_collections.json): "
                 "was the job trained with a DebugHookConfig and an XGBoost image that runs the hook (<= 1.7-1)?"
             )
-        trial = _create_trial_with_deadline(path, timeout_seconds)
+        # A local copy first: smdebug's S3 reader makes one request per tensor per step.
+        local = storage.mirror_prefix(path) if storage.is_s3(path) else path
+        trial = _create_trial_with_deadline(local, timeout_seconds)
         try:
             steps = trial.steps()
         except Exception as exc:

@@ -109,3 +109,36 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-st
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def mirror_prefix(prefix: str, workers: int = 8) -> str:
+    """Copy every object under an s3:// "directory" into a fresh temporary directory (removed at exit)
+    and return its path.
+
+    smdebug reads an S3 trial with one request per tensor per step (763 requests for the notebook's
+    Adult trial, 26 s against 0.8 s for copying its 24 files in parallel), so readers mirror it first.
+    The request builder caps Debugger output at 2 GiB, which bounds the disk this takes.
+    """
+    import atexit
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    bucket, key = _split_s3(prefix)
+    key = key.rstrip("/") + "/" if key else ""
+    target = Path(tempfile.mkdtemp(prefix="sm-explain-trial-"))
+    atexit.register(shutil.rmtree, target, True)
+    keys = [
+        obj["Key"]
+        for page in _s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        for obj in page.get("Contents", [])
+    ]
+
+    def fetch(object_key: str) -> None:
+        destination = target / object_key[len(key):]
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _s3_client().download_file(bucket, object_key, str(destination))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(fetch, keys))
+    return str(target)
+
