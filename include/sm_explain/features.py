@@ -51,7 +51,7 @@ def _labels_by_code(feature: str, mapping: Any) -> dict[float, str]:
             return {float(code): str(label) for code, label in mapping.items()}
         except ValueError:
             pass
-    raise BadRequest(f"features.json: categorical_maps[{feature!r}] is neither a list of labels nor a code map")
+    raise BadRequest(f"features.json: categorical[{feature!r}] is neither a list of labels nor a code map")
 
 
 def parse_features(document: Any, source: str) -> FeatureSpace:
@@ -62,13 +62,13 @@ def parse_features(document: Any, source: str) -> FeatureSpace:
         raise BadRequest(f"{source} needs 'feature_names': a non-empty list of strings (f0..fN in order)")
     if len(set(names)) != len(names):
         raise BadRequest(f"{source}: feature_names has duplicates")
-    maps = document.get("categorical_maps") or {}
+    maps = document.get("categorical") or {}  # sm_staging's key: {feature: {code: label}}
     if not isinstance(maps, dict):
-        raise BadRequest(f"{source}: 'categorical_maps' must be an object keyed by feature name")
+        raise BadRequest(f"{source}: 'categorical' must be an object keyed by feature name")
     labels: dict[int, dict[float, str]] = {}
     for feature, mapping in maps.items():
         if feature not in names:
-            raise BadRequest(f"{source}: categorical_maps names {feature!r}, which is not in feature_names")
+            raise BadRequest(f"{source}: categorical names {feature!r}, which is not in feature_names")
         labels[names.index(feature)] = _labels_by_code(feature, mapping)
     return FeatureSpace(names=list(names), categorical_labels=labels)
 

@@ -45,7 +45,7 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
     np.savetxt(root / "train.csv", np.column_stack([y[:300], x[:300]]), delimiter=",", fmt="%.6g")
     np.savetxt(root / "validation.csv", np.column_stack([y[300:], x[300:]]), delimiter=",", fmt="%.6g")
     (root / "features.json").write_text(json.dumps(
-        {"feature_names": FEATURES, "categorical_maps": {"workclass": WORKCLASS}, "label": "income"}))
+        {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income"}))
     # Train on what was written (as the container does), so SHAP rows match the CSV exactly.
     train = np.loadtxt(root / "train.csv", delimiter=",", dtype=np.float32)
     validation = np.loadtxt(root / "validation.csv", delimiter=",", dtype=np.float32)
