@@ -16,24 +16,10 @@ from dataclasses import dataclass
 
 import botocore.session
 
+from sm_local.xgboost_versions import DEBUGGER_HOOK_VERSIONS, XGBOOST_VERSIONS
+
 XGBOOST_REPOSITORY = "sagemaker-xgboost"
 RULES_REPOSITORY = "sagemaker-debugger-rules"
-# Every framework version of the sagemaker-xgboost repository (sagemaker-core's image_uri_config).
-XGBOOST_VERSIONS = (
-    "0.90-1",
-    "0.90-2",
-    "1.0-1",
-    "1.2-1",
-    "1.2-2",
-    "1.3-1",
-    "1.5-1",
-    "1.7-1",
-    "3.0-5",
-    "3.2-0",
-)
-# The container attaches smdebug's hook in these versions only; 0.90-1 predates Debugger, and
-# 3.0-5 onwards ship with the hook commented out (they write no tensors).
-DEBUGGER_HOOK_VERSIONS = frozenset({"0.90-2", "1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1"})
 # sagemaker-core spells the oldest versions `<version>-cpu-py3`; both spellings name the same image.
 _TAG_SUFFIX = "-cpu-py3"
 

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# The framework versions of the sagemaker-xgboost image (as in sm_local.images, not imported here
-# because it loads botocore and this process's startup time counts).
-FRAMEWORK_VERSIONS = ("0.90-1", "0.90-2", "1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1", "3.0-5", "3.2-0")
+from sm_local.xgboost_versions import XGBOOST_VERSIONS as FRAMEWORK_VERSIONS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import xgboost
 
+from sm_local.xgboost_versions import DEBUGGER_HOOK_VERSIONS
+
 log = logging.getLogger(__name__)
 
-DEBUGGER_HOOK_VERSIONS = frozenset({"0.90-2", "1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1"})
 CONFIG_ENV = "SMDEBUG_CONFIG_FILE_PATH"
 
 
