@@ -4,7 +4,6 @@ JSON-safe manifest of S3 URIs."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,23 +12,18 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
+from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 EXPLANATION_SOURCES = ("model", "debugger", "auto")
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 
 
 def require_s3_uri(name: str, value: Any, *, allow_local: bool = True) -> str:
-    """Refuse a malformed location before the runtime process (and any download) starts."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be an S3 URI, got {value!r}")
-    if value.startswith("s3://"):
-        if not _S3_URI.match(value):
-            raise ValueError(f"{name} is not a valid S3 URI: {value!r}")
+    """Refuse a malformed location before the runtime process (and any download) starts: S3 URIs get
+    the request builder's check; a local absolute path is accepted for local runs."""
+    if allow_local and isinstance(value, str) and value.startswith("/"):
         return value
-    if allow_local and value.startswith("/"):
-        return value
-    raise ValueError(f"{name} must start with s3://, got {value!r}")
+    return validate_s3_uri(value, name)
 
 
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):

@@ -57,9 +57,9 @@ def test_explain_sends_the_request_with_options(runtime_calls) -> None:
     [
         ({"source": "shap"}, "source must be one of"),
         ({"source": "debugger", "debug_output_uri": None}, "needs debug_output_uri"),
-        ({"train_uri": "s3://Bad_Bucket/x"}, "train_uri is not a valid S3 URI"),
-        ({"output_uri": "ftp://host/x"}, "output_uri must start with s3://"),
-        ({"model_artifact_uri": ""}, "model_artifact_uri must be an S3 URI"),
+        ({"train_uri": "s3://Bad_Bucket/x"}, "train_uri 's3://Bad_Bucket/x' has an invalid bucket name"),
+        ({"output_uri": "ftp://host/x"}, "output_uri 'ftp://host/x' is not an s3:// URI"),
+        ({"model_artifact_uri": ""}, "model_artifact_uri must be an s3:// URI"),
         ({"options": ["seed"]}, "options must be a mapping"),
     ],
 )
