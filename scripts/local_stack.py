@@ -76,7 +76,8 @@ def runtime_python() -> Path:
     return Path(os.environ.get("SM_EXPLAIN_RUNTIME_PYTHON", REPO / ".venv-runtime" / "bin" / "python"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -184,13 +185,13 @@ def start_stack(
     if moto_port:
         _check_port_free(moto_port, "local S3 (moto)")
     else:
-        moto_port = _free_port()
+        moto_port = free_port()
     if sagemaker_port:
         _check_port_free(sagemaker_port, "local SageMaker endpoint")
     else:
-        sagemaker_port = _free_port()
+        sagemaker_port = free_port()
         while sagemaker_port == moto_port:
-            sagemaker_port = _free_port()
+            sagemaker_port = free_port()
 
     state_dir.mkdir(parents=True, exist_ok=True)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import boto3
 import pytest
 
 from airflow_local_env import airflow_env
+from local_stack import free_port
 from seed_versions import seed_versions, weekly_versions
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -37,18 +37,12 @@ RUN_CONF = {
 DEADLINE_SECONDS = 1500
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def airflow_services(local_stack, adult_data_path, tmp_path_factory) -> Iterator[dict[str, str]]:
     """`airflow standalone` on a free port against the local stack, as `make airflow` runs it."""
     seed_versions(BUCKET, PREFIX, VERSIONS, adult_data_path)
     home = tmp_path_factory.mktemp("airflow-standalone")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **airflow_env(local_stack, home),
