@@ -49,6 +49,14 @@ def _supervisor(state_dir: Path, name: str) -> psutil.Process:
     return psutil.Process(job["SupervisorPid"])
 
 
+def _wait_until_supervisor_exits(state_dir: Path, name: str) -> None:
+    """A fast supervisor may already be gone (and reaped) by the time the test looks it up."""
+    try:
+        _supervisor(state_dir, name).wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+
+
 def _rule_statuses(job: dict[str, Any]) -> list[str]:
     return [rule["RuleEvaluationStatus"] for rule in job["DebugRuleEvaluationStatuses"]]
 
@@ -125,8 +133,7 @@ def test_a_supervisor_that_finishes_is_never_overruled(endpoint: EndpointProcess
         lambda: client.describe_training_job(TrainingJobName="clean-job"),
         lambda job: job["TrainingJobStatus"] == "Completed",
     )
-    supervisor = _supervisor(endpoint.state_dir, "clean-job")
-    supervisor.wait(timeout=10)
+    _wait_until_supervisor_exits(endpoint.state_dir, "clean-job")
     again = client.describe_training_job(TrainingJobName="clean-job")
     assert again["TrainingJobStatus"] == "Completed"
     assert _rule_statuses(again) == ["NoIssuesFound"]
@@ -223,7 +230,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_supervisor(endpoint: EndpointProce
     client = endpoint.client()
     client.create_training_job(**training_job_request("reused-pid", behaviour="exit"))
     job_file = endpoint.state_dir / "jobs" / "reused-pid" / "job.json"
-    _supervisor(endpoint.state_dir, "reused-pid").wait(timeout=10)
+    _wait_until_supervisor_exits(endpoint.state_dir, "reused-pid")
     # Simulate pid reuse: the recorded pid now belongs to a live process (this test) started at
     # another time than the one recorded.
     record = json.loads(job_file.read_text())
@@ -237,7 +244,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_supervisor(endpoint: EndpointProce
 def test_a_create_interrupted_before_the_supervisor_started_ends_failed(endpoint: EndpointProcess) -> None:
     client = endpoint.client()
     client.create_training_job(**training_job_request("half-created", behaviour="exit"))
-    _supervisor(endpoint.state_dir, "half-created").wait(timeout=10)
+    _wait_until_supervisor_exits(endpoint.state_dir, "half-created")
     # As if the server died between writing job.json and starting the supervisor.
     job_file = endpoint.state_dir / "jobs" / "half-created" / "job.json"
     record = json.loads(job_file.read_text())
