@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from sm_explain import figures, model_source, storage, tables
+from sm_explain import model_source, storage, tables
 from sm_explain.data import LabelledRows, read_csv_channel
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, DebuggerTrial, trial_present
 from sm_explain.errors import BadRequest
@@ -19,6 +19,7 @@ from sm_explain.features import FeatureSpace, load_features
 from sm_explain.model import load_booster, objective_of
 from sm_explain.outliers import shap_outliers
 from sm_explain.request import ExplainRequest
+from sm_explain.shap_rows import ExplainedShap, ModelShap, TensorShap
 
 TOP_FEATURES = 10
 MANIFEST_NAME = "manifest.json"
@@ -68,6 +69,8 @@ def _named(frame: pd.DataFrame, space: FeatureSpace) -> pd.DataFrame:
 
 def _write_curve(writer: ArtifactWriter, stem: str, frame: pd.DataFrame, title: str, ylabel: str) -> None:
     """CSV with every column; the PNG shows the TOP_FEATURES columns largest at the last step."""
+    from sm_explain import figures  # lazily, as in run_explanations
+
     writer.put(f"{stem}.csv", tables.csv_bytes(frame))
     values = frame.set_index("step")
     if values.shape[1] > TOP_FEATURES:
@@ -117,7 +120,8 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
     names = space.names
     summary: dict[str, object] = {"source": "debugger" if use_debugger else "model"}
 
-    # SHAP values of the explained rows.
+    # SHAP values of the explained rows. From the model, the mean |SHAP| pass starts here and runs in the
+    # background while everything below is drawn; only the global bar, drawn last, waits for it.
     if use_debugger:
         assert trial is not None
         explained_channel = "train"  # the hook computes full_shap on the training data
@@ -132,15 +136,22 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
     else:
         explained_channel = request.explain_rows
         rows = channels.get(explained_channel)
-        contribs = model_source.contributions(booster, rows.features)
     n_rows = rows.features.shape[0]
     if request.force_plot_row >= n_rows:
         raise BadRequest(f"force_plot_row {request.force_plot_row} is out of range: {explained_channel} has {n_rows} rows")
-    shap_values, base_values = contribs[:, :-1], contribs[:, -1]
-    base_value = float(base_values[0])
-    predictions = model_source.predictions_from_contributions(objective, contribs)
+    if use_debugger:
+        shap: ExplainedShap = TensorShap(contribs, objective)
+    else:
+        # The pass takes every core; this thread's own predictions (curves, samples) keep to one, so two OpenMP
+        # teams do not fight over the cores and the pass is barely slowed by what is drawn meanwhile.
+        booster.set_param({"nthread": 1})
+        shap = ModelShap(booster, objective, rows.features)
+    base_value = shap.base_value
     summary.update(explained_rows=explained_channel, n_rows=int(n_rows), n_features=len(names),
                    base_value=base_value)
+
+    # Imported only now: matplotlib and shap take seconds to import, which then overlap the SHAP pass.
+    from sm_explain import figures
 
     # Curves over steps: Debugger tensors when the trial has them, else the truncated model on a row sample.
     steps = model_source.curve_steps(booster)
@@ -180,17 +191,9 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
     _write_curve(writer, "average_shap", _named(average, space), "Average SHAP per step", "mean SHAP value")
     summary["curve_sources"] = curve_sources
 
-    # Global: mean |SHAP| bar over every explained row, beeswarm on a seeded sample.
-    mean_abs = np.abs(shap_values).mean(axis=0, dtype=np.float64)
-    ranking = pd.DataFrame({"feature": names, "mean_abs_shap": mean_abs}).sort_values(
-        "mean_abs_shap", ascending=False, kind="stable")
-    writer.put("shap_bar.csv", tables.csv_bytes(ranking))
-    writer.put("shap_bar.png", figures.shap_bar(shap_values, names))
-    summary["top_features"] = [{"feature": f, "mean_abs_shap": float(v)}
-                               for f, v in ranking.head(TOP_FEATURES).itertuples(index=False)]
-
+    # Beeswarm on a seeded sample.
     swarm_rows = _seeded_rows(n_rows, request.beeswarm_sample_size, request.seed)
-    swarm_shap, swarm_values = shap_values[swarm_rows], rows.features[swarm_rows]
+    swarm_shap, swarm_values = shap.contributions(swarm_rows)[:, :-1], rows.features[swarm_rows]
     swarm_table = pd.concat([
         pd.DataFrame({"row": swarm_rows}),
         pd.DataFrame(swarm_shap, columns=[f"shap:{n}" for n in names]),
@@ -201,28 +204,41 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
 
     # Local: force plot of the chosen row, stacked force plot of a seeded sample.
     row = request.force_plot_row
+    row_shap = shap.contributions(np.array([row]))[0, :-1]
     row_display = _display_matrix(space, rows.features[row: row + 1])[0]
     writer.put("force_row.csv", tables.csv_bytes(pd.DataFrame({
-        "feature": names, "value": [str(v) for v in row_display], "shap": shap_values[row]})))
-    writer.put("force_row.png", figures.force_png(base_value, shap_values[row], list(row_display), names))
-    writer.put("force_row.html", figures.force_html(base_value, shap_values[row], row_display, names))
+        "feature": names, "value": [str(v) for v in row_display], "shap": row_shap})))
+    writer.put("force_row.png", figures.force_png(base_value, row_shap, list(row_display), names))
+    writer.put("force_row.html", figures.force_html(base_value, row_shap, row_display, names))
     stacked_rows = _seeded_rows(n_rows, request.stacked_sample_size, request.seed)
+    stacked_shap = shap.contributions(stacked_rows)[:, :-1]
     writer.put("force_stacked.csv", tables.csv_bytes(pd.concat([
-        pd.DataFrame({"row": stacked_rows, "prediction": predictions[stacked_rows]}),
-        pd.DataFrame(shap_values[stacked_rows], columns=names)], axis=1)))
+        pd.DataFrame({"row": stacked_rows, "prediction": shap.predictions[stacked_rows]}),
+        pd.DataFrame(stacked_shap, columns=names)], axis=1)))
     writer.put("force_stacked.html", figures.force_html(
-        base_value, shap_values[stacked_rows], _display_matrix(space, rows.features[stacked_rows]), names))
+        base_value, stacked_shap, _display_matrix(space, rows.features[stacked_rows]), names))
 
     # Outliers: table (CSV + Parquet) and one force plot per outlier row.
-    outliers = shap_outliers(shap_values, predictions, rows.features, space, request.outlier_top_n)
+    outliers = shap_outliers(shap, rows.features, space, request.outlier_top_n)
     writer.put("outliers.csv", tables.csv_bytes(outliers))
     writer.put("outliers.parquet", tables.parquet_bytes(outliers))
-    for tail, rank, outlier_row in outliers[["tail", "rank", "row"]].itertuples(index=False):
+    outlier_rows = outliers["row"].to_numpy(dtype=np.int64)
+    outlier_shap = shap.contributions(outlier_rows)[:, :-1] if len(outlier_rows) else np.empty((0, len(names)))
+    for (tail, rank, outlier_row), values in zip(outliers[["tail", "rank", "row"]].itertuples(index=False),
+                                                 outlier_shap, strict=True):
         display = _display_matrix(space, rows.features[outlier_row: outlier_row + 1])[0]
-        writer.put(f"outlier_{tail}_{rank}.png",
-                   figures.force_png(base_value, shap_values[outlier_row], list(display), names))
+        writer.put(f"outlier_{tail}_{rank}.png", figures.force_png(base_value, values, list(display), names))
     summary["outliers"] = [{"row": int(r), "z_score": float(z), "prediction": float(p)}
                            for r, z, p in outliers[["row", "z_score", "prediction"]].itertuples(index=False)]
+
+    # Global: mean |SHAP| over every explained row (waits for the full pass).
+    mean_abs = shap.mean_abs_shap()
+    ranking = pd.DataFrame({"feature": names, "mean_abs_shap": mean_abs}).sort_values(
+        "mean_abs_shap", ascending=False, kind="stable")
+    writer.put("shap_bar.csv", tables.csv_bytes(ranking))
+    writer.put("shap_bar.png", figures.mean_abs_shap_bar(mean_abs, names))
+    summary["top_features"] = [{"feature": f, "mean_abs_shap": float(v)}
+                               for f, v in ranking.head(TOP_FEATURES).itertuples(index=False)]
 
     manifest: dict[str, object] = {"artifacts": dict(sorted(writer.artifacts.items())), "summary": summary}
     manifest_uri = storage.join(request.output_uri, MANIFEST_NAME)

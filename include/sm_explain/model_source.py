@@ -1,5 +1,5 @@
-"""SHAP and "over steps" analyses straight from the trained model: one `pred_contribs` pass for the explained
-rows, and the model truncated to each step (`iteration_range`, tree slicing) on a seeded row sample for the
+"""The "over steps" analyses straight from the trained model (the SHAP values of the explained rows are in
+shap_rows): the model truncated to each step (`iteration_range`, tree slicing) on a seeded row sample for the
 curves. Works for any XGBoost job, with or without Debugger tensors. Step s means "after round s" (s + 1
 rounds), as the Debugger hook numbers them."""
 
@@ -11,6 +11,7 @@ import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
+from sm_explain.shap_rows import dmatrix_for
 
 SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "reg:logistic")
 
@@ -22,18 +23,6 @@ def check_supported(booster: xgb.Booster, objective: str) -> None:
         )
     if booster.num_boosted_rounds() < 1:
         raise BadRequest("the model has no trees")
-
-
-def _matrix(booster: xgb.Booster, features: np.ndarray) -> xgb.DMatrix:
-    # A booster trained with named columns refuses an unnamed DMatrix; the staged CSV order is the same.
-    return xgb.DMatrix(features, feature_names=booster.feature_names, nthread=-1)
-
-
-def contributions(booster: xgb.Booster, features: np.ndarray, rounds: int | None = None) -> np.ndarray:
-    """(rows, features + 1) float32 SHAP values, bias (base value) last; `rounds` truncates the model."""
-    iteration_range = (0, rounds if rounds is not None else booster.num_boosted_rounds())
-    values = booster.predict(_matrix(booster, features), pred_contribs=True, iteration_range=iteration_range)
-    return np.asarray(values, dtype=np.float32)
 
 
 def curve_steps(booster: xgb.Booster, limit: int = MAX_CURVE_STEPS) -> list[int]:
@@ -48,7 +37,7 @@ def average_shap_over_steps(booster: xgb.Booster, sample: np.ndarray, steps: lis
     TreeSHAP feature attributions add up over trees, so each step only explains the rounds added since the
     previous one (a model slice) and accumulates: one SHAP pass over the sample in total, not one per step.
     """
-    matrix = _matrix(booster, sample)
+    matrix = dmatrix_for(booster, sample)
     running = np.zeros(sample.shape[1], dtype=np.float64)
     rows = []
     start = 0
@@ -88,9 +77,9 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
     A per-round prediction includes the base margin once, so it is subtracted again for every round after the first.
     """
     rounds = booster.num_boosted_rounds()
-    matrix = _matrix(booster, features)
+    matrix = dmatrix_for(booster, features)
     if rounds > 1:
-        first_row = _matrix(booster, features[:1])
+        first_row = dmatrix_for(booster, features[:1])
         base = (
             booster.predict(first_row, output_margin=True, iteration_range=(0, 1))[0]
             + booster.predict(first_row, output_margin=True, iteration_range=(1, 2))[0]
@@ -130,11 +119,3 @@ def metric_curves(
             for metric, value in _metrics(objective, margins[step], labels.astype(np.float64)).items():
                 columns.setdefault(f"{channel}-{metric}", []).append(value)
     return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
-
-
-def predictions_from_contributions(objective: str, contribs: np.ndarray) -> np.ndarray:
-    """The model's output per row: SHAP values (with bias) sum to the margin; logistic objectives squash it."""
-    margin = contribs.sum(axis=1, dtype=np.float64)
-    if objective in ("binary:logistic", "reg:logistic"):
-        return 1.0 / (1.0 + np.exp(-margin))
-    return margin

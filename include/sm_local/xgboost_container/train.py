@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lean_xgboost import import_xgboost
 from sm_local.xgboost_container import data as data_mod
 from sm_local.xgboost_container.errors import AlgorithmError, ContainerError, UserError
 from sm_local.xgboost_container.hyperparameters import (
@@ -152,27 +153,6 @@ def _read_data(
     return train_data, validation_data
 
 
-def _import_xgboost() -> Any:
-    """Import xgboost without its optional scikit-learn integration when nothing loaded sklearn yet.
-
-    `xgboost.compat` imports scikit-learn (and with it scipy.stats) only for the sklearn-style
-    estimators, which the built-in algorithm never uses: that costs ~1 s of every job's start-up
-    (measured: 1.2 s -> 0.4 s). sklearn stays importable afterwards for the container's own metrics.
-    """
-    import sys
-
-    if "xgboost" in sys.modules or "sklearn" in sys.modules:
-        import xgboost
-
-        return xgboost
-    sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn` fail fast
-    try:
-        import xgboost
-    finally:
-        del sys.modules["sklearn"]
-    return xgboost
-
-
 def _train_and_save(
     opt_ml: Path,
     framework_version: str,
@@ -180,7 +160,7 @@ def _train_and_save(
     train_data: data_mod.ChannelData,
     validation_data: data_mod.ChannelData | None,
 ) -> None:
-    xgboost = _import_xgboost()
+    xgboost = import_xgboost()
 
     from sm_local.xgboost_container import debugger
 

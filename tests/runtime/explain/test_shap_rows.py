@@ -1,0 +1,62 @@
+"""The SHAP values the analyses use, from the model (a background pass in row chunks plus small passes for the
+plotted rows) and from a SHAP matrix in memory, against xgboost's own single `pred_contribs` pass."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from sm_explain import shap_rows
+from sm_explain.shap_rows import ModelShap, TensorShap
+
+
+@pytest.fixture(scope="module")
+def model() -> tuple[xgb.Booster, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(1000, 6)).astype(np.float32)
+    labels = ((features[:, 0] - features[:, 2] + 0.5 * rng.normal(size=1000)) > 0).astype(np.float32)
+    booster = xgb.train({"max_depth": 3, "eta": 0.3, "objective": "binary:logistic"},
+                        xgb.DMatrix(features, label=labels), num_boost_round=12)
+    reference = booster.predict(xgb.DMatrix(features), pred_contribs=True)
+    return booster, features, reference
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000, 4096])
+def test_model_shap_matches_one_pred_contribs_pass(model, chunk_rows: int) -> None:
+    booster, features, reference = model
+    shap = ModelShap(booster, "binary:logistic", features, chunk_rows=chunk_rows)
+    np.testing.assert_allclose(shap.mean_abs_shap(), np.abs(reference[:, :-1]).mean(axis=0, dtype=np.float64), rtol=1e-6)
+    assert shap.base_value == pytest.approx(float(reference[0, -1]))
+    np.testing.assert_allclose(shap.shap_sums, reference[:, :-1].sum(axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(shap.predictions, booster.predict(xgb.DMatrix(features)), rtol=1e-5)
+    # The plotted rows get exactly the values the whole pass gives them, in the order asked.
+    rows = np.array([999, 3, 500, 3])
+    np.testing.assert_array_equal(shap.contributions(rows), reference[rows])
+
+
+def test_tensor_shap_reads_the_matrix(model) -> None:
+    booster, features, reference = model
+    shap = TensorShap(reference, "binary:logistic")
+    np.testing.assert_allclose(shap.mean_abs_shap(), np.abs(reference[:, :-1]).mean(axis=0, dtype=np.float64))
+    np.testing.assert_allclose(shap.predictions, booster.predict(xgb.DMatrix(features)), rtol=1e-5)
+    np.testing.assert_array_equal(shap.contributions(np.array([2, 1])), reference[[2, 1]])
+    assert shap.n_rows == 1000
+
+
+def test_a_failing_pass_raises_in_the_callers_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, features, _ = model
+    real_dmatrix_for = shap_rows.dmatrix_for
+
+    def failing_in_the_pass(booster: xgb.Booster, rows: np.ndarray) -> xgb.DMatrix:
+        if threading.current_thread().name == "sm_explain-shap-pass":
+            raise MemoryError("no room for the chunk")
+        return real_dmatrix_for(booster, rows)
+
+    monkeypatch.setattr(shap_rows, "dmatrix_for", failing_in_the_pass)
+    shap = ModelShap(booster, "binary:logistic", features, chunk_rows=100)
+    assert shap.contributions(np.array([0])).shape == (1, 7)  # the caller's own predictions still work
+    with pytest.raises(MemoryError, match="no room for the chunk"):
+        shap.mean_abs_shap()
