@@ -139,6 +139,10 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
     n_rows = rows.features.shape[0]
     if request.force_plot_row >= n_rows:
         raise BadRequest(f"force_plot_row {request.force_plot_row} is out of range: {explained_channel} has {n_rows} rows")
+    has_metrics = trial is not None and trial.has_metrics()
+    if not has_metrics:  # the curves recompute them on both channels: bad data fails here, before the pass
+        channels.get("train")
+        channels.get("validation")
     if use_debugger:
         shap: ExplainedShap = TensorShap(contribs, objective)
     else:
@@ -163,7 +167,6 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
         curve_sources[key] = "debugger" if trial_has_it else "model"
         return from_trial() if trial_has_it else from_model()
 
-    has_metrics = trial is not None and trial.has_metrics()
     metrics = from_trial_or_model(
         "metrics", lambda: trial.metric_curves(),
         lambda: model_source.metric_curves(

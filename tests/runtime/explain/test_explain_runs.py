@@ -256,6 +256,17 @@ def test_bad_request_exits_2_naming_the_problem(job: dict[str, str], tmp_path: P
     assert not Path(job["output_uri"], "ignored").exists()
 
 
+def test_bad_validation_rows_fail_before_anything_is_written(job: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "validation.csv"
+    bad.write_text("1,0.5,0.25\n0,0.1,0.2\n")  # two feature columns where features.json names four
+    out = tmp_path / "out"
+    code, result, _ = _run_cli("sm_explain", {**job, "validation_uri": str(bad), "output_uri": str(out)}, tmp_path)
+    assert code == 2, result
+    assert result["error"]["type"] == "BadRequest"
+    assert "validation_uri" in result["error"]["message"] and "4 feature columns" in result["error"]["message"]
+    assert not out.exists()
+
+
 def test_empty_debugger_location_fails_fast_with_a_clear_error(job: dict[str, str], tmp_path: Path) -> None:
     empty = tmp_path / "empty-trial"
     empty.mkdir()
