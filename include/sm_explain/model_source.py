@@ -72,28 +72,32 @@ def feature_importance_over_steps(
 
 
 def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
-    """Raw margins after each wanted step, adding one round at a time: one full prediction's worth of work.
+    """Raw margins after each wanted step, adding the rounds since the previous wanted step at a time: one call per
+    step (not per round), one full prediction's worth of tree work in total.
 
-    A per-round prediction includes the base margin once, so it is subtracted again for every round after the first.
+    Every partial prediction includes the base margin once, so it is subtracted again for every segment after the
+    first.
     """
-    rounds = booster.num_boosted_rounds()
+    wanted = sorted(set(steps))
     matrix = dmatrix_for(booster, features)
-    if rounds > 1:
+    base = 0.0
+    if len(wanted) > 1:
         first_row = dmatrix_for(booster, features[:1])
-        base = (
-            booster.predict(first_row, output_margin=True, iteration_range=(0, 1))[0]
-            + booster.predict(first_row, output_margin=True, iteration_range=(1, 2))[0]
-            - booster.predict(first_row, output_margin=True, iteration_range=(0, 2))[0]
+        split = wanted[0] + 1
+        base = float(
+            booster.predict(first_row, output_margin=True, iteration_range=(0, split))[0]
+            + booster.predict(first_row, output_margin=True, iteration_range=(split, split + 1))[0]
+            - booster.predict(first_row, output_margin=True, iteration_range=(0, split + 1))[0]
         )
-    wanted = set(steps)
     margins: dict[int, np.ndarray] = {}
     running = np.zeros(features.shape[0], dtype=np.float64)
-    for step in range(max(steps) + 1):
-        running += booster.predict(matrix, output_margin=True, iteration_range=(step, step + 1))
-        if step > 0:
+    start = 0
+    for step in wanted:
+        running += booster.predict(matrix, output_margin=True, iteration_range=(start, step + 1))
+        if start > 0:
             running -= base
-        if step in wanted:
-            margins[step] = running.copy()
+        margins[step] = running.copy()
+        start = step + 1
     return margins
 
 
