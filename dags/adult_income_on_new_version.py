@@ -10,12 +10,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import DAG, Asset, Param, task
 
-from sm_explain_ops.pipeline import (
-    DATASET_VERSION_PATTERN,
-    build_explainability_pipeline,
-    pipeline_dag_kwargs,
-    run_locations,
-)
+from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN
+from sm_explain_ops.pipeline import build_explainability_pipeline, pipeline_dag_kwargs, run_locations
 
 _BUCKET = os.environ.get("SM_EXPLAIN_BUCKET") or "sm-explain-local"
 _PREFIX = (os.environ.get("SM_EXPLAIN_PREFIX") or "adult-income").strip("/")

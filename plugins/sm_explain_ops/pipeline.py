@@ -8,22 +8,18 @@ Nothing here calls AWS at DAG parse time: every location is resolved in the firs
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, task
 
+from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN, dataset_version_problem
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
 from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
 from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
-
-# Not all digits: templates render natively, and "20261122" would arrive as a number.
-DATASET_VERSION_PATTERN = r"^(?=.*[A-Za-z._-])[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-RESERVED_VERSIONS = frozenset({"raw", "comparisons"})
 
 # The notebook's hyperparameters ("Explainability with Amazon SageMaker Debugger").
 NOTEBOOK_HYPERPARAMETERS: dict[str, Any] = {
@@ -115,9 +111,9 @@ def resolve_dataset_version(params: Mapping[str, Any], context: Mapping[str, Any
         if logical_date is None:
             raise ValueError("no dataset_version param, no asset event and no logical date to derive one")
         version = logical_date.strftime("%Y-%m-%d")
-    if not re.match(DATASET_VERSION_PATTERN, version) or version in RESERVED_VERSIONS:
-        raise ValueError(f"dataset version {version!r} must match {DATASET_VERSION_PATTERN} and not be "
-                         f"one of {sorted(RESERVED_VERSIONS)}")
+    problem = dataset_version_problem(version)
+    if problem:
+        raise ValueError(problem)
     return version
 
 

@@ -17,11 +17,10 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from sm_explain_ops.dataset_versions import dataset_version_problem
+from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-RESERVED_VERSIONS = frozenset({"raw"})
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -30,12 +29,11 @@ class DatasetRequestError(AirflowFailException, ValueError):
 
 
 def _check_s3_uri(name: str, uri: str) -> list[str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise DatasetRequestError(
-            f"{name} {uri!r} has an invalid bucket name {bucket!r} "
-            "(3-63 characters: lower-case letters, digits, dots and hyphens)"
-        )
+    try:
+        validate_s3_uri(uri, name)
+    except ValueError as error:
+        raise DatasetRequestError(str(error)) from None
+    key = uri[len("s3://") :].partition("/")[2]
     if not key.strip("/"):
         raise DatasetRequestError(f"{name} {uri!r} names no key or prefix after the bucket")
     if "//" in key:
@@ -47,15 +45,9 @@ def validate_staging_request(
     source: str, destination: str, dataset_version: str, source_sha256: str | None
 ) -> None:
     """The checks that need no data and no AWS call; the runtime repeats them and checks the rest."""
-    if not isinstance(dataset_version, str) or not VERSION_PATTERN.match(dataset_version):
-        raise DatasetRequestError(
-            f"dataset_version {dataset_version!r} is invalid: 1-128 characters, letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit"
-        )
-    if dataset_version in RESERVED_VERSIONS:
-        raise DatasetRequestError(
-            f"dataset_version {dataset_version!r} is reserved (raw sources live under it)"
-        )
+    version_problem = dataset_version_problem(dataset_version)
+    if version_problem:
+        raise DatasetRequestError(version_problem)
     if source_sha256 is not None and not _SHA256.match(source_sha256):
         raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
 
