@@ -127,16 +127,17 @@ def mirror_prefix(prefix: str, workers: int = 8) -> str:
     key = key.rstrip("/") + "/" if key else ""
     target = Path(tempfile.mkdtemp(prefix="sm-explain-trial-"))
     atexit.register(shutil.rmtree, target, True)
+    client = _s3_client()  # one client for every thread: clients are thread-safe, creating them is not
     keys = [
         obj["Key"]
-        for page in _s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
         for obj in page.get("Contents", [])
     ]
 
     def fetch(object_key: str) -> None:
         destination = target / object_key[len(key):]
         destination.parent.mkdir(parents=True, exist_ok=True)
-        _s3_client().download_file(bucket, object_key, str(destination))
+        client.download_file(bucket, object_key, str(destination))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(fetch, keys))
