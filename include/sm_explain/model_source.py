@@ -11,7 +11,7 @@ import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
-from sm_explain.shap_rows import dmatrix_for
+from sm_explain.shap_rows import dmatrix_for, model_output
 
 SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "reg:logistic")
 
@@ -102,13 +102,12 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
 
 
 def _metrics(objective: str, margin: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    prediction = model_output(objective, margin)
     if objective == "binary:logistic":
-        probability = 1.0 / (1.0 + np.exp(-margin))
-        clipped = np.clip(probability, 1e-16, 1 - 1e-16)
+        clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
         logloss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-        error = np.mean((probability > 0.5) != (labels > 0.5))
+        error = np.mean((prediction > 0.5) != (labels > 0.5))
         return {"logloss": float(logloss), "error": float(error)}
-    prediction = 1.0 / (1.0 + np.exp(-margin)) if objective == "reg:logistic" else margin
     return {"rmse": float(np.sqrt(np.mean((prediction - labels) ** 2)))}
 
 
