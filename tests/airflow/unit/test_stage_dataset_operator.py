@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,6 +15,7 @@ import boto3
 import pytest
 
 import sm_explain_ops.operators.stage_dataset as stage_dataset_module
+from local_stack import free_port
 from sm_explain_ops.operators.stage_dataset import DatasetRequestError, StageDatasetOperator
 from sm_explain_ops.runtime import RuntimeInputError
 
@@ -75,17 +75,11 @@ def test_bad_request_fails_before_the_runtime_starts(
     assert isinstance(raised.value, ValueError)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_connection() -> Iterator[str]:
     """moto S3 reachable ONLY through the Airflow connection (service_config endpoint), so the test
     proves the connection's credentials and endpoint reach the runtime process."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

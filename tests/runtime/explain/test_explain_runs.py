@@ -23,6 +23,7 @@ import pytest
 import xgboost as xgb
 from PIL import Image
 
+from local_stack import free_port
 from sm_explain.explain import run_explanations
 from sm_explain.request import parse_request
 
@@ -309,15 +310,9 @@ def test_report_embeds_figures_and_verdicts_escaped(job: dict[str, str], tmp_pat
 
 # --- S3 (moto server) ---------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_env() -> Iterator[dict[str, str]]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local_stack import free_port
 from sm_staging import StagingInputError, stage
 
 REPO = Path(__file__).resolve().parents[3]
 ADULT = REPO.parent / "shared" / "data" / "adult.data"
 ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
@@ -110,7 +104,7 @@ def test_web_source_checksum_mismatch_writes_nothing(tmp_path: Path, web_source)
 @pytest.fixture(scope="module")
 def moto_s3() -> Iterator[str]:
     """A private moto server for S3 with boto3's standard variables pointing at it."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
