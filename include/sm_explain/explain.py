@@ -146,13 +146,13 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
     if use_debugger:
         shap: ExplainedShap = TensorShap(contribs, objective)
     else:
-        # The pass takes every core; this thread's own predictions (curves, samples) keep to one, so two OpenMP
-        # teams do not fight over the cores and the pass is barely slowed by what is drawn meanwhile.
+        # The pass takes one core (TreeShap's process) or all (the pred_contribs fallback); this thread's own
+        # predictions (curves, samples) keep to one, so they do not fight the pass for the cores.
         booster.set_param({"nthread": 1})
         shap = ModelShap(booster, objective, rows.features)
     base_value = shap.base_value
     summary.update(explained_rows=explained_channel, n_rows=int(n_rows), n_features=len(names),
-                   base_value=base_value)
+                   base_value=base_value, mean_abs_shap_method=shap.mean_abs_method)
 
     # Imported only now: matplotlib and shap take seconds to import, which then overlap the SHAP pass.
     from sm_explain import figures

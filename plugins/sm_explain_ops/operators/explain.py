@@ -29,8 +29,8 @@ def require_s3_uri(name: str, value: Any, *, allow_local: bool = True) -> str:
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
     """Make every analysis of the notebook for one training job and put it under ``output_uri``.
 
-    ``source`` picks where SHAP values come from: ``model`` (one ``pred_contribs`` pass over the model
-    artifact: fast, and works without Debugger), ``debugger`` (the job's ``full_shap`` tensors, the
+    ``source`` picks where SHAP values come from: ``model`` (computed from the model artifact and the staged
+    rows: fast, and works without Debugger), ``debugger`` (the job's ``full_shap`` tensors, the
     notebook's way) or ``auto`` (Debugger tensors when the job has them). The manifest says which.
     """
 

@@ -147,6 +147,15 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     assert summary["source"] == "model"
     assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
     assert summary["curve_sources"]["metrics"] == "debugger"
+    # Mean |SHAP| came from TreeShap's process, and is xgboost's own pred_contribs values.
+    assert summary["mean_abs_shap_method"].startswith("tree_shap")
+    booster = xgb.Booster()
+    with tarfile.open(job["model_artifact_uri"]) as tar:
+        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
+    validation = np.loadtxt(job["validation_uri"], delimiter=",", dtype=np.float32)
+    expected = np.abs(booster.predict(xgb.DMatrix(validation[:, 1:]), pred_contribs=True)[:, :-1]).mean(axis=0)
+    reported = {f["feature"]: f["mean_abs_shap"] for f in summary["top_features"]}
+    np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=1e-5)
     # The force plot for the categorical feature shows its label.
     force_row = (Path(job["output_uri"]) / "force_row.csv").read_text()
     assert re.search(r"workclass,(Private|State-gov|Never-worked),", force_row)

@@ -1,15 +1,17 @@
-"""The SHAP values the analyses use, from the model (a background pass in row chunks plus small passes for the
-plotted rows) and from a SHAP matrix in memory, against xgboost's own single `pred_contribs` pass."""
+"""The SHAP values the analyses use, from the model (a background pass in row chunks, TreeShap in a forked process
+or pred_contribs in a thread, plus small passes for the plotted rows) and from a SHAP matrix in memory, against
+xgboost's own single `pred_contribs` pass."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 import pytest
 import xgboost as xgb
 
-from sm_explain import shap_rows
+from sm_explain import shap_rows, tree_shap
 from sm_explain.shap_rows import ModelShap, TensorShap
 
 
@@ -24,10 +26,19 @@ def model() -> tuple[xgb.Booster, np.ndarray, np.ndarray]:
     return booster, features, reference
 
 
+@pytest.fixture(params=["process", "thread"])
+def background(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Either way of running the mean |SHAP| pass; "thread" is what models TreeShap refuses get."""
+    if request.param == "thread":
+        monkeypatch.setattr(tree_shap, "unsupported_reason", lambda model: "a model it refuses (test)")
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_rows", [7, 1000, 4096])
-def test_model_shap_matches_one_pred_contribs_pass(model, chunk_rows: int) -> None:
+def test_model_shap_matches_one_pred_contribs_pass(model, background: str, chunk_rows: int) -> None:
     booster, features, reference = model
     shap = ModelShap(booster, "binary:logistic", features, chunk_rows=chunk_rows)
+    assert shap.mean_abs_method.startswith("tree_shap" if background == "process" else "xgboost pred_contribs")
     np.testing.assert_allclose(shap.mean_abs_shap(), np.abs(reference[:, :-1]).mean(axis=0, dtype=np.float64), rtol=1e-6)
     assert shap.base_value == pytest.approx(float(reference[0, -1]))
     np.testing.assert_allclose(shap.shap_sums, reference[:, :-1].sum(axis=1), rtol=1e-4, atol=1e-5)
@@ -46,8 +57,9 @@ def test_tensor_shap_reads_the_matrix(model) -> None:
     assert shap.n_rows == 1000
 
 
-def test_a_failing_pass_raises_in_the_callers_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_thread_pass_raises_in_the_callers_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, _ = model
+    monkeypatch.setattr(tree_shap, "unsupported_reason", lambda model: "a model it refuses (test)")
     real_dmatrix_for = shap_rows.dmatrix_for
 
     def failing_in_the_pass(booster: xgb.Booster, rows: np.ndarray) -> xgb.DMatrix:
@@ -59,4 +71,26 @@ def test_a_failing_pass_raises_in_the_callers_thread(model, monkeypatch: pytest.
     shap = ModelShap(booster, "binary:logistic", features, chunk_rows=100)
     assert shap.contributions(np.array([0])).shape == (1, 7)  # the caller's own predictions still work
     with pytest.raises(MemoryError, match="no room for the chunk"):
+        shap.mean_abs_shap()
+
+
+def test_a_failing_process_pass_raises_its_error_in_the_caller(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, features, _ = model
+
+    def failing(self: tree_shap.TreeShap, rows: np.ndarray, chunk_rows: int = 0) -> np.ndarray:
+        raise MemoryError(f"no room in process {os.getpid()}")
+
+    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", failing)  # inherited by the forked child
+    shap = ModelShap(booster, "binary:logistic", features)
+    assert shap.contributions(np.array([0])).shape == (1, 7)
+    with pytest.raises(MemoryError, match="no room in process") as raised:
+        shap.mean_abs_shap()
+    assert str(os.getpid()) not in str(raised.value)  # it failed in the child, and came back here
+
+
+def test_a_pass_process_that_dies_is_reported_not_waited_for(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, features, _ = model
+    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", lambda self, rows, chunk_rows=0: os._exit(9))
+    shap = ModelShap(booster, "binary:logistic", features)
+    with pytest.raises(RuntimeError, match=r"ended with exit code 9 before its result"):
         shap.mean_abs_shap()
