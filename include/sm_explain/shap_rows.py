@@ -163,11 +163,18 @@ def start_background_pass(booster: xgb.Booster, features: np.ndarray, chunk_rows
     """TreeShap in a forked process when the model and the platform allow it, else pred_contribs in a thread."""
     model = json.loads(booster.save_raw("json"))
     why = tree_shap.unsupported_reason(model)
-    if why is None and "fork" not in multiprocessing.get_all_start_methods():
+    if why is not None:
+        why = f"tree_shap does not handle {why}"
+    elif "fork" not in multiprocessing.get_all_start_methods():
         why = "no fork on this platform"
-    if why is None:
-        return _TreeShapProcess(model, features, chunk_rows or tree_shap.CHUNK_ROWS)
-    return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, f"tree_shap does not handle {why}")
+    elif multiprocessing.current_process().daemon:
+        why = "a daemonic process may not have children"
+    else:
+        try:
+            return _TreeShapProcess(model, features, chunk_rows or tree_shap.CHUNK_ROWS)
+        except OSError as exc:  # no process to spare (ulimit, memory): slower, but the run goes on
+            why = f"could not fork: {exc}"
+    return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, why)
 
 
 class ModelShap(ExplainedShap):

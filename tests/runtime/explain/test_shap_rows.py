@@ -4,6 +4,7 @@ xgboost's own single `pred_contribs` pass."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 
@@ -94,3 +95,24 @@ def test_a_pass_process_that_dies_is_reported_not_waited_for(model, monkeypatch:
     shap = ModelShap(booster, "binary:logistic", features)
     with pytest.raises(RuntimeError, match=r"ended with exit code 9 before its result"):
         shap.mean_abs_shap()
+
+
+def test_no_process_to_spare_falls_back_to_the_thread_pass(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, features, reference = model
+
+    def no_fork(self: object, *args: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(shap_rows._TreeShapProcess, "__init__", no_fork)
+    shap = ModelShap(booster, "binary:logistic", features)
+    assert shap.mean_abs_method == "xgboost pred_contribs, in a thread (could not fork: [Errno 11] Resource temporarily unavailable)"
+    np.testing.assert_allclose(shap.mean_abs_shap(), np.abs(reference[:, :-1]).mean(axis=0, dtype=np.float64), rtol=1e-6)
+
+
+def test_a_daemonic_process_uses_the_thread_pass(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """multiprocessing forbids children of daemonic processes (a worker pool running sm_explain in-process)."""
+    booster, features, _ = model
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    shap = ModelShap(booster, "binary:logistic", features)
+    assert "daemonic" in shap.mean_abs_method
+    assert shap.mean_abs_shap().shape == (6,)
