@@ -69,7 +69,7 @@ def unsupported_reason(model: dict) -> str | None:
     for tree in _trees_of(model):
         if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
             return "vector leaves"
-        if any(tree["split_type"]) or tree["categories_nodes"]:
+        if any(tree.get("split_type", ())) or tree.get("categories_nodes"):
             return "categorical splits"
         for depth_features in _path_feature_counts(tree):
             if depth_features > MAX_PATH_FEATURES:
@@ -92,6 +92,17 @@ def _path_feature_counts(tree: dict) -> list[int]:
             continue
         stack += [(left[node], seen | {feature[node]}), (right[node], seen | {feature[node]})]
     return counts
+
+
+def _reachable_splits(tree: dict) -> list[int]:
+    left, right = tree["left_children"], tree["right_children"]
+    found, stack = [], [0]
+    while stack:
+        node = stack.pop()
+        if left[node] != -1:
+            found.append(node)
+            stack += [left[node], right[node]]
+    return sorted(found)
 
 
 def _shapley_table(zero_fractions: list[float], value: float) -> np.ndarray:
@@ -119,7 +130,7 @@ def _compile_tree(tree: dict) -> _Tree:
     left, right = tree["left_children"], tree["right_children"]
     feature, condition = tree["split_indices"], tree["split_conditions"]  # a leaf's condition is its value
     default_left, cover = tree["default_left"], tree["sum_hessian"]
-    internal = [node for node in range(len(left)) if left[node] != -1]
+    internal = _reachable_splits(tree)  # pruned nodes may stay in the arrays; only what the root reaches counts
     position = {node: i for i, node in enumerate(internal)}
     splits = tuple((int(feature[n]), np.float32(condition[n]), bool(default_left[n])) for n in internal)
     leaves = []

@@ -44,11 +44,15 @@ CASES = {
     "repeated features": ({"max_depth": 8, "objective": "reg:squarederror", "eta": 0.5}, 15, 0.0),
     "logistic regression output": ({"max_depth": 3, "objective": "reg:logistic", "base_score": 0.3}, 10, 0.1),
     "stumps": ({"max_depth": 1, "objective": "binary:logistic"}, 30, 0.0),
+    # What xgboost 1.x's built-in containers default to on small data: the pruner leaves deleted nodes in the arrays.
+    "exact with pruning": ({"tree_method": "exact", "updater": "grow_colmaker,prune", "gamma": 20, "max_depth": 6,
+                            "objective": "binary:logistic"}, 10, 0.1),
     "lossguide": ({"grow_policy": "lossguide", "max_leaves": 20, "max_depth": 0, "objective": "binary:logistic"},
                   10, 0.0),
 }
 
 
+@pytest.mark.filterwarnings("ignore:.*manually specified the `updater`")
 @pytest.mark.parametrize("case", list(CASES))
 def test_tree_shap_equals_pred_contribs(case: str) -> None:
     params, rounds, missing = CASES[case]
@@ -56,6 +60,8 @@ def test_tree_shap_equals_pred_contribs(case: str) -> None:
     features, labels = _data(3000, n_features, seed=len(case), missing=missing)
     weights = np.random.default_rng(1).uniform(0.2, 3.0, size=len(labels))  # covers are hessian sums, not counts
     booster = xgb.train(params, xgb.DMatrix(features, label=labels, weight=weights), num_boost_round=rounds)
+    if case == "exact with pruning":  # the case is only worth its name with deleted nodes in the model
+        assert any(int(t["tree_param"]["num_deleted"]) for t in _model(booster)["learner"]["gradient_booster"]["model"]["trees"])
     _assert_same_as_pred_contribs(booster, features, chunk_rows=1000)
 
 
