@@ -3,6 +3,7 @@ fixed names, so a rerun overwrites exactly its own keys) and return the small ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,11 @@ def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Boost
 
 
 def run_explanations(request: ExplainRequest) -> dict[str, object]:
+    with contextlib.ExitStack() as cleanup:  # stops the background SHAP pass when a step fails
+        return _run_explanations(request, cleanup)
+
+
+def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) -> dict[str, object]:
     space = load_features(request.features_uri)
     booster, objective = _load_model(request, space)
     trial = _open_trial(request)
@@ -150,9 +156,10 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
         # predictions (curves, samples) keep to one, so they do not fight the pass for the cores.
         booster.set_param({"nthread": 1})
         shap = ModelShap(booster, objective, rows.features)
+        cleanup.callback(shap.close)
     base_value = shap.base_value
     summary.update(explained_rows=explained_channel, n_rows=int(n_rows), n_features=len(names),
-                   base_value=base_value, mean_abs_shap_method=shap.mean_abs_method)
+                   base_value=base_value)
 
     # Imported only now: matplotlib and shap take seconds to import, which then overlap the SHAP pass.
     from sm_explain import figures
@@ -236,6 +243,7 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
 
     # Global: mean |SHAP| over every explained row (waits for the full pass).
     mean_abs = shap.mean_abs_shap()
+    summary["mean_abs_shap_method"] = shap.mean_abs_method
     ranking = pd.DataFrame({"feature": names, "mean_abs_shap": mean_abs}).sort_values(
         "mean_abs_shap", ascending=False, kind="stable")
     writer.put("shap_bar.csv", tables.csv_bytes(ranking))

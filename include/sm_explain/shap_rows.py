@@ -15,11 +15,14 @@ sampled rows gives exactly the values a full pass gives them."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import multiprocessing
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -29,6 +32,8 @@ from sm_explain import tree_shap
 
 CHUNK_ROWS = 131_072  # rows per pred_contribs call of the thread pass
 PASS_NAME = "sm_explain-shap-pass"
+# The tree_shap child reports about once a second; this long without a word, it is taken as stuck.
+STALL_SECONDS = 300.0
 
 
 def dmatrix_for(booster: xgb.Booster, features: np.ndarray) -> xgb.DMatrix:
@@ -63,6 +68,10 @@ class ExplainedShap(ABC):
     def mean_abs_shap(self) -> np.ndarray:
         """(features,) float64 mean |SHAP| over every explained row."""
 
+    def close(self) -> None:
+        """Stop background work (a failed run calls it; a no-op once the work is done)."""
+        return None  # nothing runs in the background unless a subclass says so
+
 
 class TensorShap(ExplainedShap):
     """A whole SHAP matrix already in memory (Debugger's full_shap tensors)."""
@@ -84,16 +93,26 @@ class TensorShap(ExplainedShap):
 class _BackgroundPass(ABC):
     """Sum of |SHAP| per feature over every row, computed while the caller does other work."""
 
-    method: str  # how, for the manifest
+    method: str  # how, for the manifest (may change if the pass has to fall back)
 
     @abstractmethod
     def abs_sums(self) -> np.ndarray:
         """Waits for the pass; re-raises its error in the caller's thread."""
 
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop the pass early (the caller failed); a no-op once it has finished."""
+
 
 class _TreeShapProcess(_BackgroundPass):
-    def __init__(self, model: dict, features: np.ndarray, chunk_rows: int) -> None:
+    """TreeShap in a forked child that reports progress; a child silent for STALL_SECONDS (a deadlock inherited
+    through the fork, say) is killed and the pass is redone with `fallback`, so a run is never stuck on it."""
+
+    def __init__(self, model: dict, features: np.ndarray, chunk_rows: int,
+                 fallback: Callable[[str], _BackgroundPass]) -> None:
         self.method = "tree_shap leaf tables (sm_explain.tree_shap), in a forked process"
+        self._fallback = fallback
+        self._result: np.ndarray | None = None
         context = multiprocessing.get_context("fork")
         self._receiver, sender = context.Pipe(duplex=False)
         self._process = context.Process(target=_tree_shap_pass, args=(model, features, chunk_rows, sender),
@@ -102,31 +121,65 @@ class _TreeShapProcess(_BackgroundPass):
         sender.close()  # the child holds the only sending end: its death reads as EOF here
 
     def abs_sums(self) -> np.ndarray:
-        try:
-            outcome, value = self._receiver.recv()
-        except EOFError:
-            self._process.join()
-            raise RuntimeError(
-                f"the mean |SHAP| pass process (pid {self._process.pid}) ended with exit code "
-                f"{self._process.exitcode} before its result (killed for memory?)"
-            ) from None
-        finally:
-            self._receiver.close()
+        if self._result is None:
+            try:
+                self._result = self._wait()
+                self._process.join(timeout=10)  # it exits right after sending its result
+            finally:
+                self.cancel()
+        return self._result
+
+    def _wait(self) -> np.ndarray:
+        while True:
+            if not self._receiver.poll(STALL_SECONDS):
+                fallback = self._fallback(f"the tree_shap process was silent for {STALL_SECONDS:.0f} s")
+                self.cancel()
+                self.method = fallback.method
+                return fallback.abs_sums()
+            try:
+                message = self._receiver.recv()
+            except EOFError:
+                self._process.join()
+                raise RuntimeError(
+                    f"the mean |SHAP| pass process (pid {self._process.pid}) ended with exit code "
+                    f"{self._process.exitcode} before its result (killed for memory?)"
+                ) from None
+            if message[0] == "ok":
+                return message[1]
+            if message[0] == "error":
+                raise _rebuilt_error(message[1], message[2])
+
+    def cancel(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
         self._process.join()
-        if outcome == "error":
-            raise value
-        return value
+        self._receiver.close()
+
+
+def _rebuilt_error(type_name: str, text: str) -> BaseException:
+    """The child's error as the same built-in type (MemoryError stays MemoryError), else a RuntimeError naming it."""
+    builtin = getattr(builtins, type_name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        return builtin(text)
+    return RuntimeError(f"the mean |SHAP| pass failed: {type_name}: {text}")
 
 
 def _tree_shap_pass(model: dict, features: np.ndarray, chunk_rows: int, sender: Connection) -> None:
-    """The forked child: numpy and json only (no xgboost, whose OpenMP state does not survive a fork)."""
+    """The forked child: numpy, pyarrow and json only (no xgboost, whose OpenMP state does not survive a fork).
+    Sends ("alive",) as it goes, then ("ok", sums) or ("error", type name, text): plain data, nothing to unpickle."""
+    last = time.monotonic()
+
+    def alive() -> None:
+        nonlocal last
+        if time.monotonic() - last >= 1.0:
+            sender.send(("alive",))
+            last = time.monotonic()
+
     try:
-        sender.send(("ok", tree_shap.TreeShap(model, features.shape[1]).abs_sums(features, chunk_rows)))
-    except BaseException as exc:  # sent whole when it pickles, else as its text
-        try:
-            sender.send(("error", exc))
-        except Exception:
-            sender.send(("error", RuntimeError(f"the mean |SHAP| pass failed: {exc!r}")))
+        compiled = tree_shap.TreeShap(model, features.shape[1], progress=alive)
+        sender.send(("ok", compiled.abs_sums(features, chunk_rows, progress=alive)))
+    except BaseException as exc:
+        sender.send(("error", type(exc).__name__, str(exc)))
     finally:
         sender.close()
 
@@ -136,6 +189,7 @@ class _PredContribsThread(_BackgroundPass):
         self.method = f"xgboost pred_contribs, in a thread ({why})"
         self._sums = np.zeros(features.shape[1], dtype=np.float64)
         self._error: BaseException | None = None
+        self._cancelled = threading.Event()
         # Its own booster: prediction is thread-safe in xgboost, but nothing else here then shares state with it.
         pass_booster = booster.copy()
         pass_booster.set_param({"nthread": len(os.sched_getaffinity(0))})
@@ -146,6 +200,8 @@ class _PredContribsThread(_BackgroundPass):
     def _run(self, booster: xgb.Booster, features: np.ndarray, chunk_rows: int) -> None:
         try:
             for start in range(0, features.shape[0], chunk_rows):
+                if self._cancelled.is_set():
+                    return
                 chunk = booster.predict(dmatrix_for(booster, features[start: start + chunk_rows]), pred_contribs=True)
                 self._sums += np.abs(chunk[:, :-1]).sum(axis=0, dtype=np.float64)
         except BaseException as exc:  # re-raised in the caller's thread by abs_sums()
@@ -157,24 +213,34 @@ class _PredContribsThread(_BackgroundPass):
             raise self._error
         return self._sums
 
+    def cancel(self) -> None:
+        self._cancelled.set()  # stops after the chunk in progress
+
 
 def start_background_pass(booster: xgb.Booster, features: np.ndarray, chunk_rows: int | None = None
                           ) -> _BackgroundPass:
-    """TreeShap in a forked process when the model and the platform allow it, else pred_contribs in a thread."""
+    """TreeShap in a forked process when the model, the row count and the platform make it the faster way, else
+    pred_contribs in a thread."""
     model = json.loads(booster.save_raw("json"))
+
+    def in_a_thread(why: str) -> _BackgroundPass:
+        return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, why)
+
     why = tree_shap.unsupported_reason(model)
     if why is not None:
         why = f"tree_shap does not handle {why}"
-    elif "fork" not in multiprocessing.get_all_start_methods():
-        why = "no fork on this platform"
-    elif multiprocessing.current_process().daemon:
-        why = "a daemonic process may not have children"
     else:
+        why = tree_shap.slower_reason(model, features.shape[0])
+    if why is None and "fork" not in multiprocessing.get_all_start_methods():
+        why = "no fork on this platform"
+    elif why is None and multiprocessing.current_process().daemon:
+        why = "a daemonic process may not have children"
+    if why is None:
         try:
-            return _TreeShapProcess(model, features, chunk_rows or tree_shap.CHUNK_ROWS)
+            return _TreeShapProcess(model, features, chunk_rows or tree_shap.CHUNK_ROWS, in_a_thread)
         except OSError as exc:  # no process to spare (ulimit, memory): slower, but the run goes on
             why = f"could not fork: {exc}"
-    return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, why)
+    return in_a_thread(why)
 
 
 class ModelShap(ExplainedShap):
@@ -186,15 +252,26 @@ class ModelShap(ExplainedShap):
         self._booster = booster
         self._features = features
         self._pass = start_background_pass(booster, features, chunk_rows)
-        self.mean_abs_method = self._pass.method
-        margins = booster.predict(dmatrix_for(booster, features), output_margin=True).astype(np.float64)
-        self.base_value = float(self.contributions(np.arange(1))[0, -1])
+        try:
+            margins = booster.predict(dmatrix_for(booster, features), output_margin=True).astype(np.float64)
+            self.base_value = float(self.contributions(np.arange(1))[0, -1])
+        except BaseException:
+            self._pass.cancel()
+            raise
         self.shap_sums = margins - self.base_value
         self.predictions = model_output(objective, margins)
+
+    @property
+    def mean_abs_method(self) -> str:  # type: ignore[override]
+        return self._pass.method
+
+    def close(self) -> None:
+        self._pass.cancel()
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         values = self._booster.predict(dmatrix_for(self._booster, self._features[rows]), pred_contribs=True)
         return np.asarray(values, dtype=np.float32)
 
     def mean_abs_shap(self) -> np.ndarray:
+        """Waits for the pass (the same array on every call)."""
         return self._pass.abs_sums() / self.n_rows

@@ -17,7 +17,9 @@ cp39 only; elsewhere it builds from source, with its own fork of shap and numba)
 that old shap fork. The algorithm is short; the tests hold it to xgboost's own values.
 
 At 160,000 x 50 (the notebook's model) that is 3 s on one core against 35 s on two for `pred_contribs`, a
-twentieth of the CPU (bench/bench_tree_shap.py). But it is many small numpy calls: run it where no other Python
+twentieth of the CPU (bench/bench_tree_shap.py). Building the tables costs about 2 us per entry, independent of
+the rows: 0.3 s for the notebook's 51 trees, but about 20 s for 100 trees of depth 8, so `slower_reason` keeps
+few rows with deep trees on `pred_contribs`. But it is many small numpy calls: run it where no other Python
 thread competes for the GIL (shap_rows runs it in its own process). `unsupported_reason` lists the models it does
 not handle (then xgboost's `pred_contribs` is used); the tests compare it with `pred_contribs` on models with
 missing values, repeated features on a path, weights, deep trees and several objectives.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +80,27 @@ def unsupported_reason(model: dict) -> str | None:
             entries += depth_features << depth_features
     if entries > MAX_TABLE_ENTRIES:
         return f"leaf tables of {entries} entries (more than {MAX_TABLE_ENTRIES})"
+    return None
+
+
+# Rough CPU costs measured on this project's 2-core machine (bench/bench_tree_shap.py and ad hoc runs): building the
+# tables costs about 2 us per table entry (1-2 us measured, from 51 depth-5 trees to 100 depth-8 trees); xgboost's
+# pred_contribs about 0.27 us per row and leaf (68 CPU-s for 160,000 rows x 1,564 leaves); the look-ups a few
+# hundredths of that. So the tables only pay off above a number of rows, which grows with the leaves' depth.
+TABLE_SECONDS_PER_ENTRY = 2e-6
+PRED_CONTRIBS_SECONDS_PER_ROW_LEAF = 2.7e-7
+
+
+def slower_reason(model: dict, n_rows: int) -> str | None:
+    """Why building the tables would cost more than `pred_contribs` over `n_rows` rows (few rows, deep trees), or
+    None when TreeShap is the faster way (with a 2x margin for the estimate's roughness)."""
+    counts = [count for tree in _trees_of(model) for count in _path_feature_counts(tree)]
+    entries = sum(d << d for d in counts)
+    table_seconds = TABLE_SECONDS_PER_ENTRY * entries
+    pred_contribs_seconds = PRED_CONTRIBS_SECONDS_PER_ROW_LEAF * n_rows * len(counts)
+    if 2 * table_seconds > pred_contribs_seconds:
+        return (f"{n_rows} rows are too few to pay for tables of {entries} entries "
+                f"(about {table_seconds:.1f} s against {pred_contribs_seconds:.1f} s)")
     return None
 
 
@@ -160,12 +184,16 @@ def _compile_tree(tree: dict) -> _Tree:
 class TreeShap:
     """A model's trees compiled to leaf tables; `contributions` and `abs_sums` give SHAP values without the bias."""
 
-    def __init__(self, model: dict, n_features: int) -> None:
+    def __init__(self, model: dict, n_features: int, progress: Callable[[], None] = lambda: None) -> None:
+        """Compiles every leaf's table; `progress` is called after each tree (a long compile shows it lives)."""
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"TreeShap does not handle this model: {reason}")
         self.n_features = n_features
-        self._trees = [_compile_tree(tree) for tree in _trees_of(model)]
+        self._trees = []
+        for tree in _trees_of(model):
+            self._trees.append(_compile_tree(tree))
+            progress()
         widest = max((len(leaf.features) for tree in self._trees for leaf in tree.leaves), default=0)
         self._pattern_dtype = np.uint8 if widest <= 8 else np.uint16
 
@@ -214,9 +242,12 @@ class TreeShap:
                  for start in range(0, rows.shape[0], chunk_rows)]
         return np.concatenate(parts) if parts else np.zeros((0, self.n_features), dtype=np.float32)
 
-    def abs_sums(self, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-        """(features,) float64 sum over rows of |SHAP|, holding one chunk's values at a time."""
+    def abs_sums(self, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS,
+                 progress: Callable[[], None] = lambda: None) -> np.ndarray:
+        """(features,) float64 sum over rows of |SHAP|, holding one chunk's values at a time; `progress` is called
+        after each chunk."""
         sums = np.zeros(self.n_features, dtype=np.float64)
         for start in range(0, rows.shape[0], chunk_rows):
             sums += np.abs(self._chunk_contributions(rows[start: start + chunk_rows])).sum(axis=1, dtype=np.float64)
+            progress()
         return sums

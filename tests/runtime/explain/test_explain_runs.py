@@ -147,8 +147,9 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     assert summary["source"] == "model"
     assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
     assert summary["curve_sources"]["metrics"] == "debugger"
-    # Mean |SHAP| came from TreeShap's process, and is xgboost's own pred_contribs values.
-    assert summary["mean_abs_shap_method"].startswith("tree_shap")
+    # 100 rows are too few for TreeShap's tables to pay off (see test_shap_rows for its process): pred_contribs ran,
+    # and the manifest says so. Either way the values are xgboost's own pred_contribs values.
+    assert "100 rows are too few" in summary["mean_abs_shap_method"]
     booster = xgb.Booster()
     with tarfile.open(job["model_artifact_uri"]) as tar:
         booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_a_failing_thread_pass_raises_in_the_callers_thread(model, monkeypatch: 
 def test_a_failing_process_pass_raises_its_error_in_the_caller(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, _ = model
 
-    def failing(self: tree_shap.TreeShap, rows: np.ndarray, chunk_rows: int = 0) -> np.ndarray:
+    def failing(self: tree_shap.TreeShap, rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
         raise MemoryError(f"no room in process {os.getpid()}")
 
     monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", failing)  # inherited by the forked child
@@ -91,7 +92,7 @@ def test_a_failing_process_pass_raises_its_error_in_the_caller(model, monkeypatc
 
 def test_a_pass_process_that_dies_is_reported_not_waited_for(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, _ = model
-    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", lambda self, rows, chunk_rows=0: os._exit(9))
+    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", lambda self, rows, *args, **kwargs: os._exit(9))
     shap = ModelShap(booster, "binary:logistic", features)
     with pytest.raises(RuntimeError, match=r"ended with exit code 9 before its result"):
         shap.mean_abs_shap()
@@ -116,3 +117,48 @@ def test_a_daemonic_process_uses_the_thread_pass(model, monkeypatch: pytest.Monk
     shap = ModelShap(booster, "binary:logistic", features)
     assert "daemonic" in shap.mean_abs_method
     assert shap.mean_abs_shap().shape == (6,)
+
+
+def test_the_result_can_be_asked_again(model) -> None:
+    booster, features, _ = model
+    shap = ModelShap(booster, "binary:logistic", features)
+    first = shap.mean_abs_shap()
+    np.testing.assert_array_equal(shap.mean_abs_shap(), first)
+
+
+def _hang(self: tree_shap.TreeShap, rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+    time.sleep(120)  # as a child stuck on a lock it inherited through the fork would
+    raise AssertionError("not reached")
+
+
+def test_a_silent_pass_process_is_killed_and_the_pass_redone_in_a_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, features, reference = model
+    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", _hang)
+    monkeypatch.setattr(shap_rows, "STALL_SECONDS", 1.0)
+    shap = ModelShap(booster, "binary:logistic", features)
+    child = shap._pass._process
+    np.testing.assert_allclose(shap.mean_abs_shap(), np.abs(reference[:, :-1]).mean(axis=0, dtype=np.float64), rtol=1e-6)
+    assert shap.mean_abs_method == "xgboost pred_contribs, in a thread (the tree_shap process was silent for 1 s)"
+    assert not child.is_alive()
+
+
+def test_closing_stops_the_pass_process(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that fails before it needs mean |SHAP| leaves no process behind."""
+    booster, features, _ = model
+    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", _hang)
+    shap = ModelShap(booster, "binary:logistic", features)
+    child = shap._pass._process
+    assert child.is_alive()
+    shap.close()
+    assert not child.is_alive() and child.exitcode is not None
+
+
+def test_few_rows_and_deep_trees_use_pred_contribs() -> None:
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(4000, 10)).astype(np.float32)
+    labels = (features[:, :4].sum(axis=1) > 0).astype(np.float32)
+    deep = xgb.train({"max_depth": 10, "min_child_weight": 0, "objective": "binary:logistic"},
+                     xgb.DMatrix(features, label=labels), num_boost_round=20)
+    shap = ModelShap(deep, "binary:logistic", features[:50])
+    assert shap.mean_abs_method.startswith("xgboost pred_contribs, in a thread (50 rows are too few")
+    assert shap.mean_abs_shap().shape == (10,)

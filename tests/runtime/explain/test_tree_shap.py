@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from sm_explain.tree_shap import TreeShap, unsupported_reason
+from sm_explain.tree_shap import TreeShap, slower_reason, unsupported_reason
 
 
 def _data(rows: int, n_features: int, seed: int, missing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,16 @@ def test_a_path_repeats_features_in_the_deep_case() -> None:
     assert any(len(c) > 1 for tree in compiled._trees for leaf in tree.leaves for c in leaf.conditions)
 
 
+def test_wide_paths_use_two_byte_patterns() -> None:
+    """Paths with more than 8 distinct features (patterns past one byte), with missing values."""
+    features, labels = _data(3000, 16, seed=12, missing=0.1)
+    booster = xgb.train({"max_depth": 12, "min_child_weight": 0.5, "objective": "binary:logistic"},
+                        xgb.DMatrix(features, label=labels), num_boost_round=3)
+    compiled = TreeShap(_model(booster), 16)
+    assert compiled._pattern_dtype == np.uint16
+    _assert_same_as_pred_contribs(booster, features, chunk_rows=1000)
+
+
 def test_rows_of_missing_values_only_and_a_single_leaf_tree() -> None:
     features, labels = _data(500, 4, seed=2)
     booster = xgb.train({"max_depth": 3, "objective": "binary:logistic", "min_split_loss": 1e9},
@@ -115,3 +125,14 @@ def test_models_it_does_not_handle_are_named() -> None:
     assert "distinct features" in unsupported_reason(_model(deep))
     with pytest.raises(ValueError, match="dart"):
         TreeShap(_model(dart), 4)
+
+
+def test_tables_are_only_built_when_they_pay_off() -> None:
+    features, labels = _data(3000, 8, seed=9)
+    notebook = _model(xgb.train(CASES["notebook"][0], xgb.DMatrix(features, label=labels), 51))
+    assert slower_reason(notebook, 160_000) is None
+    assert slower_reason(notebook, 5) is not None  # a handful of rows: pred_contribs is done before tables are
+    deep = _model(xgb.train({"max_depth": 10, "min_child_weight": 0, "objective": "binary:logistic"},
+                            xgb.DMatrix(features, label=labels), 20))
+    assert slower_reason(deep, 1_000_000) is None
+    assert "200 rows are too few" in slower_reason(deep, 200)
