@@ -140,6 +140,17 @@ def _read_local(uri: str) -> bytes:
     return Path(uri).read_bytes()
 
 
+def _assert_top_features_are_pred_contribs(summary: dict, job: dict[str, str], rows_uri: str, rtol: float) -> None:
+    """The manifest's mean |SHAP| per feature equals the job model's own `pred_contribs` on the explained rows."""
+    booster = xgb.Booster()
+    with tarfile.open(job["model_artifact_uri"]) as tar:
+        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
+    rows = np.loadtxt(rows_uri, delimiter=",", dtype=np.float32)
+    expected = np.abs(booster.predict(xgb.DMatrix(rows[:, 1:]), pred_contribs=True)[:, :-1]).mean(axis=0)
+    reported = {f["feature"]: f["mean_abs_shap"] for f in summary["top_features"]}
+    np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=rtol)
+
+
 def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[str, str]) -> None:
     manifest = run_explanations(parse_request(job))
     _assert_artifacts(manifest, _read_local)
@@ -150,13 +161,7 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     # 100 rows are too few for TreeShap's tables to pay off (see test_shap_rows for its process): pred_contribs ran,
     # and the manifest says so. Either way the values are xgboost's own pred_contribs values.
     assert "100 rows are too few" in summary["mean_abs_shap_method"]
-    booster = xgb.Booster()
-    with tarfile.open(job["model_artifact_uri"]) as tar:
-        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
-    validation = np.loadtxt(job["validation_uri"], delimiter=",", dtype=np.float32)
-    expected = np.abs(booster.predict(xgb.DMatrix(validation[:, 1:]), pred_contribs=True)[:, :-1]).mean(axis=0)
-    reported = {f["feature"]: f["mean_abs_shap"] for f in summary["top_features"]}
-    np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=1e-5)
+    _assert_top_features_are_pred_contribs(summary, job, job["validation_uri"], rtol=1e-5)
     # The force plot for the categorical feature shows its label.
     force_row = (Path(job["output_uri"]) / "force_row.csv").read_text()
     assert re.search(r"workclass,(Private|State-gov|Never-worked),", force_row)
@@ -179,13 +184,7 @@ def test_debugger_source_reads_the_trial_like_the_notebook(job: dict[str, str], 
     assert summary["n_rows"] == 300 and summary["shap_step"] == ROUNDS - 1
     assert set(summary["curve_sources"].values()) == {"debugger"}
     # Full SHAP of the final model equals the model's own contributions on the training rows.
-    booster = xgb.Booster()
-    with tarfile.open(job["model_artifact_uri"]) as tar:
-        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
-    train = np.loadtxt(job["train_uri"], delimiter=",", dtype=np.float32)
-    expected = np.abs(booster.predict(xgb.DMatrix(train[:, 1:]), pred_contribs=True)[:, :-1]).mean(axis=0)
-    reported = {f["feature"]: f["mean_abs_shap"] for f in summary["top_features"]}
-    np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=1e-4)
+    _assert_top_features_are_pred_contribs(summary, job, job["train_uri"], rtol=1e-4)
 
 
 def test_auto_picks_debugger_only_when_full_shap_exists(job: dict[str, str], tmp_path: Path) -> None:
