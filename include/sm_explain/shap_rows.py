@@ -226,11 +226,7 @@ def start_background_pass(booster: xgb.Booster, features: np.ndarray, chunk_rows
     def in_a_thread(why: str) -> _BackgroundPass:
         return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, why)
 
-    why = tree_shap.unsupported_reason(model)
-    if why is not None:
-        why = f"tree_shap does not handle {why}"
-    else:
-        why = tree_shap.slower_reason(model, features.shape[0])
+    why = tree_shap.pred_contribs_reason(model, features.shape[0])
     if why is None and "fork" not in multiprocessing.get_all_start_methods():
         why = "no fork on this platform"
     elif why is None and multiprocessing.current_process().daemon:

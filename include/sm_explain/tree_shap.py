@@ -18,7 +18,7 @@ that old shap fork. The algorithm is short; the tests hold it to xgboost's own v
 
 At 160,000 x 50 (the notebook's model) that is 3 s on one core against 35 s on two for `pred_contribs`, a
 twentieth of the CPU (bench/bench_tree_shap.py). Building the tables costs about 2 us per entry, independent of
-the rows: 0.3 s for the notebook's 51 trees, but about 20 s for 100 trees of depth 8, so `slower_reason` keeps
+the rows: 0.3 s for the notebook's 51 trees, but about 20 s for 100 trees of depth 8, so `pred_contribs_reason` keeps
 few rows with deep trees on `pred_contribs`. But it is many small numpy calls: run it where no other Python
 thread competes for the GIL (shap_rows runs it in its own process). `unsupported_reason` lists the models it does
 not handle (then xgboost's `pred_contribs` is used); the tests compare it with `pred_contribs` on models with
@@ -60,7 +60,24 @@ def _trees_of(model: dict) -> list[dict]:
 
 
 def unsupported_reason(model: dict) -> str | None:
-    """Why this model (`json.loads(booster.save_raw("json"))`) needs `pred_contribs`, or None when it does not."""
+    """Why TreeShap cannot compute this model's values (`json.loads(booster.save_raw("json"))`), or None."""
+    return _structure_reason(model) or _size_reason(_leaf_widths(model))
+
+
+def pred_contribs_reason(model: dict, n_rows: int) -> str | None:
+    """Why `pred_contribs` is the way for this model over `n_rows` rows (TreeShap cannot do it, or its tables would
+    cost more than they save), or None when TreeShap is; one walk over the trees for both questions."""
+    structure = _structure_reason(model)
+    if structure is not None:
+        return f"tree_shap does not handle {structure}"
+    widths = _leaf_widths(model)
+    size = _size_reason(widths)
+    if size is not None:
+        return f"tree_shap does not handle {size}"
+    return _slower_reason(widths, n_rows)
+
+
+def _structure_reason(model: dict) -> str | None:
     learner = model["learner"]
     booster = learner["gradient_booster"]
     if booster.get("name") != "gbtree":
@@ -68,16 +85,18 @@ def unsupported_reason(model: dict) -> str | None:
     params = learner["learner_model_param"]
     if int(params.get("num_class", "0")) > 1 or int(params.get("num_target", "1")) > 1:
         return "more than one output per row"
-    entries = 0
     for tree in _trees_of(model):
         if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
             return "vector leaves"
         if any(tree.get("split_type", ())) or tree.get("categories_nodes"):
             return "categorical splits"
-        for depth_features in _path_feature_counts(tree):
-            if depth_features > MAX_PATH_FEATURES:
-                return f"a path with more than {MAX_PATH_FEATURES} distinct features"
-            entries += depth_features << depth_features
+    return None
+
+
+def _size_reason(widths: list[int]) -> str | None:
+    if max(widths, default=0) > MAX_PATH_FEATURES:
+        return f"a path with more than {MAX_PATH_FEATURES} distinct features"
+    entries = _table_entries(widths)
     if entries > MAX_TABLE_ENTRIES:
         return f"leaf tables of {entries} entries (more than {MAX_TABLE_ENTRIES})"
     return None
@@ -91,42 +110,35 @@ TABLE_SECONDS_PER_ENTRY = 2e-6
 PRED_CONTRIBS_SECONDS_PER_ROW_LEAF = 2.7e-7
 
 
-def slower_reason(model: dict, n_rows: int) -> str | None:
+def _slower_reason(widths: list[int], n_rows: int) -> str | None:
     """Why building the tables would cost more than `pred_contribs` over `n_rows` rows (few rows, deep trees), or
     None when TreeShap is the faster way (with a 2x margin for the estimate's roughness)."""
-    counts = [count for tree in _trees_of(model) for count in _path_feature_counts(tree)]
-    entries = sum(d << d for d in counts)
+    entries = _table_entries(widths)
     table_seconds = TABLE_SECONDS_PER_ENTRY * entries
-    pred_contribs_seconds = PRED_CONTRIBS_SECONDS_PER_ROW_LEAF * n_rows * len(counts)
+    pred_contribs_seconds = PRED_CONTRIBS_SECONDS_PER_ROW_LEAF * n_rows * len(widths)
     if 2 * table_seconds > pred_contribs_seconds:
         return (f"{n_rows} rows are too few to pay for tables of {entries} entries "
                 f"(about {table_seconds:.1f} s against {pred_contribs_seconds:.1f} s)")
     return None
 
 
-def _path_feature_counts(tree: dict) -> list[int]:
-    """Number of distinct features on the path to each leaf."""
-    left, right, feature = tree["left_children"], tree["right_children"], tree["split_indices"]
-    counts = []
-    stack: list[tuple[int, frozenset[int]]] = [(0, frozenset())]
-    while stack:
-        node, seen = stack.pop()
-        if left[node] == -1:
-            counts.append(len(seen))
-            continue
-        stack += [(left[node], seen | {feature[node]}), (right[node], seen | {feature[node]})]
-    return counts
+def _table_entries(widths: list[int]) -> int:
+    return sum(d << d for d in widths)  # a leaf with d distinct path features: 2^d patterns x d values
 
 
-def _reachable_splits(tree: dict) -> list[int]:
-    left, right = tree["left_children"], tree["right_children"]
-    found, stack = [], [0]
-    while stack:
-        node = stack.pop()
-        if left[node] != -1:
-            found.append(node)
-            stack += [left[node], right[node]]
-    return sorted(found)
+def _leaf_widths(model: dict) -> list[int]:
+    """Number of distinct features on the path to each leaf, over every tree."""
+    widths = []
+    for tree in _trees_of(model):
+        left, right, feature = tree["left_children"], tree["right_children"], tree["split_indices"]
+        stack: list[tuple[int, frozenset[int]]] = [(0, frozenset())]
+        while stack:
+            node, seen = stack.pop()
+            if left[node] == -1:
+                widths.append(len(seen))
+                continue
+            stack += [(left[node], seen | {feature[node]}), (right[node], seen | {feature[node]})]
+    return widths
 
 
 def _shapley_table(zero_fractions: list[float], value: float) -> np.ndarray:
@@ -154,14 +166,17 @@ def _compile_tree(tree: dict) -> _Tree:
     left, right = tree["left_children"], tree["right_children"]
     feature, condition = tree["split_indices"], tree["split_conditions"]  # a leaf's condition is its value
     default_left, cover = tree["default_left"], tree["sum_hessian"]
-    internal = _reachable_splits(tree)  # pruned nodes may stay in the arrays; only what the root reaches counts
-    position = {node: i for i, node in enumerate(internal)}
-    splits = tuple((int(feature[n]), np.float32(condition[n]), bool(default_left[n])) for n in internal)
+    # Walked from the root: pruned nodes may stay in the arrays, and only what the root reaches counts. A split gets
+    # its position when first reached, before any leaf below it.
+    splits: list[tuple[int, np.float32, bool]] = []
+    position: dict[int, int] = {}
     leaves = []
     stack: list[tuple[int, tuple[tuple[int, int, bool], ...]]] = [(0, ())]
     while stack:
         node, path = stack.pop()
         if left[node] != -1:
+            position[node] = len(splits)
+            splits.append((int(feature[node]), np.float32(condition[node]), bool(default_left[node])))
             stack.append((left[node], (*path, (node, left[node], True))))
             stack.append((right[node], (*path, (node, right[node], False))))
             continue
@@ -178,7 +193,7 @@ def _compile_tree(tree: dict) -> _Tree:
         table = _shapley_table([zero[f] for f in features], float(condition[node]))
         leaves.append(_Leaf(features, tuple(tuple(conditions[f]) for f in features),
                             tuple(pa.array(column) for column in table)))
-    return _Tree(splits, tuple(leaves))
+    return _Tree(tuple(splits), tuple(leaves))
 
 
 class TreeShap:

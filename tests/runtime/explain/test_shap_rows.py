@@ -32,7 +32,7 @@ def model() -> tuple[xgb.Booster, np.ndarray, np.ndarray]:
 def background(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Either way of running the mean |SHAP| pass; "thread" is what models TreeShap refuses get."""
     if request.param == "thread":
-        monkeypatch.setattr(tree_shap, "unsupported_reason", lambda model: "a model it refuses (test)")
+        monkeypatch.setattr(tree_shap, "pred_contribs_reason", lambda model, n_rows: "a model it refuses (test)")
     return request.param
 
 
@@ -61,7 +61,7 @@ def test_tensor_shap_reads_the_matrix(model) -> None:
 
 def test_a_failing_thread_pass_raises_in_the_callers_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, _ = model
-    monkeypatch.setattr(tree_shap, "unsupported_reason", lambda model: "a model it refuses (test)")
+    monkeypatch.setattr(tree_shap, "pred_contribs_reason", lambda model, n_rows: "a model it refuses (test)")
     real_dmatrix_for = shap_rows.dmatrix_for
 
     def failing_in_the_pass(booster: xgb.Booster, rows: np.ndarray) -> xgb.DMatrix:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from sm_explain.tree_shap import TreeShap, slower_reason, unsupported_reason
+from sm_explain.tree_shap import TreeShap, pred_contribs_reason, unsupported_reason
 
 
 def _data(rows: int, n_features: int, seed: int, missing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +130,9 @@ def test_models_it_does_not_handle_are_named() -> None:
 def test_tables_are_only_built_when_they_pay_off() -> None:
     features, labels = _data(3000, 8, seed=9)
     notebook = _model(xgb.train(CASES["notebook"][0], xgb.DMatrix(features, label=labels), 51))
-    assert slower_reason(notebook, 160_000) is None
-    assert slower_reason(notebook, 5) is not None  # a handful of rows: pred_contribs is done before tables are
+    assert pred_contribs_reason(notebook, 160_000) is None
+    assert pred_contribs_reason(notebook, 5) is not None  # a handful of rows: pred_contribs is done before tables are
     deep = _model(xgb.train({"max_depth": 10, "min_child_weight": 0, "objective": "binary:logistic"},
                             xgb.DMatrix(features, label=labels), 20))
-    assert slower_reason(deep, 1_000_000) is None
-    assert "200 rows are too few" in slower_reason(deep, 200)
+    assert pred_contribs_reason(deep, 1_000_000) is None
+    assert "200 rows are too few" in pred_contribs_reason(deep, 200)
