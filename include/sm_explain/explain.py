@@ -156,7 +156,7 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
         # predictions (curves, samples) keep to one, so they do not fight the pass for the cores.
         booster.set_param({"nthread": 1})
         shap = ModelShap(booster, objective, rows.features)
-        cleanup.callback(shap.close)
+    cleanup.callback(shap.close)
     base_value = shap.base_value
     summary.update(explained_rows=explained_channel, n_rows=int(n_rows), n_features=len(names),
                    base_value=base_value)
