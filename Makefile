@@ -5,13 +5,16 @@ VENV := .venv
 RUNTIME_VENV := .venv-runtime
 AIRFLOW_PY := $(VENV)/bin/python
 RUNTIME_PY := $(RUNTIME_VENV)/bin/python
+# The local endpoint's environments of the built-in XGBoost images (sm_local.image_envs), one per version.
+IMAGE_CACHE := .venv-images
+DEFAULT_IMAGE := 1.7-1
 UV := $(shell command -v uv 2>/dev/null)
 export SM_EXPLAIN_RUNTIME_PYTHON := $(abspath $(RUNTIME_PY))
 export SM_EXPLAIN_AIRFLOW_PYTHON := $(abspath $(AIRFLOW_PY))
 
-.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean
+.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images
 
-setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed
+setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed $(IMAGE_CACHE)/.default-pulled
 
 # uv when present, pip otherwise; each venv is rebuilt only when its requirements change.
 define make_venv
@@ -29,8 +32,19 @@ endef
 $(VENV)/.installed: requirements.txt
 	$(call make_venv,$(VENV),requirements.txt)
 
+# xgboost-cpu replaces xgboost (both install the module `xgboost`): a venv made before the switch drops it.
 $(RUNTIME_VENV)/.installed: include/runtime-requirements.txt
+	@if [ -x $(RUNTIME_PY) ] && $(RUNTIME_PY) -m pip --version >/dev/null 2>&1; then \
+	  $(RUNTIME_PY) -m pip uninstall -q -y xgboost >/dev/null 2>&1 || true; \
+	elif [ -x $(RUNTIME_PY) ] && [ -n "$(UV)" ]; then \
+	  VIRTUAL_ENV=$(RUNTIME_VENV) $(UV) pip uninstall -q xgboost >/dev/null 2>&1 || true; \
+	fi
 	$(call make_venv,$(RUNTIME_VENV),include/runtime-requirements.txt)
+
+# The default image's environment, built ahead of the first job ("pulled"); other versions on first use.
+$(IMAGE_CACHE)/.default-pulled: $(RUNTIME_VENV)/.installed include/xgboost_images.py
+	PYTHONPATH=include $(RUNTIME_PY) -m sm_local.image_envs pull $(DEFAULT_IMAGE)
+	@touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -56,6 +70,10 @@ local-down:
 
 clean:
 	rm -rf .local demo-output .pytest_cache
+
+# The built-in XGBoost image environments, like `docker image prune`: rebuilt on next use.
+clean-images:
+	rm -rf $(IMAGE_CACHE)
 
 # Several distinct data set versions (seeded resamples of Adult) in the local S3, for backfills.
 seed-versions: local-up

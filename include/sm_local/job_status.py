@@ -41,6 +41,9 @@ STATUS_MESSAGES = {
     "MaxRuntimeExceeded": "Training job ran longer than StoppingCondition.MaxRuntimeInSeconds",
 }
 
+# Training's StatusMessage while the image is pulled (sm_local.image_envs), before the one above.
+PULLING_IMAGE_MESSAGE = "Downloading the training image"
+
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 TERMINAL_RULE_STATUSES = frozenset({"NoIssuesFound", "IssuesFound", "Error", "Stopped"})
 RULE_RESULT_STATUSES = frozenset({"NoIssuesFound", "IssuesFound", "Error"})
@@ -81,9 +84,11 @@ class JobStatus:
     def is_terminal(self) -> bool:
         return self.job_status in TERMINAL_JOB_STATUSES
 
-    def transition(self, secondary: str, *, at: float | None = None, save: bool = True) -> None:
+    def transition(
+        self, secondary: str, *, at: float | None = None, save: bool = True, message: str | None = None
+    ) -> None:
         """Enter `secondary` (closing the previous transition); terminal ones are closed at once,
-        as SageMaker shows them with StartTime == EndTime."""
+        as SageMaker shows them with StartTime == EndTime. `message` replaces the usual StatusMessage."""
         now = time.time() if at is None else at
         transitions = self.data["SecondaryStatusTransitions"]
         if transitions and "EndTime" not in transitions[-1]:
@@ -91,7 +96,7 @@ class JobStatus:
         entry: dict[str, Any] = {
             "Status": secondary,
             "StartTime": now,
-            "StatusMessage": STATUS_MESSAGES[secondary],
+            "StatusMessage": message or STATUS_MESSAGES[secondary],
         }
         primary = PRIMARY_STATUS[secondary]
         if primary in TERMINAL_JOB_STATUSES:
@@ -102,6 +107,14 @@ class JobStatus:
         self.data["LastModifiedTime"] = now
         if save:
             self.save()
+
+    def set_message(self, message: str) -> None:
+        """Change the StatusMessage of the current transition, as SageMaker does within one (Training:
+        "Downloading the training image" until the image is there)."""
+        transitions = self.data["SecondaryStatusTransitions"]
+        if transitions:
+            transitions[-1]["StatusMessage"] = message
+        self.update()
 
     def update(self, **fields: Any) -> None:
         """Set top-level DescribeTrainingJob fields (None removes one) and save."""

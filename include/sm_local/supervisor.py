@@ -32,9 +32,15 @@ _EARLY_STOP_SIGNALS: list[int] = []
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
-from sm_local import cwlogs, s3io  # noqa: E402
+from sm_local import cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402
-from sm_local.job_status import RULE_RESULT_STATUSES, JobStatus, truncate  # noqa: E402
+from sm_local.job_status import (  # noqa: E402
+    PULLING_IMAGE_MESSAGE,
+    RULE_RESULT_STATUSES,
+    STATUS_MESSAGES,
+    JobStatus,
+    truncate,
+)
 from sm_local.store import JOB_FILE, STATUS_FILE, read_json, rule_evaluation_job_arn, write_json_atomic  # noqa: E402
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
@@ -295,10 +301,12 @@ class TrainingJobSupervisor:
 
     def _train(self, framework_version: str) -> None:
         self._check_stop()
-        self.status.transition("Training")
+        self.status.transition("Training", message=PULLING_IMAGE_MESSAGE)
+        self._start_log(time.time())
+        python = self._pull_image(framework_version)
+        self.status.set_message(STATUS_MESSAGES["Training"])
         started = time.time()
         self.training_started_at = started
-        self._start_log(started)
         hook = self.job.get("DebugHookConfig")
         extra_env = {}
         if hook is not None:
@@ -308,7 +316,7 @@ class TrainingJobSupervisor:
         module = os.environ.get(ALGORITHM_MODULE_ENV) or DEFAULT_ALGORITHM_MODULE
         process = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 module,
                 "--opt-ml",
@@ -364,6 +372,20 @@ class TrainingJobSupervisor:
             raise JobFailure(self._algorithm_failure_reason(process.returncode))
         self._check_stop()
         self._upload_model_and_complete()
+
+    def _pull_image(self, framework_version: str) -> str:
+        """The python of the image's environment, built first when it is not cached: the image pull.
+
+        A scripted stand-in for the algorithm (`SM_LOCAL_ALGORITHM_MODULE`, the endpoint's own tests) is no
+        image and runs in this environment.
+        """
+        if os.environ.get(ALGORITHM_MODULE_ENV):
+            return sys.executable
+        try:
+            environment = image_envs.ensure(framework_version, progress=self._log_line, check=self._check_stop)
+        except image_envs.ImagePullError as error:
+            raise JobFailure(f"InternalServerError: {error}") from error
+        return str(environment.python)
 
     def _finish_algorithm_output(self) -> None:
         """After the algorithm ended: its log complete, the end marker written, tensors in S3."""
@@ -657,19 +679,24 @@ class TrainingJobSupervisor:
         assert self.algorithm is not None
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            now = time.time()
-            with self._log_lock:
-                if self._log_file is not None:
-                    self._log_file.write(line + "\n")
-                    self._log_file.flush()
-            if self._log_shipper is not None:
-                self._log_shipper.put(line, now)
+            now = self._log_line(line)
             if is_stderr and line.strip():
                 self.algorithm.stderr_tail.append(line)
             metrics = parse_metric_line(line)
             if metrics:
                 self.algorithm.last_metrics = (now, metrics)
         stream.close()
+
+    def _log_line(self, line: str) -> float:
+        """One line of the job log (file and CloudWatch); returns its time."""
+        now = time.time()
+        with self._log_lock:
+            if self._log_file is not None:
+                self._log_file.write(line + "\n")
+                self._log_file.flush()
+        if self._log_shipper is not None:
+            self._log_shipper.put(line, now)
+        return now
 
     def _close_logs(self) -> None:
         if self._log_shipper is not None:

@@ -11,6 +11,9 @@ Which images run it: the built-in XGBoost images 0.90-2 to 1.7-1 attach the hook
 given to `xgb.train`), `train_data` (SHAP values are computed on it) and `validation_data` (predictions
 and labels), and appends the hook to the training callbacks. Images 3.0-5 and newer have that code
 commented out: they write no tensors, and neither does this container for them.
+
+Each image runs its own smdebug beside its own xgboost (xgboost_images: 1.0.10 for 0.90-2 .. 1.2-2, whose hook
+is a function-style callback, 1.0.34 for 1.3-1 .. 1.7-1, a TrainingCallback).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import xgboost
 
-from sm_local.xgboost_versions import DEBUGGER_HOOK_VERSIONS
+from xgboost_images import DEBUGGER_HOOK_VERSIONS
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def _import_hook_class() -> type:
 
 
 def _adapted_hook_class(booster_type: str) -> type:
-    """smdebug's Hook with one fix for xgboost >= 2.
+    """smdebug's Hook, with one fix for xgboost >= 1.3 (TrainingCallback API).
 
     The hook skips feature importance and tree dumps for boosters other than gbtree/dart by reading
     `model.booster`, an attribute xgboost's Booster no longer has. With `booster=gblinear` it then asks
@@ -60,6 +63,8 @@ def _adapted_hook_class(booster_type: str) -> type:
     (what is saved when, names, values) stays smdebug's.
     """
     hook_class = _import_hook_class()
+    if not hasattr(hook_class, "after_iteration"):
+        return hook_class  # xgboost < 1.3: smdebug's function-style hook; those Boosters have `booster`
 
     class AdaptedHook(hook_class):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:

@@ -271,8 +271,11 @@ class Hyperparameters:
         return self.booster_params.get("objective", "reg:squarederror")
 
 
-def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
-    """Validate `hyperparameters.json` (a string map) or raise `UserError` naming the first problem."""
+def parse_hyperparameters(raw: Mapping[str, Any], *, xgboost_version: str) -> Hyperparameters:
+    """Validate `hyperparameters.json` (a string map) or raise `UserError` naming the first problem.
+
+    `xgboost_version` is the image's library: what xgboost 2+ removed is dropped only for those.
+    """
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = ALIASES.get(key, key)
@@ -287,7 +290,7 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
     if "num_round" not in values:
         raise UserError("Missing required hyperparameter: num_round (an integer in [1, +inf)).")
     _check_combinations(values)
-    return _split(values)
+    return _split(values, xgboost_major=int(xgboost_version.split(".")[0]))
 
 
 def json_scalar(value: Any) -> str:
@@ -320,12 +323,12 @@ def _check_combinations(values: dict[str, Any]) -> None:
         raise UserError("Hyperparameter _kfold: cross-validation training is not supported by the local endpoint.")
 
 
-def _split(values: dict[str, Any]) -> Hyperparameters:
+def _split(values: dict[str, Any], xgboost_major: int) -> Hyperparameters:
     params = {name: value for name, value in values.items() if name not in CONTAINER_KEYS}
-    ignored = sorted(name for name in params if name in REMOVED_IN_XGBOOST_2)
+    ignored = sorted(name for name in params if name in REMOVED_IN_XGBOOST_2) if xgboost_major >= 2 else []
     for name in ignored:
         del params[name]
-    if params.get("objective") == "reg:linear":  # an alias xgboost 2+ still accepts, with a warning
+    if params.get("objective") == "reg:linear" and xgboost_major >= 2:  # an alias 2+ accepts, with a warning
         params["objective"] = "reg:squarederror"
     if "monotone_constraints" in params:
         params["monotone_constraints"] = "(" + ",".join(str(c) for c in params["monotone_constraints"]) + ")"

@@ -35,11 +35,29 @@ def _scorers() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
     }
 
 
-def container_metric(names: list[str], objective: str) -> MetricFunction:
-    """One `custom_metric` for xgb.train that reports every requested container metric.
+def margin_to_prediction(objective: str, margins: np.ndarray, rows: int) -> np.ndarray:
+    """What xgboost's prediction is for these raw margins: the objective's transformation."""
+    if objective.startswith("multi:"):
+        margins = margins.reshape(rows, -1)
+        if objective == "multi:softmax":
+            return margins.argmax(axis=1).astype(np.float64)
+        shifted = np.exp(margins - margins.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    if objective in ("binary:logistic", "reg:logistic"):
+        return 1.0 / (1.0 + np.exp(-margins))
+    if objective == "binary:hinge":
+        return (margins > 0).astype(np.float64)
+    if objective in ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox"):
+        return np.exp(margins)
+    return margins
 
-    XGBoost hands it transformed predictions: probabilities for binary:logistic and multi:softprob,
-    class ids for multi:softmax, margins for binary:logitraw.
+
+def container_metric(names: list[str], objective: str, margins: bool = False) -> MetricFunction:
+    """One metric function for xgb.train that reports every requested container metric.
+
+    It computes on transformed predictions (probabilities for binary:logistic and multi:softprob, class ids
+    for multi:softmax, margins for binary:logitraw), which `custom_metric` receives; a `feval` receives raw
+    margins from xgboost 1.2 on (`margins=True`), which are transformed first.
     """
     scorers = _scorers()
 
@@ -56,6 +74,8 @@ def container_metric(names: list[str], objective: str) -> MetricFunction:
         from sklearn.metrics import mean_squared_error, r2_score
 
         labels = data.get_label()
+        if margins:
+            predictions = margin_to_prediction(objective, np.asarray(predictions, dtype=np.float64), len(labels))
         results = []
         classes = None
         for name in names:

@@ -10,29 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lean_xgboost import import_xgboost
 from sm_local.xgboost_container import data as data_mod
 from sm_local.xgboost_container.errors import AlgorithmError, ContainerError, UserError
-from sm_local.xgboost_container.hyperparameters import (
-    MAXIMIZE_METRICS,
-    Hyperparameters,
-    parse_hyperparameters,
-)
-
-if TYPE_CHECKING:
-    import xgboost
+from sm_local.xgboost_container.hyperparameters import Hyperparameters, parse_hyperparameters
+from sm_local.xgboost_container.model_file import MODEL_NAME, save_model
+from sm_local.xgboost_container.training import training_kwargs
+from xgboost_images import IMAGES, ImageVersion
 
 log = logging.getLogger("sm_local.xgboost_container")
 
-MODEL_NAME = "xgboost-model"
 CHANNELS = ("train", "validation")
 # Messages of XGBoost checks that mean bad input rather than a broken algorithm (as the container lists them).
 _USER_ERROR_MARKERS = (
@@ -95,23 +88,26 @@ def read_json(path: Path, default: Any) -> Any:
 
 
 def train(opt_ml: Path, framework_version: str) -> None:
+    image = IMAGES[framework_version]
     config_dir = opt_ml / "input" / "config"
     raw_hyperparameters = read_json(config_dir / "hyperparameters.json", {})
     if not isinstance(raw_hyperparameters, dict):
         raise UserError("hyperparameters.json must be a JSON object of name -> string value.")
-    hyperparameters = parse_hyperparameters(raw_hyperparameters)
+    hyperparameters = parse_hyperparameters(raw_hyperparameters, xgboost_version=image.xgboost)
     data_config = read_json(config_dir / "inputdataconfig.json", {})
     content_type = _validate_channels(data_config)
     resources = read_json(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
-    log.info("Running XGBoost Sagemaker in algorithm mode (framework version %s)", framework_version)
+    log.info("Running XGBoost Sagemaker in algorithm mode (framework version %s, xgboost %s)",
+             framework_version, image.xgboost)
     log.info("Hyperparameters: %s", json.dumps(raw_hyperparameters, sort_keys=True))
     if hyperparameters.ignored:
-        log.warning("Ignoring %s: accepted by the 1.x images but not used by XGBoost 2+", ", ".join(hyperparameters.ignored))
+        log.warning("Ignoring %s: accepted by the 1.x images but not used by xgboost %s",
+                    ", ".join(hyperparameters.ignored), image.xgboost)
     if len(resources.get("hosts", [])) > 1:
         log.warning("The local endpoint trains on one host; hosts %s are ignored", resources["hosts"][1:])
 
     train_data, validation_data = _read_data(opt_ml, content_type, hyperparameters, "validation" in data_config)
-    _train_and_save(opt_ml, framework_version, hyperparameters, train_data, validation_data)
+    _train_and_save(opt_ml, image, hyperparameters, train_data, validation_data)
 
 
 def _validate_channels(data_config: Any) -> str:
@@ -155,12 +151,18 @@ def _read_data(
 
 def _train_and_save(
     opt_ml: Path,
-    framework_version: str,
+    image: ImageVersion,
     hyperparameters: Hyperparameters,
     train_data: data_mod.ChannelData,
     validation_data: data_mod.ChannelData | None,
 ) -> None:
     xgboost = import_xgboost()
+    if xgboost.__version__ != image.xgboost:
+        raise AlgorithmError(
+            f"This environment runs xgboost {xgboost.__version__}, but image {image.version} ships xgboost "
+            f"{image.xgboost}: run the algorithm in the image's environment (python -m sm_local.image_envs "
+            f"pull {image.version}), as the local endpoint does."
+        )
 
     from sm_local.xgboost_container import debugger
 
@@ -174,92 +176,32 @@ def _train_and_save(
     model_dir = opt_ml / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     params = hyperparameters.booster_params
-    callbacks: list[xgboost.callback.TrainingCallback] = [xgboost.callback.EvaluationMonitor()]
-    callbacks += _early_stopping(hyperparameters, has_validation=dvalidation is not None)
-    if hyperparameters.save_model_on_termination:
-        callbacks.append(_save_each_round(model_dir / MODEL_NAME))
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
-    config_path = debugger.hook_config_path(opt_ml, framework_version)
+    hook = None
+    config_path = debugger.hook_config_path(opt_ml, image.version)
     if config_path is not None:
         # The real container logs a failed hook at debug level and trains without tensors; here the job
         # fails instead, so a broken DebugHookConfig never looks like a run whose rules found nothing.
         try:
-            callbacks.append(debugger.create_hook(config_path, params, dtrain, dvalidation))
+            hook = debugger.create_hook(config_path, params, dtrain, dvalidation)
         except Exception as error:
             raise AlgorithmError(f"The Debugger hook could not be created from {config_path}: {error}") from error
-    elif framework_version not in debugger.DEBUGGER_HOOK_VERSIONS:
-        log.info("Framework version %s does not run the Debugger hook; no tensors are written", framework_version)
-
-    custom_metric = None
-    if hyperparameters.container_metrics:
-        from sm_local.xgboost_container.metrics import container_metric
-
-        custom_metric = container_metric(hyperparameters.container_metrics, hyperparameters.objective)
+    elif not image.debugger_hook:
+        log.info("Framework version %s does not run the Debugger hook; no tensors are written", image.version)
 
     evals = [(dtrain, "train")] + ([(dvalidation, "validation")] if dvalidation is not None else [])
+    kwargs = training_kwargs(xgboost, image, hyperparameters, evals, model_dir / MODEL_NAME, hook)
     try:
-        booster = xgboost.train(
-            params,
-            dtrain,
-            num_boost_round=hyperparameters.num_round,
-            evals=evals,
-            custom_metric=custom_metric,
-            callbacks=callbacks,
-            verbose_eval=False,
-        )
+        booster = xgboost.train(params, dtrain, num_boost_round=hyperparameters.num_round, **kwargs)
     except xgboost.core.XGBoostError as error:
         raise _classify(error) from None
 
     if hyperparameters.early_stopping_rounds and dvalidation is not None:
         attributes = booster.attributes()
         log.info("Best iteration %s (best score %s)", attributes.get("best_iteration"), attributes.get("best_score"))
-    save_model(booster, model_dir / MODEL_NAME)
-    log.info("Stored trained model at %s", model_dir / MODEL_NAME)
-
-
-def _early_stopping(hyperparameters: Hyperparameters, has_validation: bool) -> list[Any]:
-    """Stop when the validation metric has not improved for `early_stopping_rounds` rounds, keeping the best model.
-
-    The metric is the tuning objective metric, else the last `eval_metric`, else the objective's
-    default one (XGBoost's choice: the last metric it evaluates).
-    """
-    import xgboost
-
-    rounds = hyperparameters.early_stopping_rounds
-    if not rounds:
-        return []
-    if not has_validation:
-        log.warning("early_stopping_rounds needs a validation channel; training runs all %d rounds", hyperparameters.num_round)
-        return []
-    metric = hyperparameters.early_stopping_metric
-    maximize = None if metric is None else metric.split("@")[0] in MAXIMIZE_METRICS
-    log.info("Will train until validation-%s hasn't improved in %d rounds.", metric or "<default metric>", rounds)
-    return [
-        xgboost.callback.EarlyStopping(
-            rounds=rounds, metric_name=metric, data_name="validation", maximize=maximize, save_best=True
-        )
-    ]
-
-
-def save_model(booster: xgboost.Booster, path: Path) -> None:
-    """Write the model in XGBoost's UBJSON format (what `save_model` picks for a name without extension,
-    and what `xgboost.Booster().load_model(path)` reads back), atomically."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(booster.save_raw(raw_format="ubj"))
-    partial.replace(path)
-
-
-def _save_each_round(path: Path) -> xgboost.callback.TrainingCallback:
-    """`save_model_on_termination=true`: keep the latest model on disk so a stopped job still has one."""
-    import xgboost
-
-    class SaveEachRound(xgboost.callback.TrainingCallback):
-        def after_iteration(self, model: xgboost.Booster, epoch: int, evals_log: dict) -> bool:
-            save_model(model, path)
-            return False
-
-    return SaveEachRound()
+    save_model(booster, model_dir / MODEL_NAME, image)
+    log.info("Stored trained model at %s (%s, as image %s writes it)", model_dir / MODEL_NAME,
+             image.model_format, image.version)
 
 
 _XGBOOST_LOG_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")

@@ -1,4 +1,5 @@
-"""Built-in rules on real Debugger tensors: XGBoost trained here with smdebug's XGBoost hook."""
+"""Built-in rules on real Debugger tensors: written by smdebug's XGBoost hook in the default image's environment
+(xgboost 1.7.4), as the 1.7-1 container writes them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xgboost as xgb
-from smdebug import SaveConfig
-from smdebug.xgboost import Hook
 
 from sm_local.rules import SUPPORTED_RULES, evaluate_rule
+from tests.runtime.image_training import train_in_image
+from xgboost_images import DEFAULT_VERSION
 
 SAVE_INTERVAL = 5
 COLLECTIONS = ["metrics", "losses", "trees", "labels", "predictions"]
@@ -24,18 +24,9 @@ def train_trial(
     """Train with the Debugger hook like the built-in container does, then write the end marker
     as the local supervisor does when the algorithm exits."""
     split = int(len(labels) * 2 / 3)
-    train = xgb.DMatrix(features[:split], label=labels[:split])
-    validation = xgb.DMatrix(features[split:], label=labels[split:])
-    hook = Hook(
-        out_dir=str(out_dir),
-        include_collections=COLLECTIONS,
-        save_config=SaveConfig(save_interval=SAVE_INTERVAL),
-        validation_data=validation,
-    )
-    xgb.train(
-        params, train, rounds, evals=[(train, "train"), (validation, "validation")], callbacks=[hook], verbose_eval=False
-    )
-    (out_dir / "training_job_end.ts").touch()
+    train_in_image(DEFAULT_VERSION, (features[:split], labels[:split]), params, rounds,
+                   validation=(features[split:], labels[split:]), tensors_dir=out_dir, collections=COLLECTIONS,
+                   save_interval=SAVE_INTERVAL)
     return out_dir
 
 
@@ -193,10 +184,8 @@ def test_tree_depth_without_trees_collection_is_an_error(tmp_path: Path) -> None
     features, labels = normal_data(rows=600)
     out = tmp_path / "tensors"
     split = 400
-    train = xgb.DMatrix(features[:split], label=labels[:split])
-    hook = Hook(out_dir=str(out), include_collections=["metrics"], save_config=SaveConfig(save_interval=2))
-    xgb.train({"objective": "binary:logistic"}, train, 4, evals=[(train, "train")], callbacks=[hook], verbose_eval=False)
-    (out / "training_job_end.ts").touch()
+    train_in_image(DEFAULT_VERSION, (features[:split], labels[:split]), {"objective": "binary:logistic"}, 4,
+                   tensors_dir=out, collections=["metrics"], save_interval=2)
     status, details = run(out, "TreeDepth")
     assert status == "Error" and "trees collection" in details
 

@@ -13,25 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import xgboost as xgb
-from smdebug import SaveConfig
-from smdebug.xgboost import Hook
 
 from sm_local.rules import RISING_LOSS_HYPERPARAMETERS, evaluate_rule
+from tests.runtime.image_training import train_in_image
+from xgboost_images import DEFAULT_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
 ADULT = REPO.parent / "shared" / "data" / "adult.data"
-
-
-class SlowRounds(xgb.callback.TrainingCallback):
-    """Makes each boosting round take a while, so the rule process demonstrably runs during training."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-        time.sleep(self.seconds)
-        return False
 
 
 def start_rule_process(trial: Path, result: Path, rule_parameters: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -56,18 +44,12 @@ def wait_for_result(result: Path, process: subprocess.Popen[bytes], limit: float
 
 
 def train(out: Path, features: np.ndarray, labels: np.ndarray, params: dict[str, object], rounds: int, slow: float) -> None:
+    """The default image's xgboost and smdebug write the tensors; each round takes `slow` seconds more, so the
+    rule process demonstrably runs during training. The end marker is left to the test."""
     split = int(len(labels) * 2 / 3)
-    train_set = xgb.DMatrix(features[:split], label=labels[:split])
-    validation = xgb.DMatrix(features[split:], label=labels[split:])
-    hook = Hook(out_dir=str(out), include_collections=["metrics"], save_config=SaveConfig(save_interval=5))
-    xgb.train(
-        params,
-        train_set,
-        rounds,
-        evals=[(train_set, "train"), (validation, "validation")],
-        callbacks=[hook, SlowRounds(slow)],
-        verbose_eval=False,
-    )
+    train_in_image(DEFAULT_VERSION, (features[:split], labels[:split]), params, rounds,
+                   validation=(features[split:], labels[split:]), tensors_dir=out, collections=["metrics"],
+                   save_interval=5, slow_seconds=slow, end_marker=False)
 
 
 def test_rule_finds_rising_loss_while_training_still_runs(tmp_path: Path) -> None:
@@ -147,13 +129,10 @@ def test_rising_loss_configuration_on_adult(tmp_path: Path) -> None:
     features, labels = features[order], labels[order]
     params = {key: value for key, value in RISING_LOSS_HYPERPARAMETERS.items() if key != "num_round"}
     cut = int(0.8 * len(labels))
-    train_set = xgb.DMatrix(features[:cut], label=labels[:cut])
-    validation = xgb.DMatrix(features[cut:], label=labels[cut:])
     trial = tmp_path / "tensors"
-    hook = Hook(out_dir=str(trial), include_collections=["metrics"], save_config=SaveConfig(save_interval=5))
     rounds = 20  # the condition is met at step 10; the documented num_round is larger
-    xgb.train(params, train_set, rounds, evals=[(train_set, "train"), (validation, "validation")], callbacks=[hook], verbose_eval=False)
-    (trial / "training_job_end.ts").touch()
+    train_in_image(DEFAULT_VERSION, (features[:cut], labels[:cut]), params, rounds,
+                   validation=(features[cut:], labels[cut:]), tensors_dir=trial, collections=["metrics"])
     config = {"RuleParameters": {"rule_to_invoke": "LossNotDecreasing", "collection_names": "metrics", "num_steps": "10"}}
     outcome = evaluate_rule(str(trial), config, timeout=60)
     assert outcome.status == "IssuesFound", outcome.details

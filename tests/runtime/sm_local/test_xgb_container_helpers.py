@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,10 +80,19 @@ def layout_opt_ml(
     return opt_ml
 
 
+def image_python(framework_version: str) -> str:
+    """The python of the image's environment (built on first use, as the endpoint pulls it)."""
+    from sm_local import image_envs
+
+    return str(image_envs.ensure(framework_version, progress=lambda line: None).python)
+
+
 def run_container(
-    opt_ml: Path, framework_version: str = "1.7-1", env: Mapping[str, str] | None = None, timeout: float = 600
+    opt_ml: Path, framework_version: str = "1.7-1", env: Mapping[str, str] | None = None, timeout: float = 600,
+    python: str | None = None,
 ) -> ContainerRun:
-    """Run the algorithm process like the supervisor: SMDEBUG_CONFIG_FILE_PATH set when the job has Debugger."""
+    """Run the algorithm process like the supervisor, in the image's environment: SMDEBUG_CONFIG_FILE_PATH set
+    when the job has Debugger."""
     environment = {key: value for key, value in os.environ.items() if key not in ("SMDEBUG_CONFIG_FILE_PATH", "TRAINING_JOB_NAME")}
     environment["PYTHONPATH"] = str(REPO / "include")
     hook_config = opt_ml / "input" / "config" / "debughookconfig.json"
@@ -92,7 +100,8 @@ def run_container(
         environment["SMDEBUG_CONFIG_FILE_PATH"] = str(hook_config)
     environment.update(env or {})
     completed = subprocess.run(
-        [sys.executable, "-m", "sm_local.xgboost_container", "--opt-ml", str(opt_ml), "--framework-version", framework_version],
+        [python or image_python(framework_version), "-m", "sm_local.xgboost_container", "--opt-ml", str(opt_ml),
+         "--framework-version", framework_version],
         env=environment,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ def test_values_are_typed_aliases_resolved_and_container_keys_kept_out_of_xgboos
         "num_round": "51", "max_depth": "5", "learning_rate": "0.2", "gamma": "4", "min_child_weight": "6",
         "subsample": "0.7", "objective": "binary:logistic", "eval_metric": "logloss, auc,accuracy",
         "early_stopping_rounds": "10", "csv_weights": "0", "seed": "-3",
-    })
+    }, xgboost_version="1.7.4")
     assert parsed.num_round == 51
     assert parsed.early_stopping_rounds == 10
     assert parsed.early_stopping_metric == "accuracy"
@@ -28,6 +28,16 @@ def test_values_are_typed_aliases_resolved_and_container_keys_kept_out_of_xgboos
         "max_depth": 5, "eta": 0.2, "gamma": 4.0, "min_child_weight": 6.0, "subsample": 0.7,
         "objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "seed": -3,
     }
+
+
+def test_what_xgboost_2_removed_reaches_only_the_1x_images_library() -> None:
+    raw = {"num_round": "5", "predictor": "cpu_predictor", "objective": "reg:linear"}
+    old = parse_hyperparameters(raw, xgboost_version="1.7.4")
+    assert old.booster_params == {"predictor": "cpu_predictor", "objective": "reg:linear"}
+    assert old.ignored == []
+    new = parse_hyperparameters(raw, xgboost_version="3.0.5")
+    assert new.booster_params == {"objective": "reg:squarederror"}
+    assert new.ignored == ["predictor"]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +61,7 @@ def test_values_are_typed_aliases_resolved_and_container_keys_kept_out_of_xgboos
 )
 def test_bad_hyperparameter_is_named_with_what_it_accepts(hyperparameters: dict[str, str], message: str) -> None:
     with pytest.raises(UserError) as raised:
-        parse_hyperparameters({"num_round": "10", **hyperparameters})
+        parse_hyperparameters({"num_round": "10", **hyperparameters}, xgboost_version="1.7.4")
     assert str(raised.value).startswith(message)
 
 

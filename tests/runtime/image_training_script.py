@@ -1,0 +1,70 @@
+"""Runs inside a built-in image's environment (its own xgboost and smdebug): train, write what the image writes.
+
+`python image_training_script.py CONFIG.json`; CONFIG names an .npz of the data and says what to write (see
+tests/runtime/image_training.py, its only caller). Standard library, numpy, xgboost and smdebug only: it must
+run with every xgboost from 0.90 to 3.2, so it uses each one's own callback style. The model is saved the way
+the image's train.py saves it (`pkl.dump(bst, f, protocol=N)` or `bst.save_model(path)`), independently of the
+local endpoint's container code, so tests compare that code against the images' own way.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+
+
+def main(config_path: str) -> None:
+    config = json.loads(Path(config_path).read_text())
+    data = np.load(config["data"])
+    dtrain = xgb.DMatrix(data["train_features"], label=data["train_labels"])
+    evals = [(dtrain, "train")]
+    dvalidation = None
+    if "validation_features" in data:
+        dvalidation = xgb.DMatrix(data["validation_features"], label=data["validation_labels"])
+        evals.append((dvalidation, "validation"))
+    modern = hasattr(xgb.callback, "TrainingCallback")
+    callbacks = []
+    hook_config = config.get("hook")
+    if hook_config:
+        from smdebug import SaveConfig
+        from smdebug.xgboost import Hook
+
+        hook = Hook(out_dir=hook_config["out_dir"], include_collections=hook_config["collections"],
+                    save_config=SaveConfig(save_interval=hook_config["save_interval"]),
+                    train_data=dtrain, validation_data=dvalidation)
+        callbacks.append(hook)
+    slow = float(config.get("slow_seconds") or 0)
+    if slow and modern:
+        class Slow(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):  # type: ignore[no-untyped-def]
+                time.sleep(slow)
+                return False
+
+        callbacks.append(Slow())
+    elif slow:
+        callbacks.append(lambda env: time.sleep(slow))
+    booster = xgb.train(config["params"], dtrain, config["rounds"], evals=evals, callbacks=callbacks,
+                        verbose_eval=False)
+    if config.get("model_path"):
+        path = Path(config["model_path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if config["save"] == "save_model":
+            booster.save_model(str(path))
+        else:
+            with path.open("wb") as handle:
+                pickle.dump(booster, handle, protocol=int(config["save"].removeprefix("pickle:")))
+    if config.get("contribs_path"):
+        rows = xgb.DMatrix(data[config.get("contribs_of", "train_features")])
+        np.save(config["contribs_path"], booster.predict(rows, pred_contribs=True))
+    print(json.dumps({"xgboost": xgb.__version__, "rounds": int(booster.num_boosted_rounds())
+                      if hasattr(booster, "num_boosted_rounds") else config["rounds"]}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
