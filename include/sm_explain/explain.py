@@ -17,7 +17,7 @@ from sm_explain.data import LabelledRows, read_csv_channel
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, DebuggerTrial, trial_present
 from sm_explain.errors import BadRequest
 from sm_explain.features import FeatureSpace, load_features
-from sm_explain.model import load_booster, objective_of
+from sm_explain.model import ModelUnreadable, load_booster, objective_of
 from sm_explain.outliers import shap_outliers
 from sm_explain.request import ExplainRequest
 from sm_explain.shap_rows import ExplainedShap, ModelShap, TensorShap
@@ -98,7 +98,24 @@ def _open_trial(request: ExplainRequest) -> DebuggerTrial | None:
     return DebuggerTrial.open(request.debug_output_uri, request.trial_timeout_seconds)
 
 
-def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster, str]:
+def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster | None, str, str | None]:
+    """The booster and its objective; with the debugger source, a model that cannot be read is not fatal: every
+    analysis then comes from the tensors, and the third value says why the model was not used."""
+    try:
+        booster, objective = _read_model(request, space)
+    except ModelUnreadable as problem:
+        if request.source != "debugger":
+            raise
+        if request.objective is None:
+            raise BadRequest(
+                f"{str(problem).rstrip('.')}. To explain from the Debugger tensors alone, give the training "
+                "job's objective (request key 'objective')."
+            ) from problem
+        return None, request.objective, str(problem)
+    return booster, objective, None
+
+
+def _read_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster, str]:
     booster = load_booster(request.model_artifact_uri)
     objective = objective_of(booster)
     model_source.check_supported(booster, objective)
@@ -116,7 +133,7 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
 
 def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) -> dict[str, object]:
     space = load_features(request.features_uri)
-    booster, objective = _load_model(request, space)
+    booster, objective, model_problem = _load_model(request, space)
     trial = _open_trial(request)
     use_debugger = trial is not None and (
         request.source == "debugger" or (request.source == "auto" and trial.has_full_shap())
@@ -125,6 +142,8 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     writer = ArtifactWriter(request.output_uri)
     names = space.names
     summary: dict[str, object] = {"source": "debugger" if use_debugger else "model"}
+    if model_problem is not None:
+        summary["model_not_used"] = model_problem
 
     # SHAP values of the explained rows. From the model, the mean |SHAP| pass starts here and runs in the
     # background while everything below is drawn; only the global bar, drawn last, waits for it.
@@ -146,12 +165,13 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     if request.force_plot_row >= n_rows:
         raise BadRequest(f"force_plot_row {request.force_plot_row} is out of range: {explained_channel} has {n_rows} rows")
     has_metrics = trial is not None and trial.has_metrics()
-    if not has_metrics:  # the curves recompute them on both channels: bad data fails here, before the pass
+    if not has_metrics and booster is not None:  # the curves recompute them on both channels: bad data fails here
         channels.get("train")
         channels.get("validation")
     if use_debugger:
         shap: ExplainedShap = TensorShap(contribs, objective)
     else:
+        assert booster is not None  # only the debugger source goes on without the model
         # The pass takes one core (TreeShap's process) or all (the pred_contribs fallback); this thread's own
         # predictions (curves, samples) keep to one, so they do not fight the pass for the cores.
         booster.set_param({"nthread": 1})
@@ -165,12 +185,14 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     from sm_explain import figures
 
     # Curves over steps: Debugger tensors when the trial has them, else the truncated model on a row sample.
-    steps = model_source.curve_steps(booster)
+    steps = model_source.curve_steps(booster) if booster is not None else []
     step_sample = rows.features[_seeded_rows(n_rows, request.step_sample_size, request.seed)]
     curve_sources: dict[str, str] = {}
 
     def from_trial_or_model(key: str, from_trial: Callable[[], pd.DataFrame], from_model: Callable[[], pd.DataFrame],
                             trial_has_it: bool) -> pd.DataFrame:
+        if not trial_has_it and booster is None:
+            raise BadRequest(f"the Debugger output has no tensors for {key} and the model cannot be read: {model_problem}")
         curve_sources[key] = "debugger" if trial_has_it else "model"
         return from_trial() if trial_has_it else from_model()
 

@@ -10,6 +10,8 @@ from sm_explain import storage
 from sm_explain.errors import BadRequest
 
 SOURCES = ("auto", "model", "debugger")
+# Models with one output per row, whose margin the explanations can turn into the prediction.
+SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "reg:logistic")
 EXPLAIN_ROWS = ("train", "validation")
 _REQUIRED_URIS = ("features_uri", "train_uri", "validation_uri", "model_artifact_uri", "output_uri")
 _INPUT_URIS = ("features_uri", "train_uri", "validation_uri", "model_artifact_uri")
@@ -34,6 +36,8 @@ class ExplainRequest:
     outlier_top_n: int = 5
     seed: int = 7
     trial_timeout_seconds: float = 60.0
+    # The training job's objective: needed only when the source is debugger and the model cannot be read.
+    objective: str | None = None
 
 
 def _non_empty_string(raw: dict[str, Any], key: str) -> str:
@@ -59,6 +63,13 @@ def _choice(raw: dict[str, Any], key: str, default: str, choices: tuple[str, ...
     return value
 
 
+def _objective(raw: dict[str, Any]) -> str | None:
+    value = raw.get("objective") or None
+    if value is not None and value not in SUPPORTED_OBJECTIVES:
+        raise BadRequest(f"objective must be one of {', '.join(SUPPORTED_OBJECTIVES)}, got {value!r}")
+    return value
+
+
 def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> ExplainRequest:
     """Validate `raw`; with `check_inputs_exist` also make sure every input object is there (cheap HEAD calls)."""
     uris = {key: storage.validate_uri(_non_empty_string(raw, key), key) for key in _REQUIRED_URIS}
@@ -81,6 +92,7 @@ def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> Expla
         outlier_top_n=_int(raw, "outlier_top_n", 5, 1),
         seed=_int(raw, "seed", 7, 0),
         trial_timeout_seconds=float(timeout),
+        objective=_objective(raw),
         **uris,
     )
     if request.source == "debugger" and request.debug_output_uri is None:

@@ -1,5 +1,5 @@
 """End-to-end checks of `python -m sm_explain` and `python -m sm_explain.report` on small synthetic jobs: a real
-Debugger trial written by smdebug's XGBoost hook, a model.tar.gz, local directories and S3 (moto server)."""
+Debugger trial written by smdebug's XGBoost hook and a model.tar.gz, both by the default image's own libraries, local directories and S3 (moto server)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ import xgboost as xgb
 from PIL import Image
 
 from local_stack import free_port
+from sm_explain.errors import BadRequest
 from sm_explain.explain import run_explanations
 from sm_explain.request import parse_request
+from tests.runtime.image_training import train_in_image
+from xgboost_images import DEFAULT_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -47,26 +50,17 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
     np.savetxt(root / "validation.csv", np.column_stack([y[300:], x[300:]]), delimiter=",", fmt="%.6g")
     (root / "features.json").write_text(json.dumps(
         {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income"}))
-    # Train on what was written (as the container does), so SHAP rows match the CSV exactly.
+    # Train on what was written (as the container does), so SHAP rows match the CSV exactly; with the default
+    # image's own xgboost and smdebug, which write the model file and the tensors as that image does.
     train = np.loadtxt(root / "train.csv", delimiter=",", dtype=np.float32)
     validation = np.loadtxt(root / "validation.csv", delimiter=",", dtype=np.float32)
-    dtrain = xgb.DMatrix(train[:, 1:], label=train[:, 0])
-    dvalidation = xgb.DMatrix(validation[:, 1:], label=validation[:, 0])
-    callbacks = []
     trial_dir = root / "debug-output"
-    if collections is not None:
-        from smdebug import SaveConfig
-        from smdebug.xgboost import Hook
-
-        callbacks.append(Hook(out_dir=str(trial_dir), include_collections=collections, train_data=dtrain,
-                              validation_data=dvalidation, save_config=SaveConfig(save_interval=2)))
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "eval_metric": ["logloss", "error"]},
-                        dtrain, ROUNDS, evals=[(dtrain, "train"), (dvalidation, "validation")],
-                        callbacks=callbacks, verbose_eval=False)
-    if collections is not None:
-        (trial_dir / "training_job_end.ts").write_text("")
-    model_file = root / "xgboost-model.ubj"
-    booster.save_model(model_file)
+    model_file = root / "model" / "xgboost-model"
+    train_in_image(DEFAULT_VERSION, (train[:, 1:], train[:, 0]),
+                   {"objective": "binary:logistic", "max_depth": 3, "eval_metric": ["logloss", "error"]}, ROUNDS,
+                   validation=(validation[:, 1:], validation[:, 0]),
+                   tensors_dir=trial_dir if collections is not None else None, collections=collections or (),
+                   save_interval=2, model_path=model_file)
     with tarfile.open(root / "model.tar.gz", "w:gz") as tar:
         tar.add(model_file, arcname="xgboost-model")
     return {
@@ -185,6 +179,29 @@ def test_debugger_source_reads_the_trial_like_the_notebook(job: dict[str, str], 
     assert set(summary["curve_sources"].values()) == {"debugger"}
     # Full SHAP of the final model equals the model's own contributions on the training rows.
     _assert_top_features_are_pred_contribs(summary, job, job["train_uri"], rtol=1e-4)
+
+
+def test_debugger_source_explains_a_job_whose_model_cannot_be_read(job: dict[str, str], tmp_path: Path) -> None:
+    """The tensors stand in for the model: every analysis comes from them, and the manifest says why the model
+    was not used. Without the objective (which the model would have told), that is a clear bad request."""
+    unreadable = tmp_path / "model.tar.gz"
+    with tarfile.open(unreadable, "w:gz") as tar:
+        member = tarfile.TarInfo("xgboost-model")
+        content = b"\x00\x01 not a model at all"
+        member.size = len(content)
+        tar.addfile(member, io.BytesIO(content))
+    request = {**job, "source": "debugger", "model_artifact_uri": str(unreadable), "output_uri": str(tmp_path / "out")}
+    with pytest.raises(BadRequest, match=r"is not an XGBoost model file: .* give the training job's objective"):
+        run_explanations(parse_request(request))
+    assert not (tmp_path / "out").exists()
+    manifest = run_explanations(parse_request({**request, "objective": "binary:logistic"}))
+    _assert_artifacts(manifest, _read_local)
+    summary = manifest["summary"]
+    assert summary["source"] == "debugger"
+    assert "is not an XGBoost model file" in summary["model_not_used"]
+    assert set(summary["curve_sources"].values()) == {"debugger"}
+    reference = run_explanations(parse_request({**job, "source": "debugger", "output_uri": str(tmp_path / "ref")}))
+    assert summary["top_features"] == reference["summary"]["top_features"]
 
 
 def test_auto_picks_debugger_only_when_full_shap_exists(job: dict[str, str], tmp_path: Path) -> None:
