@@ -59,14 +59,16 @@ def pipeline_params() -> dict[str, Param]:
             type="string", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
         ),
         "algorithm_version": Param("1.7-1", type="string", pattern=r"^\d+\.\d+-\d+$",
-                                   description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1."),
+                                   description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1. "
+                                   "Without Debugger (debugger 'off'), 3.0-5 or 3.2-0."),
         "instance_type": Param("ml.m5.xlarge", type="string", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
         "hyperparameters": Param(NOTEBOOK_HYPERPARAMETERS, type="object", required=["num_round"]),
         "debugger": Param(
             "notebook", type=["string", "object"],
             description="'notebook' (metrics, feature_importance, full_shap, average_shap every 5 steps, "
-            "LossNotDecreasing on metrics), 'default' (cheap: metrics + feature_importance), or a mapping "
-            "{collections: [...], rules: [...], hook_parameters: {...}}.",
+            "LossNotDecreasing on metrics), 'default' (cheap: metrics + feature_importance), 'off' (no "
+            "DebugHookConfig, no rules: for accounts without Debugger; explanations come from the model), or a "
+            "mapping {collections: [...], rules: [...], hook_parameters: {...}}.",
         ),
         "rule_policies": Param(
             {"*": {"issues_found": "fail", "error": "fail"}}, type="object",
@@ -215,6 +217,7 @@ def build_explainability_pipeline(
         output_uri=_xcom(cfg, "['version_root']") + "/" + _xcom("start_training", "['job_name']") + "/explanations/",
         source="{{ params.explanation_source }}",
         options="{{ params.explanation_options }}",
+        objective="{{ params.hyperparameters.get('objective', '') }}",
         **aws,
     )
     report = BuildReportOperator(

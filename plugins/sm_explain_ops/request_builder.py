@@ -23,6 +23,9 @@ from typing import Any
 DEFAULT_ALGORITHM_VERSION = "1.7-1"
 DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
 DEFAULT_SAVE_INTERVAL = 5
+#: The ``debugger`` setting that sends no DebugHookConfig and no rules: for accounts without Debugger (closed
+#: to new AWS customers since 2026-07-30), best with image 3.0-5 or 3.2-0; explanations come from the model.
+DEBUGGER_OFF = "off"
 
 #: Built-in XGBoost images that attach smdebug's hook; 3.0-5 and newer install smdebug but have
 #: the hook commented out, so a DebugHookConfig there writes no tensors and rules see nothing.
@@ -466,12 +469,14 @@ class DebuggerSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | DebuggerSpec | str) -> DebuggerSpec:
-        """A mapping of fields, or a preset name: ``"default"`` or ``"notebook"``."""
+        """A mapping of fields, or a preset name: ``"default"`` or ``"notebook"`` (``"off"``, no Debugger at all,
+        is a TrainingSpec's ``debugger`` of None)."""
         if isinstance(data, str):
             presets = {"default": cls, "notebook": cls.notebook}
             if data not in presets:
                 raise ValueError(
-                    f"unknown debugger preset {data!r}; use one of {', '.join(presets)} or a mapping"
+                    f"unknown debugger preset {data!r}; use one of {', '.join([*presets, DEBUGGER_OFF])} or a "
+                    "mapping"
                 )
             return presets[data]()
         if isinstance(data, Mapping) and "preset" in data:
@@ -579,6 +584,8 @@ class TrainingSpec:
             raise ValueError(
                 f"enable_network_isolation must be true or false, got {self.enable_network_isolation!r}"
             )
+        if self.debugger == DEBUGGER_OFF:
+            set_("debugger", None)  # no DebugHookConfig, no rules: accounts without Debugger
         if self.debugger is not None:
             set_("debugger", DebuggerSpec.from_dict(self.debugger))
         if self.data_shape is not None:
@@ -637,7 +644,8 @@ class TrainingSpec:
             raise ValueError(
                 f"XGBoost image {self.algorithm_version} does not run the Debugger hook (only "
                 f"{', '.join(sorted(DEBUGGER_HOOK_VERSIONS))} do): its collections and rules would produce "
-                "nothing. Use algorithm_version 1.7-1 or set debugger to null."
+                f"nothing. Use algorithm_version 1.7-1, or debugger {DEBUGGER_OFF!r} (no Debugger: explanations "
+                "come from the model)."
             )
         steps = self.saved_steps()
         for collection, saved in steps.items():

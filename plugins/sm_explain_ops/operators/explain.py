@@ -32,12 +32,14 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
     ``source`` picks where SHAP values come from: ``model`` (computed from the model artifact and the staged
     rows: fast, and works without Debugger), ``debugger`` (the job's ``full_shap`` tensors, the
     notebook's way) or ``auto`` (Debugger tensors when the job has them). The manifest says which.
+    ``objective`` (the job's) lets the ``debugger`` source go on from the tensors alone when the model
+    artifact cannot be read.
     """
 
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "job_name", "dataset_version", "features_uri", "train_uri", "validation_uri",
-        "model_artifact_uri", "debug_output_uri", "output_uri", "source", "options",
+        "model_artifact_uri", "debug_output_uri", "output_uri", "source", "options", "objective",
     )
 
     def __init__(
@@ -53,6 +55,7 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         debug_output_uri: str | None = None,
         source: str = "model",
         options: dict[str, Any] | None = None,
+        objective: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -66,6 +69,7 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         self.debug_output_uri = debug_output_uri
         self.source = source
         self.options = options or {}
+        self.objective = objective
 
     def build_request(self) -> dict[str, Any]:
         if self.source not in EXPLANATION_SOURCES:
@@ -87,6 +91,8 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
             ),
             "source": self.source,
         }
+        if self.objective:
+            request["objective"] = str(self.objective)
         return {**self.options, **request}
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sm_explain_ops.request_builder import (
+    DEBUGGER_HOOK_VERSIONS,
+    DEFAULT_ALGORITHM_VERSION,
     DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
     DebuggerSpec,
     TrainingSpec,
@@ -192,11 +195,37 @@ def test_debugger_with_an_xgboost_3_image_is_refused() -> None:
         TrainingSpec.from_dict(spec_dict(algorithm_version="3.0-5"))
 
 
-def test_xgboost_3_without_debugger_builds() -> None:
-    spec = TrainingSpec.from_dict(spec_dict(algorithm_version="3.0-5", debugger=None))
+@pytest.mark.parametrize("off", [None, "off"])
+def test_xgboost_3_without_debugger_builds(off: str | None) -> None:
+    spec = TrainingSpec.from_dict(spec_dict(algorithm_version="3.0-5", debugger=off))
+    assert spec.debugger is None
     request = build_training_request(spec, "adult-v1-job")
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/sagemaker-xgboost:3.0-5")
     assert "DebugHookConfig" not in request and "DebugRuleConfigurations" not in request
+
+
+def test_debugger_off_sends_no_hook_or_rules_with_any_image() -> None:
+    request = build_training_request(TrainingSpec.from_dict(spec_dict(debugger="off")), "adult-v1-job")
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/sagemaker-xgboost:1.7-1")
+    assert "DebugHookConfig" not in request and "DebugRuleConfigurations" not in request
+    with pytest.raises(ValueError, match="unknown debugger preset 'of'; use one of default, notebook, off"):
+        TrainingSpec.from_dict(spec_dict(debugger="of"))
+
+
+def test_the_debugger_image_versions_are_the_runtime_table() -> None:
+    """The Airflow side cannot import the runtime's image table (xgboost_images, stdlib only) yet; its copy
+    must say the same."""
+    import importlib.util
+    import sys
+
+    location = Path(__file__).resolve().parents[3] / "include" / "xgboost_images.py"
+    module_spec = importlib.util.spec_from_file_location("xgboost_images_for_test", location)
+    assert module_spec is not None and module_spec.loader is not None
+    table = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = table  # dataclasses look their module up while the class is made
+    module_spec.loader.exec_module(table)
+    assert DEBUGGER_HOOK_VERSIONS == table.DEBUGGER_HOOK_VERSIONS
+    assert DEFAULT_ALGORITHM_VERSION == table.DEFAULT_VERSION
 
 
 def test_loss_not_decreasing_on_the_unsaved_losses_collection_is_refused() -> None:
