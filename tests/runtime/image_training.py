@@ -30,6 +30,8 @@ class ImageTraining:
     xgboost: str
     model_path: Path | None
     contribs: np.ndarray | None
+    final_metrics: dict[str, float]
+    seconds: dict[str, float]  # load (the .npz), hook (smdebug's, when asked), train: measured in the image
 
 
 def image_python(version: str) -> Path:
@@ -87,4 +89,5 @@ def train_in_image(
         contribs = np.load(contribs_path) if contribs_of is not None else None
     if tensors_dir is not None and end_marker:
         (tensors_dir / "training_job_end.ts").touch()
-    return ImageTraining(version, result["xgboost"], model_path, contribs)
+    return ImageTraining(version, result["xgboost"], model_path, contribs, result["final_metrics"],
+                         result["seconds"])

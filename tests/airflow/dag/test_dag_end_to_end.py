@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from airflow_local_env import aws_connection_uri_json
+from sm_explain_ops.pipeline import NOTEBOOK_HYPERPARAMETERS
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -62,12 +63,33 @@ def _read(uri: str) -> bytes:
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def _model_file(dag_run: Any) -> bytes:
+    """The `xgboost-model` member of the job's model.tar.gz, as the explanations read it."""
+    import io
+    import tarfile
+
+    archive = _read(_xcom(dag_run, "start_training")["model_artifact_path"])
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        member = tar.extractfile("xgboost-model")
+        assert member is not None
+        return member.read()
+
+
 def _base_conf(adult_data_path, version: str) -> dict[str, Any]:
+    """The params every test relies on, given explicitly: `dag.test` keeps the previous run's conf in the DAG's
+    params, so a test that left one out would inherit another test's (say debugger 'off')."""
     return {
         "dataset_version": version,
         "source_uri": str(adult_data_path),
         "source_sha256": ADULT_SHA256,
         "bucket": BUCKET,
+        "algorithm_version": "1.7-1",
+        "debugger": "notebook",
+        "explanation_source": "auto",
+        "rule_policies": {"*": {"issues_found": "fail", "error": "fail"}},
+        "sns_topic_arn": "",
+        "hyperparameters": NOTEBOOK_HYPERPARAMETERS,
+        "explanation_options": {"explain_rows": "train", "outlier_top_n": 5, "seed": 7},
     }
 
 
@@ -98,6 +120,43 @@ def test_notebook_run_end_to_end(dag, adult_data_path) -> None:
     report = _read(_xcom(dag_run, "report")["report_uri"]).decode()
     assert "LossNotDecreasing" in report and "NoIssuesFound" in report
     assert "e2e-notebook" in report and verdict["job_name"] in report
+    # Image 1.7-1 (the default) saves with xgboost 1.7.4's save_model: the legacy binary format.
+    assert _model_file(dag_run).startswith(b"binf")
+
+
+def test_xgboost_3_without_debugger_end_to_end(dag, adult_data_path) -> None:
+    """An account without Debugger: image 3.0-5, debugger 'off'; the explanations come from the UBJSON model."""
+    conf = {**_base_conf(adult_data_path, "e2e-no-debugger"), "algorithm_version": "3.0-5", "debugger": "off"}
+    dag_run, states = _run(dag, 17, conf)
+    assert set(states.values()) == {"success"}, states
+    started = _xcom(dag_run, "start_training")
+    assert started["debug_output_path"] is None
+    verdict = _xcom(dag_run, "wait_for_training_and_rules")
+    assert verdict["training_status"] == "Completed" and verdict["rules"] == []
+    manifest = _xcom(dag_run, "explain")
+    assert manifest["summary"]["source"] == "model"
+    assert set(manifest["summary"]["curve_sources"].values()) == {"model"}
+    assert _model_file(dag_run)[:2] == b"{L", "xgboost 3.0.5 saves UBJSON"
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="adult-income/e2e-no-debugger/training/")
+    assert not [o["Key"] for o in listed.get("Contents", []) if "/debug-output/" in o["Key"]]
+
+
+def test_pickle_era_image_end_to_end(dag, adult_data_path) -> None:
+    """Image 1.2-2 (xgboost 1.2.0, smdebug 1.0.10, function-style callbacks) pickles its Booster; the notebook's
+    Debugger configuration still writes every tensor, and both sources explain it."""
+    conf = {**_base_conf(adult_data_path, "e2e-image-1-2-2"), "algorithm_version": "1.2-2",
+            "rule_policies": {"*": {"issues_found": "continue", "error": "fail"}}}
+    dag_run, states = _run(dag, 18, conf)
+    assert set(states.values()) == {"success"}, states
+    assert _model_file(dag_run).startswith(b"\x80\x04"), "image 1.2-2 pickles with protocol 4"
+    manifest = _xcom(dag_run, "explain")
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="adult-income/e2e-image-1-2-2/training/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert manifest["summary"]["source"] == "debugger", (manifest["summary"], keys)
+    assert set(manifest["summary"]["curve_sources"].values()) == {"debugger"}
+    verdict = _xcom(dag_run, "wait_for_training_and_rules")
+    assert [r["name"] for r in verdict["rules"]] == ["LossNotDecreasing"]
+    assert all(r["status"] in ("NoIssuesFound", "IssuesFound") for r in verdict["rules"]), verdict
 
 
 def test_rising_loss_run_alerts_and_follows_the_continue_policy(dag, adult_data_path) -> None:

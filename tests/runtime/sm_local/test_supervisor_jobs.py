@@ -414,3 +414,55 @@ def test_real_xgboost_container_job(tmp_path: Path, bucket: str) -> None:
     assert f"training/{name}/debug-output/training_job_end.ts" in keys
     rule = rules_by_name(status)["LossNotDecreasing"]
     assert rule["RuleEvaluationStatus"] in ("NoIssuesFound", "IssuesFound"), rule
+
+
+def _real_request(name: str, bucket: str) -> dict[str, Any]:
+    request = job_request(name, bucket, debugger=False)
+    request["HyperParameters"] = {"objective": "binary:logistic", "num_round": "2"}
+    return request
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_job_naming_it(tmp_path: Path, bucket: str) -> None:
+    """An empty image cache and an installer that may not download: the job fails saying which image and why,
+    and leaves no half-built environment behind."""
+    cache = tmp_path / "images"
+    env = {"SM_LOCAL_IMAGE_CACHE": str(cache), "UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+    name = f"nopull-{uuid.uuid4().hex[:8]}"
+    job_dir, process = start_supervisor(tmp_path, _real_request(name, bucket), scripted=False, env=env)
+    status = finish(job_dir, process, timeout=120)
+    assert status["TrainingJobStatus"] == "Failed"
+    reason = status["FailureReason"]
+    assert reason.startswith("InternalServerError: Could not pull image sagemaker-xgboost:1.7-1: the local "
+                             "endpoint could not build its environment (xgboost==1.7.4, Python 3.11"), reason
+    assert transitions(status) == ["Starting", "Downloading", "Training", "Failed"]
+    log = (job_dir / "logs" / "algo-1.log").read_text()
+    assert "Pulling image sagemaker-xgboost:1.7-1: building its environment" in log
+    assert not (cache / "sagemaker-xgboost-1.7-1").exists()
+
+
+def test_a_stop_during_the_pull_stops_the_installer_too(tmp_path: Path, bucket: str) -> None:
+    """StopTrainingJob while the image is pulled: Stopped (not Failed), the installer gone, no environment left."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    marker = f"sm-local-test-installer-{uuid.uuid4().hex[:8]}"
+    fake_uv = tools / "uv"
+    fake_uv.write_text(f"#!/bin/bash\nexec -a {marker} sleep 300\n")
+    fake_uv.chmod(0o755)
+    cache = tmp_path / "images"
+    env = {"SM_LOCAL_IMAGE_CACHE": str(cache), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    job_dir, process = start_supervisor(tmp_path, _real_request(f"stoppull-{uuid.uuid4().hex[:8]}", bucket),
+                                        scripted=False, env=env)
+    status = read_status_when(job_dir, lambda s: s.get("SecondaryStatus") == "Training")
+    assert status["SecondaryStatusTransitions"][-1]["StatusMessage"] == "Downloading the training image"
+    deadline = time.monotonic() + 30
+    installers: list[psutil.Process] = []
+    while not installers and time.monotonic() < deadline:
+        installers = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+        time.sleep(0.05)
+    assert installers, "the installer never started"
+    os.killpg(process.pid, signal.SIGTERM)  # what the server does on StopTrainingJob
+    status = finish(job_dir, process, timeout=30)
+    assert status["TrainingJobStatus"] == "Stopped", status.get("FailureReason")
+    _assert_all_dead([p.pid for p in installers])
+    assert not (cache / "sagemaker-xgboost-1.7-1").exists()
