@@ -1,9 +1,10 @@
 """Benchmark (issue 2): what the local SageMaker endpoint adds to the notebook's Debugger training.
 
 One invocation measures, N times in alternating order, on the real Adult data:
-  (a) baseline: a bare in-process script: read the staged CSVs, `xgboost.train` with smdebug's XGBoost
-      hook (the notebook's hyperparameters and collections), then LossNotDecreasing on that trial
-      (`sm_local.rules.evaluate_rule`), timed end to end with every module already imported;
+  (a) baseline: a bare script in the image's own environment (xgboost 1.7.4 and smdebug, the libraries the
+      endpoint's job uses): read the staged CSVs, `xgboost.train` with smdebug's XGBoost hook (the notebook's
+      hyperparameters and collections), timed inside that process with every module already imported; then
+      LossNotDecreasing on that trial (`sm_local.rules.evaluate_rule`);
   (b) the local stack (moto + `sm_local.server`, started once): boto3 `CreateTrainingJob` with the
       notebook's exact configuration until `DescribeTrainingJob` shows `Completed` and every rule
       terminal (polled every 0.1 s).
@@ -16,7 +17,6 @@ Run: `.venv-runtime/bin/python bench/bench_endpoint.py [--repetitions 3]` (or `m
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import importlib.util
 import os
@@ -35,10 +35,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 INCLUDE = REPO / "include"
-# `make bench` runs this file directly: make the runtime packages (sm_staging, sm_local) importable,
-# for this process and for the rule/import probes it starts.
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
+# `make bench` runs this file directly: make the runtime packages (sm_staging, sm_local) and the tests' helper
+# that trains in an image's environment importable.
+for _path in (INCLUDE, REPO):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 RESULTS_FILE = REPO / "bench" / "RESULTS.md"
 SECTION_TITLE = "## Local endpoint overhead (issue 2)"
@@ -49,7 +50,8 @@ JOB_TIMEOUT_SECONDS = 900.0
 REGION = "us-east-1"
 BUCKET = "bench-endpoint"
 VERSION = "bench"
-XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+IMAGE_VERSION = "1.7-1"
+XGBOOST_IMAGE = f"683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:{IMAGE_VERSION}"
 RULES_IMAGE = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
 # The "XGBoost census explanations" notebook.
 HYPERPARAMETERS = {
@@ -91,35 +93,18 @@ def stage_adult(work: Path) -> Path:
 
 
 def warm_up_baseline_imports() -> None:
-    """Import what the baseline uses once, so (a) measures the work, not Python's import system."""
-    import warnings
+    """Import what the baseline's rule step uses once, so (a) measures the work, not Python's import system."""
+    import smdebug.trials  # noqa: F401
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pandas  # noqa: F401
-        import smdebug.trials  # noqa: F401
-        import xgboost  # noqa: F401
-        from smdebug.xgboost import Hook  # noqa: F401
-
-        import sm_local.rules.builtin  # noqa: F401
-
-
-def read_channel(path: Path) -> Any:
-    """A headerless CSV with the label first, as the built-in algorithm reads it."""
-    import pandas as pd
-    import xgboost
-
-    frame = pd.read_csv(path, header=None, dtype="float32")
-    return xgboost.DMatrix(frame.iloc[:, 1:].to_numpy(), label=frame.iloc[:, 0].to_numpy())
+    import sm_local.rules.builtin  # noqa: F401
 
 
 def run_baseline(data_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """The notebook's training with smdebug's hook and the rule, in this process; seconds per phase."""
-    import xgboost
+    """The notebook's training with smdebug's hook in the image's environment, then the rule here."""
     from smdebug.trials import create_trial
-    from smdebug.xgboost import Hook, SaveConfig
 
     from sm_local.rules import evaluate_rule
+    from tests.runtime.image_training import train_in_image
 
     params: dict[str, Any] = {k: v for k, v in HYPERPARAMETERS.items() if k != "num_round"}
     for key in ("max_depth", "min_child_weight", "gamma"):
@@ -127,27 +112,15 @@ def run_baseline(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     for key in ("eta", "subsample"):
         params[key] = float(params[key])
 
+    training = train_in_image(
+        IMAGE_VERSION, data_dir / "train.csv", params, int(HYPERPARAMETERS["num_round"]),
+        validation=data_dir / "validation.csv", tensors_dir=out_dir, collections=COLLECTIONS,
+        save_interval=SAVE_INTERVAL,
+    )
+    seconds = training.seconds
     started = time.perf_counter()
-    dtrain = read_channel(data_dir / "train.csv")
-    dvalidation = read_channel(data_dir / "validation.csv")
-    loaded = time.perf_counter()
-    hook = Hook(
-        out_dir=str(out_dir),
-        include_collections=list(COLLECTIONS),
-        save_config=SaveConfig(save_interval=SAVE_INTERVAL),
-        train_data=dtrain,
-        validation_data=dvalidation,
-    )
-    hooked = time.perf_counter()
-    xgboost.train(
-        params, dtrain, num_boost_round=int(HYPERPARAMETERS["num_round"]),
-        evals=[(dtrain, "train"), (dvalidation, "validation")], callbacks=[hook], verbose_eval=False,
-    )
-    hook.close()  # flushes the writers and writes the end marker (smdebug otherwise does it at exit)
-    atexit.unregister(hook._cleanup)  # the trial directory is deleted before this process exits
-    trained = time.perf_counter()
     result = evaluate_rule(str(out_dir), RULE_CONFIG)
-    finished = time.perf_counter()
+    rule = time.perf_counter() - started
 
     if result.status not in {"NoIssuesFound", "IssuesFound"}:
         raise BenchmarkError(f"baseline rule ended {result.status}: {result.details}")
@@ -155,11 +128,11 @@ def run_baseline(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     if steps != EXPECTED_STEPS:
         raise BenchmarkError(f"baseline hook saved steps {steps}, expected {EXPECTED_STEPS}")
     return {
-        "total": finished - started,
-        "load": loaded - started,
-        "hook": hooked - loaded,
-        "train": trained - hooked,
-        "rule": finished - trained,
+        "total": seconds["load"] + seconds["hook"] + seconds["train"] + rule,
+        "load": seconds["load"],
+        "hook": seconds["hook"],
+        "train": seconds["train"],
+        "rule": rule,
         "rule_status": result.status,
         "tensor_bytes": sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file()),
     }
@@ -372,11 +345,14 @@ def run_endpoint(stack: EndpointStack) -> dict[str, Any]:
 
 
 def cold_import_seconds() -> float:
-    """What a bare script run as its own process pays before its first line of work (not in (a))."""
-    code = "import pandas, xgboost, smdebug.trials; from smdebug.xgboost import Hook; import sm_local.rules.builtin"
-    env = {**os.environ, "PYTHONPATH": str(INCLUDE)}
+    """What a bare training script run as its own process, in the image's environment, pays before its first
+    line of work (not in (a))."""
+    from sm_local import image_envs
+
+    code = "import pandas, xgboost, smdebug.trials; from smdebug.xgboost import Hook"
+    python = image_envs.ensure(IMAGE_VERSION, progress=lambda line: None).python
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    subprocess.run([str(python), "-I", "-W", "ignore", "-c", code], check=True, capture_output=True)
     return time.perf_counter() - started
 
 
@@ -427,13 +403,15 @@ class Report:
             f"(1/5/15 min) {_load(self.load_before)} at start, {_load(self.load_after)} at the end.",
             "",
             "Workload: the notebook's configuration on the real Adult data (26,048 training rows, 14 features): "
-            "XGBoost 1.7-1 hyperparameters max_depth 5, eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, "
+            f"XGBoost {IMAGE_VERSION} (xgboost 1.7.4, exact tree method, its default on this size; the image's "
+            "environment pulled beforehand) with hyperparameters max_depth 5, eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, "
             "binary:logistic, num_round 51; Debugger collections metrics, feature_importance, full_shap, "
             "average_shap every 5 steps; rule LossNotDecreasing on metrics, num_steps 10.",
             "",
             "| | median (s) | runs (s) |",
             "|---|---:|---|",
-            f"| (a) bare script in process: read CSVs, `xgboost.train` + smdebug hook, rule | {a:.2f} | "
+            f"| (a) bare script in image {IMAGE_VERSION}'s environment: read CSVs, `xgboost.train` + smdebug hook; "
+            f"rule | {a:.2f} | "
             f"{_runs(self.baseline, 'total')} |",
             f"| (b) local endpoint: CreateTrainingJob -> Completed and rule terminal | {b:.2f} | "
             f"{_runs(self.endpoint, 'total')} |",

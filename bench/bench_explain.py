@@ -10,7 +10,8 @@ header, and features.json) in a temporary local directory, it measures `--repeat
          `python -m sm_explain --request ... --result ...` with `source: "model"` writing every artifact to
          a local directory; the explanation subprocess's peak RSS comes from `os.wait4` (that child only);
   NOTEBOOK (`--notebook-way`): the notebook's way: training with smdebug's XGBoost hook saving metrics,
-         feature_importance, full_shap and average_shap every 5 steps, then sm_explain with `source: "debugger"`.
+         feature_importance, full_shap and average_shap every 5 steps (in image 1.7-1's environment, its own
+         xgboost 1.7.4 and smdebug), then sm_explain with `source: "debugger"`.
 It waits (up to `--max-wait` s) for the 1-minute load average to drop below `--quiet-load`, prints a
 Markdown table (medians, OURS / FLOOR, seconds beyond the floor, peak RSS) and rewrites the
 "Explanations at scale (issue 4)" section of bench/RESULTS.md. `--profile` adds one untimed cProfile run
@@ -45,6 +46,9 @@ import pyarrow.csv as pa_csv
 import xgboost
 
 REPO = Path(__file__).resolve().parents[1]
+for _path in (REPO / "include", REPO):  # the runtime packages, and the tests' helper that trains in an image
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Explanations at scale (issue 4)"
 # The notebook's hyperparameters (XGBoost 1.7-1 built-in algorithm), as xgboost.train takes them.
@@ -55,6 +59,7 @@ PARAMS: dict[str, Any] = {
 NUM_ROUND = 51
 COLLECTIONS = ("metrics", "feature_importance", "full_shap", "average_shap")
 SAVE_INTERVAL = 5
+NOTEBOOK_IMAGE = "1.7-1"  # where the notebook way's hooked training runs (sm_local.image_envs)
 INFORMATIVE = 10
 RATIO_TARGET = 1.3
 BEYOND_TARGET_S = 60.0
@@ -246,27 +251,20 @@ def run_ours(data: Dataset, work: Path, floor_mean_abs: np.ndarray | None) -> di
 
 
 def run_notebook_way(data: Dataset, work: Path) -> dict[str, float]:
-    """smdebug's hook with the notebook's collections, then sm_explain from the Debugger trial."""
-    import atexit
-
-    from smdebug import SaveConfig
-    from smdebug.xgboost import Hook
+    """smdebug's hook with the notebook's collections, then sm_explain from the Debugger trial. The training runs
+    where every hooked training runs: in image 1.7-1's environment (its xgboost 1.7.4 and smdebug), as a process
+    of its own; its time includes that process's start and the rows handed to it."""
+    from tests.runtime.image_training import train_in_image
 
     work.mkdir(parents=True, exist_ok=True)
     trial = work / "debug-output"
+    model_file = work / "model" / "xgboost-model"
     started = time.perf_counter()
-    # smdebug's hook needs the DMatrix objects it computes SHAP on: build them here, inside the timed training.
-    dtrain = xgboost.DMatrix(data.train_x, label=data.train_y, nthread=-1)
-    dvalidation = xgboost.DMatrix(data.validation_x, label=data.validation_y, nthread=-1)
-    hook = Hook(out_dir=str(trial), include_collections=list(COLLECTIONS),
-                save_config=SaveConfig(save_interval=SAVE_INTERVAL), train_data=dtrain, validation_data=dvalidation)
-    booster = xgboost.train(PARAMS, dtrain, num_boost_round=NUM_ROUND,
-                            evals=[(dtrain, "train"), (dvalidation, "validation")], callbacks=[hook],
-                            verbose_eval=False)
-    hook.close()  # flushes the writers and writes the end marker
-    atexit.unregister(hook._cleanup)
-    (trial / "training_job_end.ts").touch()
-    save_model_artifact(booster, work / "model.tar.gz")
+    train_in_image(NOTEBOOK_IMAGE, (data.train_x, data.train_y), PARAMS, NUM_ROUND,
+                   validation=(data.validation_x, data.validation_y), tensors_dir=trial,
+                   collections=COLLECTIONS, save_interval=SAVE_INTERVAL, model_path=model_file, timeout=7200)
+    with tarfile.open(work / "model.tar.gz", "w:gz") as tar:
+        tar.add(model_file, arcname="xgboost-model")
     trained = time.perf_counter() - started
     explained, peak_rss, manifest = run_explain_subprocess(explain_request(data, work, "debugger", trial), work)
     check_manifest(manifest, work, "debugger", None)

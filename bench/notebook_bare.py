@@ -1,7 +1,8 @@
 """The notebook's whole workflow as one bare process (issue 5 baseline for `bench/bench_dag.py`).
 
 Stage the real Adult data to a local directory, train the notebook's XGBoost with smdebug's XGBoost hook
-(metrics, feature_importance, full_shap, average_shap every 5 steps), evaluate LossNotDecreasing on the
+(metrics, feature_importance, full_shap, average_shap every 5 steps; a process in image 1.7-1's environment, with
+that image's xgboost and smdebug, as every real training runs), evaluate LossNotDecreasing on the
 trial, then make the same figures, tables and HTML report the DAG makes (`sm_explain` on the local trial
 and model, `source: debugger`, `explain_rows: train`). No AWS, no Airflow, no job bookkeeping: the
 least a user could run to get the same result.
@@ -18,13 +19,15 @@ import time
 PROCESS_START = time.perf_counter()
 
 import argparse  # noqa: E402  (the clock starts before any import)
-import atexit  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import tarfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the tests' helper that trains in an image's environment
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
 # "Explainability with Amazon SageMaker Debugger": the notebook's hyperparameters and Debugger setup.
@@ -39,40 +42,26 @@ RULE_CONFIG = {
     "RuleParameters": {"rule_to_invoke": "LossNotDecreasing", "collection_names": "metrics", "num_steps": "10"},
 }
 JOB_NAME = "bare-notebook"
+IMAGE_VERSION = "1.7-1"
 VERSION = "bench-bare"
 
 
-def read_channel(path: str) -> Any:
-    """A headerless CSV with the label first, as the built-in algorithm reads it (features f0..fN)."""
-    import pandas as pd
-    import xgboost
-
-    frame = pd.read_csv(path, header=None, dtype="float32")
-    return xgboost.DMatrix(frame.iloc[:, 1:].to_numpy(), label=frame.iloc[:, 0].to_numpy())
-
-
 def train_with_hook(staged: dict[str, Any], tensors: Path, model_dir: Path) -> tuple[Path, dict[str, float]]:
-    """xgboost.train with smdebug's hook; returns the model.tar.gz path and the final metrics."""
-    import xgboost
-    from smdebug.xgboost import Hook, SaveConfig
+    """xgboost.train with smdebug's hook, in the image's own environment (xgboost 1.7.4 and smdebug, as the
+    endpoint's job and SageMaker's 1.7-1 image train), the model saved as that image saves it; returns the
+    model.tar.gz path and the final metrics."""
+    from tests.runtime.image_training import train_in_image
 
-    dtrain = read_channel(staged["train_uri"])
-    dvalidation = read_channel(staged["validation_uri"])
-    hook = Hook(out_dir=str(tensors), include_collections=list(COLLECTIONS),
-                save_config=SaveConfig(save_interval=SAVE_INTERVAL), train_data=dtrain, validation_data=dvalidation)
-    evals_log: dict[str, dict[str, list[float]]] = {}
-    booster = xgboost.train(PARAMS, dtrain, num_boost_round=NUM_ROUND, evals=[(dtrain, "train"),
-                            (dvalidation, "validation")], callbacks=[hook], evals_result=evals_log, verbose_eval=False)
-    hook.close()  # flushes the writers and writes the end marker the rule waits for
-    atexit.unregister(hook._cleanup)  # smdebug would otherwise redo it at exit
     model_dir.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(model_dir / "xgboost-model"))
+    training = train_in_image(
+        IMAGE_VERSION, Path(staged["train_uri"]), PARAMS, NUM_ROUND, validation=Path(staged["validation_uri"]),
+        tensors_dir=tensors, collections=COLLECTIONS, save_interval=SAVE_INTERVAL,
+        model_path=model_dir / "xgboost-model",
+    )
     archive = model_dir / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(model_dir / "xgboost-model", arcname="xgboost-model")
-    final = {f"{data}:{metric}": float(values[-1]) for data, metrics in evals_log.items()
-             for metric, values in metrics.items()}
-    return archive, final
+    return archive, training.final_metrics
 
 
 def run(work: Path) -> dict[str, Any]:
