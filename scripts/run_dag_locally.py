@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     files = download_prefix(explanations, args.output)
     print(f"\nReport:  {report['report_uri']}")
     print(f"Figures and tables ({len(manifest['artifacts'])} artifacts) under {explanations}")
+    summary = manifest.get("summary", {})
+    print(f"Explained from the {summary.get('source')} source; model file: {summary.get('model_file')}")
     print(f"Copied {len(files)} files to {args.output}/ ; open {args.output / 'report.html'}")
     return 0 if str(dag_run.state) == "success" else 1
 

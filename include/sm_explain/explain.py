@@ -17,7 +17,7 @@ from sm_explain.data import LabelledRows, read_csv_channel
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, DebuggerTrial, trial_present
 from sm_explain.errors import BadRequest
 from sm_explain.features import FeatureSpace, load_features
-from sm_explain.model import ModelUnreadable, load_booster, objective_of
+from sm_explain.model import ModelUnreadable, load_model_artifact, objective_of
 from sm_explain.outliers import shap_outliers
 from sm_explain.request import ExplainRequest
 from sm_explain.shap_rows import ExplainedShap, ModelShap, TensorShap
@@ -98,11 +98,11 @@ def _open_trial(request: ExplainRequest) -> DebuggerTrial | None:
     return DebuggerTrial.open(request.debug_output_uri, request.trial_timeout_seconds)
 
 
-def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster | None, str, str | None]:
-    """The booster and its objective; with the debugger source, a model that cannot be read is not fatal: every
-    analysis then comes from the tensors, and the third value says why the model was not used."""
+def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster | None, str, str]:
+    """The booster, its objective and the model file's format; with the debugger source, a model that cannot be
+    read is not fatal: every analysis then comes from the tensors, and the third value says why."""
     try:
-        booster, objective = _read_model(request, space)
+        booster, objective, model_format = _read_model(request, space)
     except ModelUnreadable as problem:
         if request.source != "debugger":
             raise
@@ -111,19 +111,19 @@ def _load_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Boost
                 f"{str(problem).rstrip('.')}. To explain from the Debugger tensors alone, give the training "
                 "job's objective (request key 'objective')."
             ) from problem
-        return None, request.objective, str(problem)
-    return booster, objective, None
+        return None, request.objective, f"not used: {problem}"
+    return booster, objective, model_format
 
 
-def _read_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster, str]:
-    booster = load_booster(request.model_artifact_uri)
+def _read_model(request: ExplainRequest, space: FeatureSpace) -> tuple[xgb.Booster, str, str]:
+    booster, model_format = load_model_artifact(request.model_artifact_uri)
     objective = objective_of(booster)
     model_source.check_supported(booster, objective)
     if booster.num_features() != len(space.names):
         raise BadRequest(
             f"the model has {booster.num_features()} features but features_uri names {len(space.names)}"
         )
-    return booster, objective
+    return booster, objective, model_format
 
 
 def run_explanations(request: ExplainRequest) -> dict[str, object]:
@@ -133,7 +133,7 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
 
 def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) -> dict[str, object]:
     space = load_features(request.features_uri)
-    booster, objective, model_problem = _load_model(request, space)
+    booster, objective, model_file = _load_model(request, space)
     trial = _open_trial(request)
     use_debugger = trial is not None and (
         request.source == "debugger" or (request.source == "auto" and trial.has_full_shap())
@@ -141,9 +141,7 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     channels = Channels(request, len(space.names))
     writer = ArtifactWriter(request.output_uri)
     names = space.names
-    summary: dict[str, object] = {"source": "debugger" if use_debugger else "model"}
-    if model_problem is not None:
-        summary["model_not_used"] = model_problem
+    summary: dict[str, object] = {"source": "debugger" if use_debugger else "model", "model_file": model_file}
 
     # SHAP values of the explained rows. From the model, the mean |SHAP| pass starts here and runs in the
     # background while everything below is drawn; only the global bar, drawn last, waits for it.
@@ -192,7 +190,7 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     def from_trial_or_model(key: str, from_trial: Callable[[], pd.DataFrame], from_model: Callable[[], pd.DataFrame],
                             trial_has_it: bool) -> pd.DataFrame:
         if not trial_has_it and booster is None:
-            raise BadRequest(f"the Debugger output has no tensors for {key} and the model cannot be read: {model_problem}")
+            raise BadRequest(f"the Debugger output has no tensors for {key}, and the model file is {model_file}")
         curve_sources[key] = "debugger" if trial_has_it else "model"
         return from_trial() if trial_has_it else from_model()
 

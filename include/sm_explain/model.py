@@ -41,10 +41,16 @@ _SERIALISATION_HEADER = b"CONFIG-offset:"
 
 
 def load_booster(model_artifact_uri: str) -> xgb.Booster:
+    return load_model_artifact(model_artifact_uri)[0]
+
+
+def load_model_artifact(model_artifact_uri: str) -> tuple[xgb.Booster, str]:
+    """The booster and the format its file was in (UBJSON, legacy binary, pickle, JSON)."""
     with tempfile.TemporaryDirectory(prefix="sm_explain_model_") as tmp:
         archive = storage.download(model_artifact_uri, Path(tmp) / "model.tar.gz")
         model_bytes = _read_member(archive, model_artifact_uri)
-    return booster_from_bytes(model_bytes, f"{MODEL_MEMBER!r} in {model_artifact_uri!r}")
+    booster = booster_from_bytes(model_bytes, f"{MODEL_MEMBER!r} in {model_artifact_uri!r}")
+    return booster, str(detect_model_format(model_bytes))
 
 
 def _read_member(archive: Path, uri: str) -> bytes:

@@ -40,11 +40,11 @@ def image_python(version: str) -> Path:
 
 def train_in_image(
     version: str,
-    train: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray, np.ndarray] | Path,
     params: dict[str, Any],
     rounds: int,
     *,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | Path | None = None,
     tensors_dir: Path | None = None,
     collections: Sequence[str] = ("metrics",),
     save_interval: int = 5,
@@ -56,19 +56,26 @@ def train_in_image(
 ) -> ImageTraining:
     """Train with image `version`'s xgboost; smdebug's hook writes to `tensors_dir` when given (then the end
     marker, as the local supervisor writes it), the model goes to `model_path` as the image saves it, and
-    `contribs_of` ("train_features"/"validation_features") asks for that library's own pred_contribs."""
+    `contribs_of` ("train_features"/"validation_features") asks for that library's own pred_contribs.
+    `train` and `validation` are (features, labels), or paths of staged CSVs, which are then read (and timed)
+    inside the image's process."""
     image = IMAGES[version]
     with tempfile.TemporaryDirectory(prefix="image-training-") as scratch:
-        data_path = Path(scratch) / "data.npz"
-        arrays = {"train_features": train[0], "train_labels": train[1]}
-        if validation is not None:
-            arrays.update(validation_features=validation[0], validation_labels=validation[1])
-        np.savez(data_path, **arrays)
         contribs_path = Path(scratch) / "contribs.npy"
         config: dict[str, Any] = {
-            "data": str(data_path), "params": params, "rounds": rounds, "slow_seconds": slow_seconds,
+            "params": params, "rounds": rounds, "slow_seconds": slow_seconds,
             "save": f"pickle:{image.pickle_protocol}" if image.model_format == PICKLE else "save_model",
         }
+        if isinstance(train, Path):
+            config["csv"] = {"train": str(train), **({"validation": str(validation)} if validation else {})}
+        else:
+            data_path = Path(scratch) / "data.npz"
+            arrays = {"train_features": train[0], "train_labels": train[1]}
+            if validation is not None:
+                assert not isinstance(validation, Path)
+                arrays.update(validation_features=validation[0], validation_labels=validation[1])
+            np.savez(data_path, **arrays)
+            config["data"] = str(data_path)
         if tensors_dir is not None:
             config["hook"] = {"out_dir": str(tensors_dir), "collections": list(collections),
                               "save_interval": save_interval}

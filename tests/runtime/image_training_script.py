@@ -1,6 +1,7 @@
 """Runs inside a built-in image's environment (its own xgboost and smdebug): train, write what the image writes.
 
-`python image_training_script.py CONFIG.json`; CONFIG names an .npz of the data and says what to write (see
+`python image_training_script.py CONFIG.json`; CONFIG names an .npz of the data (or staged CSVs) and says what to
+write (see
 tests/runtime/image_training.py, its only caller). Standard library, numpy, xgboost and smdebug only: it must
 run with every xgboost from 0.90 to 3.2, so it uses each one's own callback style. The model is saved the way
 the image's train.py saves it (`pkl.dump(bst, f, protocol=N)` or `bst.save_model(path)`), independently of the
@@ -19,12 +20,24 @@ import numpy as np
 import xgboost as xgb
 
 
+def _read_csv_channels(channels: dict[str, str]) -> dict[str, np.ndarray]:
+    """Headerless CSVs with the label first, as the built-in algorithm reads them."""
+    import pandas as pd
+
+    data = {}
+    for channel, path in channels.items():
+        frame = pd.read_csv(path, header=None, dtype="float32")
+        data[f"{channel}_features"] = frame.iloc[:, 1:].to_numpy()
+        data[f"{channel}_labels"] = frame.iloc[:, 0].to_numpy()
+    return data
+
+
 def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
     if config.get("hook"):
         from smdebug.xgboost import Hook  # noqa: F401  (imported before the clock starts, as a warm process has)
     started = time.perf_counter()
-    data = np.load(config["data"])
+    data = _read_csv_channels(config["csv"]) if config.get("csv") else dict(np.load(config["data"]))
     dtrain = xgb.DMatrix(data["train_features"], label=data["train_labels"])
     evals = [(dtrain, "train")]
     dvalidation = None

@@ -149,7 +149,7 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     manifest = run_explanations(parse_request(job))
     _assert_artifacts(manifest, _read_local)
     summary = manifest["summary"]
-    assert summary["source"] == "model"
+    assert summary["source"] == "model" and summary["model_file"] == "legacy binary"  # image 1.7-1's
     assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
     assert summary["curve_sources"]["metrics"] == "debugger"
     # 100 rows are too few for TreeShap's tables to pay off (see test_shap_rows for its process): pred_contribs ran,
@@ -198,7 +198,7 @@ def test_debugger_source_explains_a_job_whose_model_cannot_be_read(job: dict[str
     _assert_artifacts(manifest, _read_local)
     summary = manifest["summary"]
     assert summary["source"] == "debugger"
-    assert "is not an XGBoost model file" in summary["model_not_used"]
+    assert summary["model_file"].startswith("not used: ") and "is not an XGBoost model file" in summary["model_file"]
     assert set(summary["curve_sources"].values()) == {"debugger"}
     reference = run_explanations(parse_request({**job, "source": "debugger", "output_uri": str(tmp_path / "ref")}))
     assert summary["top_features"] == reference["summary"]["top_features"]

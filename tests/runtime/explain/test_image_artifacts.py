@@ -82,6 +82,7 @@ def test_an_image_artifact_explains_with_that_images_own_shap(version: str, data
         "step_sample_size": 50, "outlier_top_n": 2,
     }))
     assert manifest["summary"]["source"] == "model"
+    assert manifest["summary"]["model_file"] == EXPECTED_FORMATS[version]
     bar = pd.read_csv(tmp_path / "explanations" / "shap_bar.csv").set_index("feature")["mean_abs_shap"]
     expected = np.abs(image.contribs[:, :-1]).mean(axis=0, dtype=np.float64)
     np.testing.assert_allclose(bar[FEATURES].to_numpy(), expected, rtol=1e-5)
