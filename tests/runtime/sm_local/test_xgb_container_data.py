@@ -59,11 +59,14 @@ def test_early_stopping_on_validation_keeps_the_best_round(tmp_path: Path) -> No
 
     assert run.returncode == 0, run.stdout + run.stderr
     printed = [line for line in run.stdout.splitlines() if ROUND_LINE.match(line)]
-    assert 4 <= len(printed) < 200
+    assert 3 <= len(printed) < 200
     booster = xgboost.Booster()
     booster.load_model(run.model_path)
     best = int(booster.attr("best_iteration"))
-    assert len(printed) == best + 1 + 3
+    # Rounds best+1 .. best+3 did not improve; training stopped after the third. xgboost 1.x keeps its callbacks
+    # in a set and stops at the first that says so, so whether the stopping round's own evaluation line prints
+    # depends on the set's order (in the 1.7-1 image's logs too).
+    assert len(printed) in (best + 1 + 3, best + 3)
     assert booster.num_boosted_rounds() == best + 1
 
 
