@@ -12,7 +12,7 @@ UV := $(shell command -v uv 2>/dev/null)
 export SM_EXPLAIN_RUNTIME_PYTHON := $(abspath $(RUNTIME_PY))
 export SM_EXPLAIN_AIRFLOW_PYTHON := $(abspath $(AIRFLOW_PY))
 
-.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images
+.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images reliability
 
 setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed $(IMAGE_CACHE)/.default-pulled
 
@@ -93,6 +93,14 @@ airflow: local-up
 	  export PATH="$(abspath $(VENV))/bin:$$PATH"; \
 	  echo "Airflow home: $$AIRFLOW_HOME (UI on http://localhost:8080, password in standalone's output)"; \
 	  airflow standalone
+
+# Every bad input and fault the tests try, as the table docs/reliability.md (rows recorded by the tests).
+RELIABILITY_LOG := $(abspath build/reliability.jsonl)
+reliability: setup
+	@mkdir -p build && rm -f $(RELIABILITY_LOG)
+	SM_EXPLAIN_RELIABILITY_LOG=$(RELIABILITY_LOG) $(RUNTIME_PY) -m pytest -q -m reliability tests/runtime
+	SM_EXPLAIN_RELIABILITY_LOG=$(RELIABILITY_LOG) $(AIRFLOW_PY) -m pytest -q -m reliability tests/airflow
+	$(AIRFLOW_PY) scripts/reliability_report.py $(RELIABILITY_LOG) > docs/reliability.md
 
 bench: setup
 	$(RUNTIME_PY) bench/bench_endpoint.py

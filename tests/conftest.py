@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_stack import StackInfo, start_stack, stop_stack
+from tests.reliability import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
@@ -40,3 +41,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]
             else:
                 os.environ[key] = value
         stop_stack(state_dir)
+
+
+@pytest.fixture()
+def reliability(request: pytest.FixtureRequest) -> Recorder:
+    """Records this test's row of docs/reliability.md (tests/reliability.py); a no-op unless the log is set."""
+    return Recorder(request.node.nodeid)

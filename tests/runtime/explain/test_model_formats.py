@@ -42,7 +42,8 @@ def _pickle_naming(module: str, name: str, args: tuple = ()) -> bytes:
     return (b"\x80\x04" + b"c" + module.encode() + b"\n" + name.encode() + b"\n" + arguments + b"R.")
 
 
-def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+@pytest.mark.reliability
+def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path: Path, reliability) -> None:
     marker = tmp_path / "ran"
     evil = pickle.dumps(_RunsACommand(marker), protocol=4)
     with pytest.raises(ModelUnreadable) as raised:
@@ -51,6 +52,8 @@ def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path:
     assert "is a Python pickle but not a pickled xgboost Booster as images 0.90-1, 0.90-2, 1.0-1, 1.2-1, 1.2-2" in message
     assert f"it names {os.system.__module__}.system" in message
     assert not marker.exists()
+    reliability.refused("explanations", "model.tar.gz whose xgboost-model is a pickle calling os.system",
+                        "refused naming the class; nothing in the pickle runs", message)
 
 
 def test_a_booster_pickle_with_another_class_inside_is_refused(tmp_path: Path) -> None:
@@ -74,12 +77,15 @@ def test_the_sklearn_wrapper_is_refused_by_name() -> None:
         booster_from_bytes(data, "model")
 
 
-def test_bytearray_is_never_called_with_a_size() -> None:
+@pytest.mark.reliability
+def test_bytearray_is_never_called_with_a_size(reliability) -> None:
     """`bytearray(10**12)` would allocate a terabyte; only bytes are accepted."""
     data = _pickle_naming("builtins", "bytearray", (10**12,))
     pickletools.dis(data, out=io.StringIO())  # a well-formed pickle
-    with pytest.raises(ModelUnreadable, match="bytearray is called with something other than bytes"):
+    with pytest.raises(ModelUnreadable, match="bytearray is called with something other than bytes") as raised:
         booster_from_bytes(data, "model")
+    reliability.refused("explanations", "pickle asking for bytearray(10**12)", "refused before any allocation",
+                        str(raised.value))
 
 
 def test_a_real_booster_pickle_still_loads() -> None:

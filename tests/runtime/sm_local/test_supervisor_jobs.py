@@ -422,7 +422,8 @@ def _real_request(name: str, bucket: str) -> dict[str, Any]:
     return request
 
 
-def test_an_image_that_cannot_be_pulled_fails_the_job_naming_it(tmp_path: Path, bucket: str) -> None:
+@pytest.mark.reliability
+def test_an_image_that_cannot_be_pulled_fails_the_job_naming_it(tmp_path: Path, bucket: str, reliability) -> None:
     """An empty image cache and an installer that may not download: the job fails saying which image and why,
     and leaves no half-built environment behind."""
     cache = tmp_path / "images"
@@ -439,9 +440,12 @@ def test_an_image_that_cannot_be_pulled_fails_the_job_naming_it(tmp_path: Path, 
     log = (job_dir / "logs" / "algo-1.log").read_text()
     assert "Pulling image sagemaker-xgboost:1.7-1: building its environment" in log
     assert not (cache / "sagemaker-xgboost-1.7-1").exists()
+    reliability.survived("local endpoint", "the image's environment cannot be built (no package index)",
+                         "job Failed with a FailureReason naming the image; no half-built environment", reason)
 
 
-def test_a_stop_during_the_pull_stops_the_installer_too(tmp_path: Path, bucket: str) -> None:
+@pytest.mark.reliability
+def test_a_stop_during_the_pull_stops_the_installer_too(tmp_path: Path, bucket: str, reliability) -> None:
     """StopTrainingJob while the image is pulled: Stopped (not Failed), the installer gone, no environment left."""
     tools = tmp_path / "bin"
     tools.mkdir()
@@ -466,3 +470,7 @@ def test_a_stop_during_the_pull_stops_the_installer_too(tmp_path: Path, bucket: 
     assert status["TrainingJobStatus"] == "Stopped", status.get("FailureReason")
     _assert_all_dead([p.pid for p in installers])
     assert not (cache / "sagemaker-xgboost-1.7-1").exists()
+    left = [p.pid for p in installers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    reliability.survived("local endpoint", "StopTrainingJob while the image is being pulled",
+                         "job Stopped; installer stopped; no environment left",
+                         f"job {status['TrainingJobStatus']}; installer processes left: {len(left)}", jobs_leaked=len(left))
