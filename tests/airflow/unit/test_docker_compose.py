@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from compose_env import generated, write_env
+
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
@@ -36,7 +38,7 @@ def test_dependencies_and_volumes_exist(name: str) -> None:
 
 
 def _published_or_listening_ports(service: dict) -> set[int]:
-    ports = {int(str(p).split(":")[-1]) for p in service.get("ports", [])}
+    ports = {int(str(p).split(":")[-1]) for p in [*service.get("ports", []), *service.get("expose", [])]}
     command = " ".join(map(str, service.get("command", []))) if isinstance(service.get("command"), list) else ""
     ports |= {int(p) for p in re.findall(r"--port\s+(\d+)", command)}
     return ports
@@ -73,3 +75,62 @@ def test_dockerfile_copies_files_that_exist_and_builds_the_runtime_venv() -> Non
         assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
     assert "include/runtime-requirements.txt" in dockerfile
     assert "SM_EXPLAIN_RUNTIME_PYTHON=/opt/runtime-venv/bin/python" in dockerfile
+
+
+SECRET = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")
+
+
+def _environment_items() -> list[tuple[str, str, str]]:
+    items = []
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            items.append((name, key, str(value)))
+    return items
+
+
+@pytest.mark.reliability
+def test_only_the_airflow_ui_is_published_and_only_on_loopback(reliability) -> None:
+    published = {name: service["ports"] for name, service in SERVICES.items() if service.get("ports")}
+    assert set(published) == {"airflow-apiserver"}, published
+    for ports in published.values():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{port} would listen on every host interface"
+    reliability.refused("deployment", "docker compose publishing the endpoint, MinIO, moto on all interfaces",
+                        "only the Airflow UI published, on 127.0.0.1", f"published: {published}")
+
+
+@pytest.mark.reliability
+def test_no_secret_is_written_in_the_file(reliability) -> None:
+    """Passwords, keys and the JWT secret come from .env (compose refuses to start without them)."""
+    text = (REPO / "docker-compose.yaml").read_text()
+    assert "minioadmin" not in text and "local-compose-only-secret" not in text
+    secret_keys = {key for _, key, _ in _environment_items()
+                   if re.search(r"PASSWORD|SECRET|FERNET|ACCESS_KEY", key) and not key.endswith("_FILE")}
+    assert secret_keys >= {"AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "MINIO_ROOT_PASSWORD",
+                           "POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY"}
+    names = set()
+    for service, key, value in _environment_items():
+        if key in secret_keys:
+            match = SECRET.match(value)
+            assert match, f"{service}: {key} is {value!r}, not a required ${{VARIABLE}} from .env"
+            names.add(match["name"])
+    assert names <= set(generated()), f"compose needs {names - set(generated())}, which compose_env does not write"
+    database = SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert ":${POSTGRES_PASSWORD:?" in database
+    reliability.refused("deployment", "fixed JWT secret and default MinIO/Postgres credentials in compose",
+                        "every secret from a generated .env", f"secrets read from .env: {sorted(names)}")
+
+
+def test_compose_env_writes_private_random_secrets_and_keeps_an_existing_file(tmp_path: Path) -> None:
+    import base64
+    import stat
+
+    path = tmp_path / ".env"
+    first = write_env(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert {line.split("=", 1)[0] for line in path.read_text().splitlines() if "=" in line} == set(first)
+    assert len(base64.urlsafe_b64decode(first["AIRFLOW_FERNET_KEY"])) == 32
+    assert all(len(value) >= 16 for value in first.values())
+    with pytest.raises(FileExistsError, match="exists; keep it"):
+        write_env(path)
+    assert write_env(path, force=True) != first
