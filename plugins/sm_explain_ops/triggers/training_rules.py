@@ -57,10 +57,16 @@ def client_config(botocore_config: Mapping[str, Any] | None) -> dict[str, Any]:
     return config
 
 
+#: Doublings past this add nothing (2**64 times any interval is past the cap); the count of errors in a row
+#: keeps growing while an endpoint is down for days, and 2.0**1024 would overflow a float.
+_MAX_BACKOFF_DOUBLINGS = 64
+
+
 def backoff_delay(poke_interval: float, consecutive_failures: int) -> float:
-    """Exponential backoff with jitter, never shorter than the poke interval."""
+    """Exponential backoff with jitter, never shorter than the poke interval nor longer than the cap."""
     ceiling = max(poke_interval, MAX_BACKOFF_SECONDS)
-    delay = min(ceiling, poke_interval * 2**consecutive_failures) * random.uniform(0.5, 1.0)
+    growth = 2.0 ** min(max(consecutive_failures, 0), _MAX_BACKOFF_DOUBLINGS)
+    delay = min(ceiling, poke_interval * growth) * random.uniform(0.5, 1.0)
     return max(poke_interval, delay)
 
 

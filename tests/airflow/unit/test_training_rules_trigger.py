@@ -230,3 +230,14 @@ def test_bad_arguments_are_refused() -> None:
         TrainingAndRulesTrigger(job_name="")
     with pytest.raises(ValueError, match="poke_interval must be positive"):
         TrainingAndRulesTrigger(job_name=JOB, poke_interval=0)
+
+
+@pytest.mark.reliability
+def test_backoff_survives_ten_thousand_consecutive_errors(reliability) -> None:
+    # An endpoint that keeps throttling for days: the count only grows, the wait stays capped.
+    delays = [backoff_delay(60, failures) for failures in (1_000, 1_100, 10_000, 10**9)]
+    assert all(150 <= delay <= 300 for delay in delays), delays
+    assert all(0.5 <= backoff_delay(0.02, 10_000) <= 300 for _ in range(20))
+    reliability.survived("wait trigger", "10,000 consecutive throttled/transient describes",
+                         "backoff stays between half the 300 s cap and the cap, no OverflowError",
+                         f"delays after 1,000 / 1,100 / 10,000 / 10^9 errors: {[round(d) for d in delays]} s")
