@@ -124,6 +124,8 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     assert described["TrainingJobArn"] == first_result["training_job_arn"]
     assert described["ModelArtifacts"]["S3ModelArtifacts"] == first_result["model_artifact_path"]
+    # The endpoint takes RetryStrategy as SageMaker does (botocore's shape) and reports it back.
+    assert described["RetryStrategy"] == {"MaximumRetryAttempts": 2}
 
     bucket, key = _split_s3(first_result["model_artifact_path"])
     s3.head_object(Bucket=bucket, Key=key)

@@ -99,7 +99,7 @@ def created(stubber: Stubber, name: str) -> None:
 def _any_request() -> dict[str, Any]:
     keys = (
         "AlgorithmSpecification RoleArn HyperParameters InputDataConfig OutputDataConfig ResourceConfig "
-        "StoppingCondition EnableNetworkIsolation DebugHookConfig DebugRuleConfigurations"
+        "StoppingCondition EnableNetworkIsolation DebugHookConfig DebugRuleConfigurations RetryStrategy"
     ).split()
     return dict.fromkeys(keys, ANY)
 

@@ -231,3 +231,19 @@ def test_templated_fields_and_policies_checked_after_rendering() -> None:
     sensor.rule_policies = {RULE: {"error": "ignore"}}  # what rendering could produce
     with pytest.raises(ValueError, match="error must be 'fail' or 'warn'"):
         sensor.execute({})
+
+
+@pytest.mark.reliability
+def test_a_capacity_error_fails_the_wait_saying_it_is_transient(reliability) -> None:
+    reason = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML " \
+             "instance type."
+    sensor = _sensor()
+    _stub(sensor, [describe_response("InProgress", {RULE: "InProgress"}),
+                   describe_response("Failed", {RULE: "Stopped"}, failure_reason=reason)])
+    with pytest.raises(AirflowFailException) as failure:
+        sensor.execute({})
+    message = str(failure.value)
+    assert "transient reason" in message and reason in message and JOB in message
+    assert "run start_training again" in message
+    reliability.survived("wait sensor", "training job Failed with CapacityError",
+                         "the task fails naming the failure transient and how a new job is started", message)
