@@ -17,9 +17,10 @@ from botocore.exceptions import ClientError
 from sm_explain_ops.job_naming import MAX_TRAINING_JOB_NAME_LENGTH
 
 #: A job in one of these states is the job this name stands for: attach to it.
-ATTACHABLE_STATES = frozenset({"InProgress", "Stopping", "Completed"})
-#: A job that ended like this cannot be resumed: the next deterministic name is tried.
-REPLACEABLE_STATES = frozenset({"Failed", "Stopped"})
+ATTACHABLE_STATES = frozenset({"InProgress", "Completed"})
+#: A job that ended like this, or is being stopped (someone killed the task or stopped it by hand), cannot be
+#: resumed: the next deterministic name is tried, so the next try trains instead of waiting on a stopped job.
+REPLACEABLE_STATES = frozenset({"Failed", "Stopped", "Stopping"})
 DEFAULT_MAX_REPLACEMENTS = 20
 
 
@@ -133,3 +134,17 @@ class DebuggedTrainingHook(SageMakerHook):
             return False
         self.log.info("Requested stop of training job %s", name)
         return True
+
+    def stop_for_kill(self, name: str) -> bool:
+        """:meth:`stop_if_running` for a task being killed: it never raises (the kill goes on whatever
+        happens here), and says how to stop the job by hand when it could not."""
+        try:
+            return self.stop_if_running(name)
+        except Exception:
+            self.log.exception(
+                "Could not stop training job %s; it may still be running and billing: stop it with "
+                "`aws sagemaker stop-training-job --training-job-name %s`",
+                name,
+                name,
+            )
+            return False

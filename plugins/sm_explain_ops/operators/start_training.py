@@ -126,4 +126,4 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
     def on_kill(self) -> None:
         """Stop the job this task started or attached to, so a killed task leaves nothing running."""
         if self._job_name_in_use:
-            self.hook.stop_if_running(self._job_name_in_use)
+            self.hook.stop_for_kill(self._job_name_in_use)

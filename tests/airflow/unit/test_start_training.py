@@ -164,6 +164,16 @@ def test_failed_and_stopped_jobs_move_to_the_next_deterministic_names(
     assert response["TrainingJobName"] == "job-a-r2"
 
 
+def test_a_job_being_stopped_is_replaced_not_attached(hook: DebuggedTrainingHook, stub: Stubber) -> None:
+    # A killed wait stopped it; the next try must train, not wait on a job that will end Stopped.
+    described(stub, "job-a", "Stopping")
+    not_found(stub, "job-a-r1")
+    created(stub, "job-a-r1")
+    described(stub, "job-a-r1", "InProgress")
+    name, response = hook.start_or_attach(request_named("job-a"))
+    assert (name, response["TrainingJobStatus"]) == ("job-a-r1", "InProgress")
+
+
 def test_resource_in_use_race_re_describes_and_attaches(hook: DebuggedTrainingHook, stub: Stubber) -> None:
     not_found(stub, "job-a")
     stub.add_client_error(

@@ -151,7 +151,7 @@ def test_reschedule_mode_releases_the_slot_until_terminal() -> None:
 
 def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> None:
     sensor = _sensor(deferrable=True, poke_interval=45, verify="/etc/ssl/ca.pem",
-                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30))
+                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30), cancel_on_kill=False)
     assert TrainingAndRulesSensor(task_id="t", job_name=JOB).deferrable is True
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
@@ -159,7 +159,7 @@ def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> Non
     assert isinstance(trigger, TrainingAndRulesTrigger)
     assert trigger.serialize()[1] == {
         "job_name": JOB, "poke_interval": 45.0, "aws_conn_id": None, "region_name": "eu-west-1",
-        "verify": "/etc/ssl/ca.pem", "botocore_config": {"read_timeout": 5},
+        "verify": "/etc/ssl/ca.pem", "botocore_config": {"read_timeout": 5}, "cancel_on_kill": False,
     }
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(hours=30)
