@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from sm_explain_ops.job_naming import training_job_name
+from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.links import TrainingJobLink
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 
@@ -87,7 +87,10 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: Any) -> None:
+def test_retried_start_task_creates_one_job_and_its_paths_are_real(
+    local_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DEPLOYMENT_ENV, raising=False)
     region = local_stack.region
     s3 = boto3.client("s3", region_name=region)
     s3.create_bucket(Bucket=BUCKET)
@@ -103,7 +106,8 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
     retry_result = _operator().execute(minimal_context())
     again_result = first.execute(minimal_context())
 
-    expected_name = training_job_name(DAG_ID, RUN_ID, "v1")
+    deployment = deployment_identity(None, aws_conn_id=None, output_s3_uri=_spec()["output_s3_uri"])
+    expected_name = training_job_name(DAG_ID, RUN_ID, "v1", deployment=deployment)
     assert first_result["job_name"] == expected_name
     assert retry_result == first_result == again_result
 
