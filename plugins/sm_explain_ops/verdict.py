@@ -200,7 +200,7 @@ def decide(
     if transient:
         failures.append(
             f"training job {job_name!r} ended Failed for a transient reason, not because of its data or settings: "
-            f"{verdict['failure_reason']}. A new job may succeed: run start_training again (clear it and the "
+            f"{verdict['failure_reason'].rstrip('. ')}. A new job may succeed: run start_training again (clear it and the "
             f"tasks after it); a job that ended Failed is never re-attached, the next try starts one under a new name"
         )
     elif training_status in ("Failed", "Stopped"):

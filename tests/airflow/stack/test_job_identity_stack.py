@@ -4,8 +4,6 @@ own (its DescribeTrainingJob), not the new request's."""
 
 from __future__ import annotations
 
-import contextlib
-import random
 from typing import Any
 
 import boto3
@@ -15,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.request_builder import build_training_request
-from tests.airflow.stack.test_start_training_stack import _tiny_csv, minimal_context
+from tests.airflow.stack import tiny_training
 
 pytestmark = pytest.mark.stack
 
@@ -25,33 +23,18 @@ RUN_ID = "scheduled__2026-11-08T00:00:00+00:00"  # what every deployment's sched
 
 
 def _spec(prefix: str, **overrides: Any) -> dict[str, Any]:
-    spec = {
-        "train_uri": f"s3://{BUCKET}/{prefix}/data/train.csv",
-        "validation_uri": f"s3://{BUCKET}/{prefix}/data/validation.csv",
-        "output_s3_uri": f"s3://{BUCKET}/{prefix}/training",
-        "role_arn": "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-        "hyperparameters": {"objective": "binary:logistic", "num_round": 20, "max_depth": 3, "eta": 0.3},
-        "instance_type": "ml.m5.large",
-        "max_runtime_seconds": 600,
-        "data_shape": {"rows": 300, "features": 4, "validation_rows": 100},
-    }
-    return {**spec, **overrides}
+    return tiny_training.tiny_spec(BUCKET, prefix, **overrides)
 
 
 def _stage(prefix: str) -> None:
-    s3 = boto3.client("s3")
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
-    rng = random.Random(prefix)
-    for channel, rows in (("train", 300), ("validation", 100)):
-        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/data/{channel}.csv", Body=_tiny_csv(rows, rng))
+    tiny_training.stage(BUCKET, prefix)
 
 
 def _start(spec: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     operator = StartDebuggedTrainingOperator(
         task_id="start_training", spec=spec, dataset_version="2026-11-08", aws_conn_id=None, **kwargs
     )
-    return operator.execute(minimal_context(dag_id=DAG_ID, run_id=RUN_ID))
+    return operator.execute(tiny_training.minimal_context(DAG_ID, RUN_ID))
 
 
 def _jobs_named(fragment: str) -> list[str]:

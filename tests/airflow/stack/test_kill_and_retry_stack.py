@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
 import time
 from typing import Any
@@ -19,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
 from sm_explain_ops.triggers.training_rules import TrainingAndRulesTrigger
-from tests.airflow.stack.test_start_training_stack import _tiny_csv, minimal_context
+from tests.airflow.stack import tiny_training
 
 pytestmark = pytest.mark.stack
 
@@ -29,32 +28,19 @@ WAIT_SECONDS = 300
 
 def _spec(prefix: str) -> dict[str, Any]:
     """A job that trains for much longer than the test takes to kill it (thousands of rounds, hooked)."""
-    return {
-        "train_uri": f"s3://{BUCKET}/{prefix}/data/train.csv",
-        "validation_uri": f"s3://{BUCKET}/{prefix}/data/validation.csv",
-        "output_s3_uri": f"s3://{BUCKET}/{prefix}/training",
-        "role_arn": "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-        "hyperparameters": {"objective": "binary:logistic", "num_round": 20000, "max_depth": 3, "eta": 0.01},
-        "instance_type": "ml.m5.large",
-        "max_runtime_seconds": 900,
-        "data_shape": {"rows": 300, "features": 4, "validation_rows": 100},
-    }
+    return tiny_training.tiny_spec(BUCKET, prefix, hyperparameters={
+        "objective": "binary:logistic", "num_round": 20000, "max_depth": 3, "eta": 0.01}, max_runtime_seconds=900)
 
 
 def _stage(prefix: str) -> None:
-    s3 = boto3.client("s3")
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
-    rng = random.Random(prefix)
-    for channel, rows in (("train", 300), ("validation", 100)):
-        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/data/{channel}.csv", Body=_tiny_csv(rows, rng))
+    tiny_training.stage(BUCKET, prefix)
 
 
 def _start(prefix: str, run_id: str) -> dict[str, Any]:
     operator = StartDebuggedTrainingOperator(
         task_id="start_training", spec=_spec(prefix), dataset_version="v1", aws_conn_id=None
     )
-    return operator.execute(minimal_context(dag_id="kill_the_wait", run_id=run_id))
+    return operator.execute(tiny_training.minimal_context("kill_the_wait", run_id))
 
 
 def _describe(name: str) -> dict[str, Any]:

@@ -239,7 +239,7 @@ def test_a_transient_failure_is_named_transient_with_what_starts_a_new_job(reaso
     assert verdict["transient_failure"] is True
     outcome = decide(verdict, {"*": {"error": "warn"}})
     assert outcome.failed and outcome.transient
-    assert "transient reason" in outcome.message and reason in outcome.message
+    assert "transient reason" in outcome.message and reason.rstrip(".") + ". A new job" in outcome.message
     assert "run start_training again" in outcome.message and "new name" in outcome.message
 
 
