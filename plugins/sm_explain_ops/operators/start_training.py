@@ -91,6 +91,7 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         if job_name is not None and not _contains_template(job_name):
             validate_training_job_name(job_name)
         if deployment is not None and not _contains_template(deployment):
+            # Only the explicit name is checked here; the output path matters only when there is none.
             deployment_identity(deployment, aws_conn_id=self.aws_conn_id, output_s3_uri="s3://unused")
 
     def _names(self, context: Context, spec: TrainingSpec) -> tuple[str, Callable[[int], str]]:
