@@ -1,13 +1,31 @@
-"""Deterministic SageMaker training job names for a DAG run and data set version.
+"""Deterministic SageMaker training job names for a deployment, DAG run and data set version.
 
-The name is a pure function of (dag_id, run_id, dataset_version, attempt_suffix): a retried or
-cleared task computes the same name and can re-attach to the job it already started, instead of
+The name is a pure function of (deployment, dag_id, run_id, dataset_version, attempt_suffix): a retried
+or cleared task computes the same name and can re-attach to the job it already started, instead of
 launching a duplicate (the provider's ``action_if_job_exists="timestamp"`` cannot do that).
+
+Why a deployment identity: names are unique per AWS account and region, not per Airflow. A dev and a
+prod Airflow in one account run the same DAG ids and the same ``scheduled__<date>`` run ids, so without
+it they derive the same name and each re-attaches to the other's job. The identity is, in order:
+
+1. the operator's ``deployment`` argument, else the environment variable ``SM_EXPLAIN_DEPLOYMENT`` (set
+   it once per deployment, e.g. ``dev``/``prod``, in the workers' environment);
+2. otherwise the AWS connection id and the job's output path (bucket and prefix). That needs no
+   configuration and differs wherever it matters: two deployments writing to the same output path
+   would overwrite each other's models anyway, so they are one deployment as far as jobs go. Nothing
+   host- or process-specific is used (hostnames, worker ids): every worker and every retry of one
+   deployment must derive the same name. The metadata database URL would do, but Airflow 3 workers
+   do not have it.
+
+Changing the identity (setting the variable, moving the output path) changes the names: a run started
+before re-attaches no more, its next try starts a new job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 
 #: SageMaker's TrainingJobName constraint (botocore model: 1-63 chars, this pattern).
@@ -17,6 +35,10 @@ MAX_TRAINING_JOB_NAME_LENGTH = 63
 _DIGEST_LENGTH = 10  # 40 bits of sha256: collisions between runs are not a practical concern
 _MAX_VERSION_FRAGMENT = 16
 _FALLBACK_PREFIX = "sm"
+
+#: The environment variable naming this Airflow deployment (see the module docstring).
+DEPLOYMENT_ENV = "SM_EXPLAIN_DEPLOYMENT"
+_DEPLOYMENT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@=+-]{0,127}$")
 
 
 def _fragment(text: str) -> str:
@@ -38,21 +60,44 @@ def _require_text(value: object, field: str) -> str:
     return value
 
 
-def training_job_name(dag_id: str, run_id: str, dataset_version: str, attempt_suffix: int = 0) -> str:
+def deployment_identity(deployment: str | None, *, aws_conn_id: str | None, output_s3_uri: str) -> str:
+    """The deployment part of job names: ``deployment``, else ``$SM_EXPLAIN_DEPLOYMENT``, else the
+    connection id and output path (see the module docstring for why)."""
+    source = "the operator's deployment argument"
+    if deployment is None:
+        deployment = os.environ.get(DEPLOYMENT_ENV) or None  # empty = unset, as compose files pass it
+        source = f"the environment variable {DEPLOYMENT_ENV}"
+    if deployment is None:
+        output = _require_text(output_s3_uri, "output_s3_uri").rstrip("/")
+        return "connection+output:" + json.dumps([aws_conn_id or "", output])
+    if not isinstance(deployment, str) or not _DEPLOYMENT_PATTERN.fullmatch(deployment):
+        raise ValueError(
+            f"{source} is {deployment!r}: a deployment name is 1-128 letters, digits and . _ : / @ = + -, "
+            "starting with a letter or digit (for example 'prod' or 'team-a/dev')"
+        )
+    return f"deployment:{deployment}"
+
+
+def training_job_name(
+    dag_id: str, run_id: str, dataset_version: str, attempt_suffix: int = 0, *, deployment: str
+) -> str:
     """Return ``<dag>-<version>-<sha256[:10]>[-r<n>]``, at most 63 characters.
 
     The readable fragments help a human find the job in the console; the digest of the full,
-    unsanitised triple makes names of different runs differ even when the fragments collide
-    (run ids are long timestamps, so they are only hashed). ``attempt_suffix`` > 0 is used after
-    a job of the base name ended Failed or Stopped.
+    unsanitised deployment identity (:func:`deployment_identity`), dag id, run id and version makes
+    names of different deployments and runs differ even when the fragments collide (run ids are long
+    timestamps, so they are only hashed). ``attempt_suffix`` > 0 is used after a job of the base name
+    ended Failed or Stopped.
     """
+    deployment = _require_text(deployment, "deployment")
     dag_id = _require_text(dag_id, "dag_id")
     run_id = _require_text(run_id, "run_id")
     dataset_version = _require_text(dataset_version, "dataset_version")
     if isinstance(attempt_suffix, bool) or not isinstance(attempt_suffix, int) or attempt_suffix < 0:
         raise ValueError(f"attempt_suffix must be a non-negative integer, got {attempt_suffix!r}")
 
-    digest = hashlib.sha256("\x1f".join((dag_id, run_id, dataset_version)).encode("utf-8")).hexdigest()
+    identity = json.dumps([deployment, dag_id, run_id, dataset_version])  # unambiguous, whatever the ids hold
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()
     tail = digest[:_DIGEST_LENGTH] + (f"-r{attempt_suffix}" if attempt_suffix else "")
     budget = MAX_TRAINING_JOB_NAME_LENGTH - len(tail) - 1  # one hyphen before the tail
 

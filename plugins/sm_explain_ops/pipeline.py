@@ -62,6 +62,9 @@ def pipeline_params() -> dict[str, Param]:
                                    description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1. "
                                    "Without Debugger (debugger 'off'), 3.0-5 or 3.2-0."),
         "instance_type": Param("ml.m5.xlarge", type="string", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
+        "retry_attempts": Param(2, type="integer", minimum=0, maximum=30,
+                                description="How often SageMaker restarts the job itself when it fails with "
+                                "InternalServerError (RetryStrategy); 0 = never."),
         "hyperparameters": Param(NOTEBOOK_HYPERPARAMETERS, type="object", required=["num_round"]),
         "debugger": Param(
             "notebook", type=["string", "object"],
@@ -185,6 +188,7 @@ def build_explainability_pipeline(
             "role_arn": "{{ params.role_arn }}",
             "algorithm_version": "{{ params.algorithm_version }}",
             "instance_type": "{{ params.instance_type }}",
+            "retry_attempts": "{{ params.retry_attempts }}",
             "hyperparameters": "{{ params.hyperparameters }}",
             "debugger": "{{ params.debugger }}",
             "data_shape": {

@@ -23,6 +23,10 @@ from typing import Any
 DEFAULT_ALGORITHM_VERSION = "1.7-1"
 DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
 DEFAULT_SAVE_INTERVAL = 5
+#: RetryStrategy.MaximumRetryAttempts: how often SageMaker itself restarts a job that failed with
+#: InternalServerError (botocore's model allows 1-30; 0 here sends no RetryStrategy).
+DEFAULT_RETRY_ATTEMPTS = 2
+MAX_RETRY_ATTEMPTS = 30
 #: The ``debugger`` setting that sends no DebugHookConfig and no rules: for accounts without Debugger (closed
 #: to new AWS customers since 2026-07-30), best with image 3.0-5 or 3.2-0; explanations come from the model.
 DEBUGGER_OFF = "off"
@@ -553,6 +557,7 @@ class TrainingSpec:
     volume_kms_key_id: str | None = None
     output_kms_key_id: str | None = None
     enable_network_isolation: bool = False
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -571,6 +576,12 @@ class TrainingSpec:
         set_("instance_count", _positive_int(self.instance_count, "instance_count"))
         set_("volume_size_gb", _positive_int(self.volume_size_gb, "volume_size_gb"))
         set_("max_runtime_seconds", _positive_int(self.max_runtime_seconds, "max_runtime_seconds"))
+        set_("retry_attempts", _positive_int(self.retry_attempts, "retry_attempts", minimum=0))
+        if self.retry_attempts > MAX_RETRY_ATTEMPTS:
+            raise ValueError(
+                f"retry_attempts must be between 0 and {MAX_RETRY_ATTEMPTS} (SageMaker's MaximumRetryAttempts is "
+                f"at most {MAX_RETRY_ATTEMPTS}), got {self.retry_attempts}"
+            )
         if self.content_type not in (
             "text/csv",
             "text/libsvm",
@@ -872,6 +883,8 @@ def build_training_request(
             "SecurityGroupIds": list(spec.vpc.security_group_ids),
             "Subnets": list(spec.vpc.subnets),
         }
+    if spec.retry_attempts:
+        request["RetryStrategy"] = {"MaximumRetryAttempts": spec.retry_attempts}
     if spec.tags:
         request["Tags"] = [{"Key": key, "Value": value} for key, value in spec.tags.items()]
     if spec.debugger is not None:

@@ -20,6 +20,10 @@ RULE_TERMINAL_STATUSES = frozenset({"NoIssuesFound", "IssuesFound", "Error", "St
 RULE_WITHOUT_VERDICT_STATUSES = frozenset({"Error", "Stopped"})
 #: Key in a policy mapping that sets the policy of every rule not named explicitly.
 DEFAULT_POLICY_KEY = "*"
+#: FailureReason prefixes that say nothing about the job itself: SageMaker found no capacity for the instance
+#: type, or failed internally (after the request's RetryStrategy, which covers only InternalServerError, ran
+#: out). The same request started again as a new job may well succeed; any other failure would fail again.
+TRANSIENT_FAILURE_PREFIXES = ("CapacityError", "InternalServerError")
 
 IssuesFoundAction = Literal["fail", "continue"]
 ErrorAction = Literal["fail", "warn"]
@@ -50,6 +54,15 @@ def is_terminal(describe: Mapping[str, Any]) -> bool:
         reported = {status.get("RuleConfigurationName") for status in statuses}
         return all(name in reported for name in _expected_rule_names(describe))
     return True
+
+
+def is_transient_failure(training_status: Any, failure_reason: Any) -> bool:
+    """True when training Failed for a reason a new job of the same request may not meet again."""
+    return (
+        training_status == "Failed"
+        and isinstance(failure_reason, str)
+        and failure_reason.lstrip().startswith(TRANSIENT_FAILURE_PREFIXES)
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -106,6 +119,7 @@ def compact_verdict(describe: Mapping[str, Any], endpoint_url: str | None = None
     }
     if describe.get("FailureReason"):
         verdict["failure_reason"] = describe["FailureReason"]
+    verdict["transient_failure"] = is_transient_failure(describe.get("TrainingJobStatus"), describe.get("FailureReason"))
     return verdict
 
 
@@ -162,6 +176,8 @@ class Outcome:
     failed: bool
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: The training failed for a transient reason (see :data:`TRANSIENT_FAILURE_PREFIXES`): a new job may succeed.
+    transient: bool = False
 
 
 def decide(
@@ -180,7 +196,14 @@ def decide(
     warnings: list[str] = []
 
     training_status = verdict.get("training_status")
-    if training_status in ("Failed", "Stopped"):
+    transient = is_transient_failure(training_status, verdict.get("failure_reason"))
+    if transient:
+        failures.append(
+            f"training job {job_name!r} ended Failed for a transient reason, not because of its data or settings: "
+            f"{verdict['failure_reason'].rstrip('. ')}. A new job may succeed: run start_training again (clear it and the "
+            f"tasks after it); a job that ended Failed is never re-attached, the next try starts one under a new name"
+        )
+    elif training_status in ("Failed", "Stopped"):
         reason = verdict.get("failure_reason") or "no FailureReason given"
         failures.append(f"training job {job_name!r} ended {training_status}: {reason}")
     elif training_status != "Completed":
@@ -207,5 +230,5 @@ def decide(
             failures.append(f"Debugger rule {name!r} of training job {job_name!r} is not terminal ({status})")
 
     if failures:
-        return Outcome(failed=True, message="; ".join(failures), warnings=warnings)
+        return Outcome(failed=True, message="; ".join(failures), warnings=warnings, transient=transient)
     return Outcome(failed=False, warnings=warnings)

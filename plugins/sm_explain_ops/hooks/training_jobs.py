@@ -3,7 +3,12 @@
 The provider's ``SageMakerHook.create_training_job`` either fails on an existing name or (through
 the operator) starts a second job with a timestamp suffix; neither lets a retried task re-attach
 to the job it already started. ``start_or_attach`` does, with deterministic follow-up names
-(``-r1``, ``-r2`` ...) when the previous job of a name ended Failed or Stopped.
+(``-r1``, ``-r2`` ...) when the previous job of a name ended Failed or Stopped (or is being stopped).
+
+A job of the name is attached only when it is this request's job: it reads the same input channels and
+writes to the same output path (DescribeTrainingJob shows both; tags would need ListTags, another
+permission). Anything else of that name is someone else's job and a clear error, never an attach.
+Hyperparameters may differ (an edited DAG, retried): that job keeps its settings, with a warning.
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from botocore.exceptions import ClientError
 from sm_explain_ops.job_naming import MAX_TRAINING_JOB_NAME_LENGTH
 
 #: A job in one of these states is the job this name stands for: attach to it.
-ATTACHABLE_STATES = frozenset({"InProgress", "Stopping", "Completed"})
-#: A job that ended like this cannot be resumed: the next deterministic name is tried.
-REPLACEABLE_STATES = frozenset({"Failed", "Stopped"})
+ATTACHABLE_STATES = frozenset({"InProgress", "Completed"})
+#: A job that ended like this, or is being stopped (someone killed the task or stopped it by hand), cannot be
+#: resumed: the next deterministic name is tried, so the next try trains instead of waiting on a stopped job.
+REPLACEABLE_STATES = frozenset({"Failed", "Stopped", "Stopping"})
 DEFAULT_MAX_REPLACEMENTS = 20
+
+
+class ForeignTrainingJobError(RuntimeError):
+    """A training job of the derived name exists but is not the job this request stands for."""
 
 
 def _error_code(error: ClientError) -> str:
@@ -35,6 +45,45 @@ def _is_not_found(error: ClientError) -> bool:
     return code in ("ResourceNotFound", "ResourceNotFoundException") or (
         code == "ValidationException" and "not found" in message
     )
+
+
+def _channel_uris(config: Mapping[str, Any]) -> dict[str, str | None]:
+    return {
+        str(channel.get("ChannelName")): ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+        for channel in config.get("InputDataConfig") or []
+    }
+
+
+def _output_path(config: Mapping[str, Any]) -> str:
+    return str((config.get("OutputDataConfig") or {}).get("S3OutputPath") or "").rstrip("/")
+
+
+def foreign_job_differences(request: Mapping[str, Any], described: Mapping[str, Any]) -> list[str]:
+    """How the described job differs from the request where it matters for ownership: what it reads and
+    where it writes. Empty when the job is the request's own."""
+    differences = []
+    if _output_path(described) != _output_path(request):
+        differences.append(
+            f"it writes to {_output_path(described)!r}, this task to {_output_path(request)!r} (OutputDataConfig)"
+        )
+    if _channel_uris(described) != _channel_uris(request):
+        differences.append(
+            f"it reads {_channel_uris(described)}, this task {_channel_uris(request)} (InputDataConfig)"
+        )
+    return differences
+
+
+def job_locations(described: Mapping[str, Any]) -> dict[str, str | None]:
+    """Where the described job writes its model and its Debugger tensors: the job's own settings, which
+    for an attached job may differ from the request of the task that attaches to it."""
+    name = described["TrainingJobName"]
+    hook_config = described.get("DebugHookConfig")
+    return {
+        "model_artifact_path": f"{_output_path(described)}/{name}/output/model.tar.gz",
+        "debug_output_path": f"{str(hook_config['S3OutputPath']).rstrip('/')}/{name}/debug-output"
+        if hook_config and hook_config.get("S3OutputPath")
+        else None,
+    }
 
 
 def suffixed_job_name(base_name: str, replacement: int) -> str:
@@ -62,25 +111,37 @@ class DebuggedTrainingHook(SageMakerHook):
         request: Mapping[str, Any],
         name_for: Callable[[int], str] | None = None,
         max_replacements: int = DEFAULT_MAX_REPLACEMENTS,
+        on_claim: Callable[[str], None] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Start the job described by ``request`` unless a job of that name already runs or ran.
 
         ``name_for(n)`` gives the n-th deterministic name (0 = the request's own name); the
-        default appends ``-r<n>``. Returns the name used and its DescribeTrainingJob response.
+        default appends ``-r<n>``. ``on_claim(name)`` is called just before a create and on an attach:
+        from then on the job is this caller's to stop. Returns the name used and its DescribeTrainingJob
+        response. Raises :class:`ForeignTrainingJobError` when a job of a name is not the request's.
         """
         base_name = request["TrainingJobName"]
         name_for = name_for or (lambda n: suffixed_job_name(base_name, n))
+        claim = on_claim or (lambda _name: None)
         ended: list[str] = []
         for replacement in range(max_replacements + 1):
             name = base_name if replacement == 0 else name_for(replacement)
             described = self.describe_or_none(name)
             if described is None:
+                claim(name)
                 described = self._create(request, name)
                 if described is None:  # created by us: describe it once for the ARN and status
                     self.log.info("Started training job %s", name)
                     return name, self.conn.describe_training_job(TrainingJobName=name)
+            differences = foreign_job_differences(request, described)
+            if differences:
+                raise ForeignTrainingJobError(
+                    f"training job {name!r} already exists ({described.get('TrainingJobStatus')}) but is not this "
+                    f"task's job: {'; '.join(differences)}. Refusing to attach to it or replace it."
+                )
             status = described.get("TrainingJobStatus")
             if status in ATTACHABLE_STATES:
+                claim(name)
                 self.log.info("Training job %s already exists with status %s: attaching to it", name, status)
                 self._warn_if_different(request, described)
                 return name, described
@@ -133,3 +194,17 @@ class DebuggedTrainingHook(SageMakerHook):
             return False
         self.log.info("Requested stop of training job %s", name)
         return True
+
+    def stop_for_kill(self, name: str) -> bool:
+        """:meth:`stop_if_running` for a task being killed: it never raises (the kill goes on whatever
+        happens here), and says how to stop the job by hand when it could not."""
+        try:
+            return self.stop_if_running(name)
+        except Exception:
+            self.log.exception(
+                "Could not stop training job %s; it may still be running and billing: stop it with "
+                "`aws sagemaker stop-training-job --training-job-name %s`",
+                name,
+                name,
+            )
+            return False

@@ -4,6 +4,8 @@ The provider's ``SageMakerTrainingSensor`` succeeds as soon as training complete
 rules say. This sensor waits until every rule has ended too, alerts on ``IssuesFound``, fails or
 continues per rule policy, and pushes a compact verdict (not the whole describe) to XCom.
 Deferrable by default; ``deferrable=False`` runs it in ``mode="poke"`` or ``mode="reschedule"``.
+Killing the wait (mark failed or succeeded, clear) stops the job: ``on_kill`` while the task pokes, the
+trigger's ``on_kill`` while it is deferred. In reschedule mode nothing runs between two pokes to be killed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
 from sm_explain_ops.triggers.training_rules import (
     TrainingAndRulesTrigger,
@@ -50,6 +53,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
     :param deferrable: wait in the triggerer (default). ``False`` uses ``mode`` (poke/reschedule).
     :param poke_interval: seconds between two DescribeTrainingJob calls, in every mode.
     :param timeout: how long to wait in total (default 7 days); there is no other cap.
+    :param cancel_on_kill: stop the training job when the task is killed (default), in every mode.
     :return: the compact verdict (see :func:`sm_explain_ops.verdict.compact_verdict`).
     :raises AirflowFailException: when the policy fails the task (retrying cannot change a final status).
     :raises AirflowException: when the job cannot be described or the trigger sends a bad event.
@@ -69,6 +73,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         deferrable: bool = True,
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
+        cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -85,6 +90,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         self.rule_policies = rule_policies
         self.notifiers = normalize_notifiers(notifiers)
         self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:
@@ -106,6 +112,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 region_name=self.region_name,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
+                cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -135,6 +142,16 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
             return False
         endpoint_url = client.meta.endpoint_url
         return PokeReturnValue(is_done=True, xcom_value=compact_verdict(describe, endpoint_url=endpoint_url))
+
+    def on_kill(self) -> None:
+        """Stop the job this task waits for: the task was killed (SIGTERM from the task runner). A job already
+        ended or being stopped is left alone; a failure is logged, never raised."""
+        if not self.cancel_on_kill or not self.job_name:
+            return
+        # Not self.hook: its client makes one attempt per request (the poke loop retries describes).
+        DebuggedTrainingHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        ).stop_for_kill(self.job_name)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: check the event, then conclude exactly as poke mode does."""

@@ -3,7 +3,9 @@
 Why not the provider's ``SageMakerTrigger``: it watches ``TrainingJobStatus`` only, gives up after
 ``waiter_max_attempts``, and its waiter fails on the first throttling burst. This trigger polls
 ``DescribeTrainingJob`` once per interval with no attempt cap (the sensor's deferral timeout is the
-only limit), backs off on throttling and transient errors, and sends a compact verdict back.
+only limit), backs off on throttling and transient errors, and sends a compact verdict back. When a
+user marks the deferred task failed or succeeded, or clears it, the triggerer calls ``on_kill``: it stops the
+job (and with it its rule evaluations), so nothing runs on and bills for a wait nobody watches.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from botocore.retries.standard import (
     TransientRetryableChecker,
 )
 
+from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.verdict import compact_verdict, is_terminal
 
 #: Longest wait between two describes while the API keeps throttling or failing transiently.
 MAX_BACKOFF_SECONDS = 300.0
+#: How long on_kill may take to describe and stop the job; the triggerer's own bound
+#: ([triggerer] on_kill_timeout, 30 s by default) must not cut it off without a word in the log.
+STOP_TIMEOUT_SECONDS = 25.0
 
 # botocore's own standard-mode classification of throttling and transient failures.
 _RETRYABLE = OrRetryChecker([ThrottledRetryableChecker(), TransientRetryableChecker()])
@@ -57,10 +63,16 @@ def client_config(botocore_config: Mapping[str, Any] | None) -> dict[str, Any]:
     return config
 
 
+#: Doublings past this add nothing (2**64 times any interval is past the cap); the count of errors in a row
+#: keeps growing while an endpoint is down for days, and 2.0**1024 would overflow a float.
+_MAX_BACKOFF_DOUBLINGS = 64
+
+
 def backoff_delay(poke_interval: float, consecutive_failures: int) -> float:
-    """Exponential backoff with jitter, never shorter than the poke interval."""
+    """Exponential backoff with jitter, never shorter than the poke interval nor longer than the cap."""
     ceiling = max(poke_interval, MAX_BACKOFF_SECONDS)
-    delay = min(ceiling, poke_interval * 2**consecutive_failures) * random.uniform(0.5, 1.0)
+    growth = 2.0 ** min(max(consecutive_failures, 0), _MAX_BACKOFF_DOUBLINGS)
+    delay = min(ceiling, poke_interval * growth) * random.uniform(0.5, 1.0)
     return max(poke_interval, delay)
 
 
@@ -82,6 +94,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
     :param poke_interval: seconds between two describes.
     :param aws_conn_id, region_name, verify, botocore_config: passed to ``SageMakerHook`` as given,
         so the triggerer talks to the same region/endpoint with the same client settings as the task.
+    :param cancel_on_kill: stop the training job when a user kills the deferred task (the provider's
+        name for this switch, as on its EMR and Redshift triggers).
     """
 
     def __init__(
@@ -93,6 +107,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
+        cancel_on_kill: bool = True,
     ) -> None:
         super().__init__()
         if not job_name:
@@ -105,6 +120,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -116,6 +132,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -126,6 +143,30 @@ class TrainingAndRulesTrigger(BaseTrigger):
             verify=self.verify,
             config=client_config(self.botocore_config),
         )
+
+    async def on_kill(self) -> None:
+        """Stop the job when a user killed the deferred task (never on triggerer restarts or timeouts).
+
+        A job already ended or being stopped is left alone; a failure is logged, never raised. The stop
+        uses the task's botocore settings as given (with botocore's retries: one stop request matters more
+        than one describe), in a thread, as the provider's EMR trigger does.
+        """
+        if not self.cancel_on_kill:
+            self.log.info("Training job %s keeps running: cancel_on_kill is off", self.job_name)
+            return
+        hook = DebuggedTrainingHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+        try:
+            await asyncio.wait_for(asyncio.to_thread(hook.stop_for_kill, self.job_name), STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            self.log.error(
+                "Stopping training job %s took over %.0f s; it may still be running: stop it with "
+                "`aws sagemaker stop-training-job --training-job-name %s`",
+                self.job_name,
+                STOP_TIMEOUT_SECONDS,
+                self.job_name,
+            )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         consecutive_failures = 0

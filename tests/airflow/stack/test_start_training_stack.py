@@ -3,17 +3,16 @@ and the XCom paths are where the job really writes its model and Debugger tensor
 
 from __future__ import annotations
 
-import random
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 
-from sm_explain_ops.job_naming import training_job_name
+from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.links import TrainingJobLink
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
+from tests.airflow.stack import tiny_training
 
 pytestmark = pytest.mark.stack
 
@@ -24,45 +23,12 @@ RUN_ID = "manual__2026-01-02T03:04:05+00:00"
 WAIT_SECONDS = 300
 
 
-class RecordingTaskInstance:
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
-def minimal_context(dag_id: str = DAG_ID, run_id: str = RUN_ID) -> dict[str, Any]:
-    """The context keys the operator reads, to call ``op.execute(context)`` outside a DAG run."""
-    return {
-        "dag": SimpleNamespace(dag_id=dag_id),
-        "dag_run": SimpleNamespace(run_id=run_id),
-        "run_id": run_id,
-        "ti": RecordingTaskInstance(),
-    }
-
-
-def _tiny_csv(rows: int, rng: random.Random) -> str:
-    """Label first, no header; the label depends on the first feature so training has signal."""
-    lines = []
-    for _ in range(rows):
-        features = [rng.uniform(-1, 1) for _ in range(4)]
-        label = int(features[0] + rng.gauss(0, 0.3) > 0)
-        lines.append(",".join([str(label), *(f"{value:.4f}" for value in features)]))
-    return "\n".join(lines) + "\n"
+def minimal_context() -> dict[str, Any]:
+    return tiny_training.minimal_context(DAG_ID, RUN_ID)
 
 
 def _spec() -> dict[str, Any]:
-    return {
-        "train_uri": f"s3://{BUCKET}/{PREFIX}/data/train.csv",
-        "validation_uri": f"s3://{BUCKET}/{PREFIX}/data/validation.csv",
-        "output_s3_uri": f"s3://{BUCKET}/{PREFIX}/training",
-        "role_arn": "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-        "hyperparameters": {"objective": "binary:logistic", "num_round": 20, "max_depth": 3, "eta": 0.3},
-        "instance_type": "ml.m5.large",
-        "max_runtime_seconds": 600,
-        "data_shape": {"rows": 300, "features": 4, "validation_rows": 100},
-    }
+    return tiny_training.tiny_spec(BUCKET, PREFIX)
 
 
 def _operator() -> StartDebuggedTrainingOperator:
@@ -87,13 +53,13 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: Any) -> None:
+def test_retried_start_task_creates_one_job_and_its_paths_are_real(
+    local_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DEPLOYMENT_ENV, raising=False)
     region = local_stack.region
     s3 = boto3.client("s3", region_name=region)
-    s3.create_bucket(Bucket=BUCKET)
-    rng = random.Random(3)
-    for channel, rows in (("train", 300), ("validation", 100)):
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/data/{channel}.csv", Body=_tiny_csv(rows, rng))
+    tiny_training.stage(BUCKET, PREFIX)
 
     first = _operator()
     first_context = minimal_context()
@@ -103,7 +69,8 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
     retry_result = _operator().execute(minimal_context())
     again_result = first.execute(minimal_context())
 
-    expected_name = training_job_name(DAG_ID, RUN_ID, "v1")
+    deployment = deployment_identity(None, aws_conn_id=None, output_s3_uri=_spec()["output_s3_uri"])
+    expected_name = training_job_name(DAG_ID, RUN_ID, "v1", deployment=deployment)
     assert first_result["job_name"] == expected_name
     assert retry_result == first_result == again_result
 
@@ -124,6 +91,8 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(local_stack: 
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     assert described["TrainingJobArn"] == first_result["training_job_arn"]
     assert described["ModelArtifacts"]["S3ModelArtifacts"] == first_result["model_artifact_path"]
+    # The endpoint takes RetryStrategy as SageMaker does (botocore's shape) and reports it back.
+    assert described["RetryStrategy"] == {"MaximumRetryAttempts": 2}
 
     bucket, key = _split_s3(first_result["model_artifact_path"])
     s3.head_object(Bucket=bucket, Key=key)

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook, suffixed_job_name
-from sm_explain_ops.job_naming import training_job_name
+from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.links import TrainingJobLink, training_job_url
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.request_builder import TrainingSpec, build_training_request
@@ -58,9 +58,14 @@ def minimal_context(dag_id: str = DAG_ID, run_id: str = RUN_ID) -> dict[str, Any
 
 
 def describe(name: str, status: str, **extra: Any) -> dict[str, Any]:
-    """A DescribeTrainingJob response with the members botocore's Stubber requires."""
+    """A DescribeTrainingJob response with the members botocore's Stubber requires, for a job started from
+    this module's request (same channels, output and Debugger paths)."""
     now = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    request = _built_request()
     return {
+        "InputDataConfig": request["InputDataConfig"],
+        "OutputDataConfig": request["OutputDataConfig"],
+        "DebugHookConfig": request["DebugHookConfig"],
         "TrainingJobName": name,
         "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
         "ModelArtifacts": {"S3ModelArtifacts": f"{OUTPUT}/{name}/output/model.tar.gz"},
@@ -99,7 +104,7 @@ def created(stubber: Stubber, name: str) -> None:
 def _any_request() -> dict[str, Any]:
     keys = (
         "AlgorithmSpecification RoleArn HyperParameters InputDataConfig OutputDataConfig ResourceConfig "
-        "StoppingCondition EnableNetworkIsolation DebugHookConfig DebugRuleConfigurations"
+        "StoppingCondition EnableNetworkIsolation DebugHookConfig DebugRuleConfigurations RetryStrategy"
     ).split()
     return dict.fromkeys(keys, ANY)
 
@@ -107,11 +112,17 @@ def _any_request() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials, the AWS endpoint (not a local one) and no connection lookups."""
-    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_PROFILE"):
+    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_PROFILE", DEPLOYMENT_ENV):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+def derived_name(attempt: int = 0) -> str:
+    """The name the operator derives for this module's run without a configured deployment."""
+    deployment = deployment_identity(None, aws_conn_id=None, output_s3_uri=OUTPUT)
+    return training_job_name(DAG_ID, RUN_ID, VERSION, attempt, deployment=deployment)
 
 
 @pytest.fixture
@@ -162,6 +173,16 @@ def test_failed_and_stopped_jobs_move_to_the_next_deterministic_names(
     name, response = hook.start_or_attach(request_named("job-a"))
     assert name == "job-a-r2"
     assert response["TrainingJobName"] == "job-a-r2"
+
+
+def test_a_job_being_stopped_is_replaced_not_attached(hook: DebuggedTrainingHook, stub: Stubber) -> None:
+    # A killed wait stopped it; the next try must train, not wait on a job that will end Stopped.
+    described(stub, "job-a", "Stopping")
+    not_found(stub, "job-a-r1")
+    created(stub, "job-a-r1")
+    described(stub, "job-a-r1", "InProgress")
+    name, response = hook.start_or_attach(request_named("job-a"))
+    assert (name, response["TrainingJobStatus"]) == ("job-a-r1", "InProgress")
 
 
 def test_resource_in_use_race_re_describes_and_attaches(hook: DebuggedTrainingHook, stub: Stubber) -> None:
@@ -230,7 +251,7 @@ def make_operator(**kwargs: Any) -> StartDebuggedTrainingOperator:
 
 def test_first_run_creates_the_job_and_returns_a_small_xcom() -> None:
     operator = make_operator()
-    expected_name = training_job_name(DAG_ID, RUN_ID, VERSION)
+    expected_name = derived_name()
     context = minimal_context()
     with Stubber(operator.hook.conn) as stub:
         not_found(stub, expected_name)
@@ -252,7 +273,7 @@ def test_first_run_creates_the_job_and_returns_a_small_xcom() -> None:
 
 
 def test_retry_of_the_same_run_attaches_instead_of_creating_a_second_job() -> None:
-    expected_name = training_job_name(DAG_ID, RUN_ID, VERSION)
+    expected_name = derived_name()
     first, retry = make_operator(), make_operator()
     with Stubber(first.hook.conn) as stub:
         not_found(stub, expected_name)
@@ -268,8 +289,8 @@ def test_retry_of_the_same_run_attaches_instead_of_creating_a_second_job() -> No
 
 def test_a_failed_job_of_this_run_is_replaced_by_the_next_deterministic_name() -> None:
     operator = make_operator()
-    base = training_job_name(DAG_ID, RUN_ID, VERSION)
-    replacement = training_job_name(DAG_ID, RUN_ID, VERSION, attempt_suffix=1)
+    base = derived_name()
+    replacement = derived_name(1)
     with Stubber(operator.hook.conn) as stub:
         described(stub, base, "Failed")
         not_found(stub, replacement)
@@ -300,6 +321,7 @@ def test_on_kill_stops_the_job_the_task_started() -> None:
         ),
         ({"job_name": "x" * 64}, "job_name .* is 64 characters"),
         ({"job_name": "bad_name"}, "job_name 'bad_name' is invalid"),
+        ({"deployment": "prod east"}, "the operator's deployment argument is 'prod east'"),
     ],
 )
 def test_bad_input_fails_when_the_dag_is_parsed(overrides: dict[str, Any], message: str) -> None:
@@ -326,7 +348,7 @@ def test_region_mismatch_between_spec_and_connection_is_refused() -> None:
 
 def test_spec_dataset_version_and_job_name_are_templated() -> None:
     fields = set(StartDebuggedTrainingOperator.template_fields)
-    assert {"spec", "dataset_version", "job_name", "aws_conn_id", "region_name"} <= fields
+    assert {"spec", "dataset_version", "job_name", "deployment", "aws_conn_id", "region_name"} <= fields
 
 
 def test_local_endpoint_link_points_at_the_job_log(monkeypatch: pytest.MonkeyPatch) -> None:

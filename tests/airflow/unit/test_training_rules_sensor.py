@@ -151,7 +151,7 @@ def test_reschedule_mode_releases_the_slot_until_terminal() -> None:
 
 def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> None:
     sensor = _sensor(deferrable=True, poke_interval=45, verify="/etc/ssl/ca.pem",
-                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30))
+                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30), cancel_on_kill=False)
     assert TrainingAndRulesSensor(task_id="t", job_name=JOB).deferrable is True
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
@@ -159,7 +159,7 @@ def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> Non
     assert isinstance(trigger, TrainingAndRulesTrigger)
     assert trigger.serialize()[1] == {
         "job_name": JOB, "poke_interval": 45.0, "aws_conn_id": None, "region_name": "eu-west-1",
-        "verify": "/etc/ssl/ca.pem", "botocore_config": {"read_timeout": 5},
+        "verify": "/etc/ssl/ca.pem", "botocore_config": {"read_timeout": 5}, "cancel_on_kill": False,
     }
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(hours=30)
@@ -231,3 +231,19 @@ def test_templated_fields_and_policies_checked_after_rendering() -> None:
     sensor.rule_policies = {RULE: {"error": "ignore"}}  # what rendering could produce
     with pytest.raises(ValueError, match="error must be 'fail' or 'warn'"):
         sensor.execute({})
+
+
+@pytest.mark.reliability
+def test_a_capacity_error_fails_the_wait_saying_it_is_transient(reliability) -> None:
+    reason = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML " \
+             "instance type."
+    sensor = _sensor()
+    _stub(sensor, [describe_response("InProgress", {RULE: "InProgress"}),
+                   describe_response("Failed", {RULE: "Stopped"}, failure_reason=reason)])
+    with pytest.raises(AirflowFailException) as failure:
+        sensor.execute({})
+    message = str(failure.value)
+    assert "transient reason" in message and reason.rstrip(".") + ". A new job" in message and JOB in message
+    assert "run start_training again" in message
+    reliability.survived("wait sensor", "training job Failed with CapacityError",
+                         "the task fails naming the failure transient and how a new job is started", message)

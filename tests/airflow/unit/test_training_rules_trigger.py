@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
 from sm_explain_ops.triggers.training_rules import (
     TrainingAndRulesTrigger,
     backoff_delay,
@@ -190,12 +192,13 @@ def test_region_verify_and_botocore_config_reach_the_client(stub: StubbedSageMak
 
 
 def test_serialize_round_trips() -> None:
-    trigger = _trigger(poke_interval=45, verify="/etc/ca.pem", botocore_config={"retries": {"mode": "adaptive"}})
+    trigger = _trigger(poke_interval=45, verify="/etc/ca.pem", botocore_config={"retries": {"mode": "adaptive"}},
+                       cancel_on_kill=False)
     classpath, kwargs = trigger.serialize()
     assert classpath == "sm_explain_ops.triggers.training_rules.TrainingAndRulesTrigger"
     assert kwargs == {
         "job_name": JOB, "poke_interval": 45, "aws_conn_id": None, "region_name": "eu-west-1",
-        "verify": "/etc/ca.pem", "botocore_config": {"retries": {"mode": "adaptive"}},
+        "verify": "/etc/ca.pem", "botocore_config": {"retries": {"mode": "adaptive"}}, "cancel_on_kill": False,
     }
     module_name, class_name = classpath.rsplit(".", 1)
     cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)
@@ -230,3 +233,41 @@ def test_bad_arguments_are_refused() -> None:
         TrainingAndRulesTrigger(job_name="")
     with pytest.raises(ValueError, match="poke_interval must be positive"):
         TrainingAndRulesTrigger(job_name=JOB, poke_interval=0)
+
+
+@pytest.mark.reliability
+def test_backoff_survives_ten_thousand_consecutive_errors(reliability) -> None:
+    # An endpoint that keeps throttling for days: the count only grows, the wait stays capped.
+    delays = [backoff_delay(60, failures) for failures in (1_000, 1_100, 10_000, 10**9)]
+    assert all(150 <= delay <= 300 for delay in delays), delays
+    assert all(0.5 <= backoff_delay(0.02, 10_000) <= 300 for _ in range(20))
+    reliability.survived("wait trigger", "10,000 consecutive throttled/transient describes",
+                         "backoff stays between half the 300 s cap and the cap, no OverflowError",
+                         f"delays after 1,000 / 1,100 / 10,000 / 10^9 errors: {[round(d) for d in delays]} s")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.reliability
+def test_a_kill_while_the_endpoint_is_unreachable_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], reliability
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", f"http://127.0.0.1:{_closed_port()}")
+    one_try = {"retries": {"mode": "standard", "total_max_attempts": 1}, "connect_timeout": 1}
+    trigger = _trigger(botocore_config=one_try)
+    sensor = TrainingAndRulesSensor(task_id="wait", job_name=JOB, aws_conn_id=None, region_name="eu-west-1",
+                                    deferrable=False, botocore_config=one_try)
+    asyncio.run(asyncio.wait_for(trigger.on_kill(), timeout=30))  # the triggerer's way: awaited, bounded
+    sensor.on_kill()
+    # Airflow's structlog writes the task log to stdout.
+    logged = [line for line in capsys.readouterr().out.splitlines() if "[error" in line]
+    assert len(logged) == 2, logged
+    assert all(f"Could not stop training job {JOB}; it may still be running" in line for line in logged), logged
+    assert f"stop-training-job --training-job-name {JOB}" in logged[0]
+    reliability.survived("wait trigger and sensor", "the wait is killed while SageMaker is unreachable",
+                         "the kill goes on; the log says the job may still run and how to stop it",
+                         logged[0].split("]", 1)[1])

@@ -224,3 +224,33 @@ def test_a_policy_for_an_unknown_rule_is_reported() -> None:
 def test_bad_policies_are_refused_with_a_message_naming_the_problem(policies: Any, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_rule_policies(policies)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML "
+        "instance type.",
+        "InternalServerError: We encountered an internal error. Please try again.",
+    ],
+)
+def test_a_transient_failure_is_named_transient_with_what_starts_a_new_job(reason: str) -> None:
+    verdict = _verdict("Failed", {"LossNotDecreasing": "Stopped"}, failure_reason=reason)
+    assert verdict["transient_failure"] is True
+    outcome = decide(verdict, {"*": {"error": "warn"}})
+    assert outcome.failed and outcome.transient
+    assert "transient reason" in outcome.message and reason.rstrip(".") + ". A new job" in outcome.message
+    assert "run start_training again" in outcome.message and "new name" in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("training", "reason"),
+    [("Failed", "AlgorithmError: eta must be > 0"), ("Failed", "ClientError: no data in train"),
+     ("Stopped", None), ("Completed", None), ("Failed", "Error: InternalServerError in the algorithm's own log")],
+)
+def test_failures_of_the_job_itself_are_not_transient(training: str, reason: str | None) -> None:
+    verdict = _verdict(training, {}, failure_reason=reason)
+    assert verdict["transient_failure"] is False
+    outcome = decide(verdict)
+    assert not outcome.transient
+    assert outcome.message is None or "transient" not in outcome.message
