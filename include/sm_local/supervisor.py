@@ -32,6 +32,7 @@ _EARLY_STOP_SIGNALS: list[int] = []
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
+import safe_keys  # noqa: E402
 from sm_local import cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402
 from sm_local.job_status import (  # noqa: E402
@@ -260,6 +261,12 @@ class TrainingJobSupervisor:
                     f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source '
                     f'for channel "{name}" ({error}). Please ensure that the bucket "{bucket}" exists in '
                     f"the selected region ({self.region}) and that objects exist under that S3 prefix."
+                ) from error
+            except safe_keys.UnsafeKeyError as error:
+                raise JobFailure(
+                    f'ClientError: Cannot download channel "{name}" from "{uri}": {error}; SageMaker copies '
+                    f"each object to /opt/ml/input/data/{name}/<the key after the prefix>, which must stay "
+                    "inside that directory."
                 ) from error
             logger.info("channel %s: %d objects from %s", name, count, uri)
 

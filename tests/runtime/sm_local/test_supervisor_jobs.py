@@ -269,6 +269,25 @@ def test_missing_channel_data_fails_naming_channel_and_uri(tmp_path: Path, bucke
     assert not (tmp_path / request["TrainingJobName"] / "rules").exists()
 
 
+@pytest.mark.reliability
+def test_a_channel_key_climbing_out_of_opt_ml_fails_the_job_naming_channel_and_key(
+    tmp_path: Path, bucket: str, reliability
+) -> None:
+    bad_key = "data/validation/../../../../../escaped.csv"  # from opt_ml/input/data/validation: tmp_path
+    boto3.client("s3").put_object(Bucket=bucket, Key=bad_key, Body=b"1,0.5,0.5\n")
+    request = job_request(f"climb-{uuid.uuid4().hex[:8]}", bucket, rules={"LossNotDecreasing": "no_issues"})
+    status = finish(*start_supervisor(tmp_path, request))
+    assert status["TrainingJobStatus"] == "Failed"
+    assert transitions(status) == ["Starting", "Downloading", "Failed"]
+    reason = status["FailureReason"]
+    assert reason.startswith(f'ClientError: Cannot download channel "validation" from "s3://{bucket}/data/validation"')
+    assert repr(bad_key) in reason and "'..' path segment" in reason, reason
+    assert list(tmp_path.rglob("escaped.csv")) == [], "the object was written outside the channel"
+    reliability.refused("local endpoint", f"channel object key {bad_key!r}",
+                        "job Failed with a ClientError naming channel and key; nothing written outside /opt/ml",
+                        reason)
+
+
 def test_manifest_channels_are_rejected_before_downloading(tmp_path: Path, bucket: str) -> None:
     request = job_request(f"manifest-{uuid.uuid4().hex[:8]}", bucket)
     request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] = "ManifestFile"
