@@ -145,6 +145,16 @@ class TrainingJobsApi:
             image = parse_algorithm_image(spec["TrainingImage"])
         except UnsupportedImageError as exc:
             raise validation_error(str(exc)) from exc
+        for index, channel in enumerate(request.get("InputDataConfig") or []):
+            # The model's pattern admits '.' and '..', which as /opt/ml/input/data/<name> are not a directory
+            # of their own; every other allowed name ([A-Za-z0-9.-_]+) is one path segment.
+            if channel["ChannelName"] in (".", ".."):
+                raise validation_error(
+                    f"InputDataConfig[{index}].ChannelName {channel['ChannelName']!r} is not supported by the "
+                    "local SageMaker endpoint: the channel's data goes to /opt/ml/input/data/<ChannelName>, "
+                    "so the name must be a directory name (letters, digits, '.', '-', '_'; not '.' or '..')."
+                )
+        # RuleConfigurationName may be any 1-256 characters: it never becomes a path (store.rule_dir_name).
         seen: set[str] = set()
         for index, rule in enumerate(request.get("DebugRuleConfigurations") or []):
             where = f"DebugRuleConfigurations[{index}]"

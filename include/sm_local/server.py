@@ -23,10 +23,10 @@ from typing import Any
 from sm_local import protocol
 from sm_local.api import TrainingJobsApi
 from sm_local.protocol import SageMakerError
-from sm_local.store import JobStore
+from sm_local.store import TRAINING_JOB_NAME, JobStore
 
 # GET /jobs/<TrainingJobName>/log, names as SageMaker allows them.
-_JOB_LOG_PATH = re.compile(r"^/jobs/([a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/log$")
+_JOB_LOG_PATH = re.compile(rf"^/jobs/({TRAINING_JOB_NAME.pattern})/log$")
 
 
 class SageMakerRequestHandler(BaseHTTPRequestHandler):

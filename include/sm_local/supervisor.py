@@ -42,7 +42,14 @@ from sm_local.job_status import (  # noqa: E402
     JobStatus,
     truncate,
 )
-from sm_local.store import JOB_FILE, STATUS_FILE, read_json, rule_evaluation_job_arn, write_json_atomic  # noqa: E402
+from sm_local.store import (  # noqa: E402
+    JOB_FILE,
+    STATUS_FILE,
+    read_json,
+    rule_dir_name,
+    rule_evaluation_job_arn,
+    write_json_atomic,
+)
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
 RULES_MODULE_ENV = "SM_LOCAL_RULES_MODULE"
@@ -473,7 +480,7 @@ class TrainingJobSupervisor:
         module = os.environ.get(RULES_MODULE_ENV) or DEFAULT_RULES_MODULE
         for config in self.rules_config:
             name = config["RuleConfigurationName"]
-            rule_dir = self.job_dir / "rules" / name
+            rule_dir = self.job_dir / "rules" / rule_dir_name(name)
             rule_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(rule_dir / "config.json", config)
             result = rule_dir / "result.json"

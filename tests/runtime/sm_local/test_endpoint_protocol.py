@@ -194,6 +194,24 @@ def test_rule_configuration_problems_are_refused_but_unknown_rule_names_are_not(
     client.create_training_job(**unknown_rule)  # the rule process reports Error, not the request
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize("channel", [".", ".."])
+def test_a_channel_name_that_is_no_directory_name_is_refused(
+    endpoint: EndpointProcess, channel: str, reliability
+) -> None:
+    name = f"channel-dots-{len(channel)}"
+    request = training_job_request(name)
+    request["InputDataConfig"][0]["ChannelName"] = channel
+    with pytest.raises(ClientError) as excinfo:
+        endpoint.client().create_training_job(**request)
+    code, message = _error(excinfo)
+    assert code == "ValidationException"
+    assert f"InputDataConfig[0].ChannelName {channel!r} is not supported" in message, message
+    assert not (endpoint.state_dir / "jobs" / name).exists(), "nothing may start"
+    reliability.refused("local endpoint", f"ChannelName {channel!r} (the model's pattern admits it)",
+                        "ValidationException naming the field before anything starts", message)
+
+
 def test_unknown_operation_is_refused(endpoint: EndpointProcess) -> None:
     with pytest.raises(ClientError) as excinfo:
         endpoint.client().list_models()
