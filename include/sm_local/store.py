@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,9 @@ class JobStore:
     def __init__(self, state_dir: Path) -> None:
         self.jobs_dir = Path(state_dir).resolve() / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Removed jobs are renamed here first (atomic: a job is either listed or gone), then deleted.
+        self.removed_dir = Path(state_dir).resolve() / "removed"
+        shutil.rmtree(self.removed_dir, ignore_errors=True)  # what a removal interrupted left behind
 
     def job_dir(self, name: str) -> Path:
         if not TRAINING_JOB_NAME.fullmatch(name):
@@ -111,6 +115,23 @@ class JobStore:
         for entry in self.jobs_dir.iterdir():
             if TRAINING_JOB_NAME.fullmatch(entry.name) and (entry / JOB_FILE).is_file():
                 yield entry.name
+
+    def remove_job(self, name: str) -> None:
+        """Delete the job's directory; the caller knows nothing runs in it any more."""
+        self.removed_dir.mkdir(exist_ok=True)
+        graveyard = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.removed_dir))
+        os.replace(self.job_dir(name), graveyard / name)
+        shutil.rmtree(graveyard, ignore_errors=True)
+
+    def remove_abandoned(self, older_than: float) -> None:
+        """Delete directories of creates that never wrote job.json (the server died) not changed since
+        `older_than` (epoch seconds)."""
+        for entry in self.jobs_dir.iterdir():
+            try:
+                if entry.is_dir() and not (entry / JOB_FILE).exists() and entry.stat().st_mtime < older_than:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
 
     def read_job(self, name: str) -> dict[str, Any] | None:
         return read_json(self.job_dir(name) / JOB_FILE)

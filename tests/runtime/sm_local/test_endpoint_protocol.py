@@ -32,7 +32,8 @@ IMAGE_REGIONS = ("us-east-1", "eu-west-1", "cn-north-1")
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointProcess]:
-    server = EndpointProcess(tmp_path_factory.mktemp("sm-state")).start()
+    # The module's jobs mostly stay InProgress (they sleep): more than the default cap of 8 running jobs.
+    server = EndpointProcess(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]).start()
     try:
         yield server
     finally:
