@@ -326,9 +326,7 @@ class TrainingJobsApi:
 
     @staticmethod
     def _identity(job: dict[str, Any]) -> processes.ProcessIdentity | None:
-        if "SupervisorPid" not in job:
-            return None
-        return processes.ProcessIdentity(pid=job["SupervisorPid"], create_time=job["SupervisorCreateTime"])
+        return processes.ProcessIdentity.of_supervisor(job)
 
     def _initial_status(self, job: dict[str, Any]) -> dict[str, Any]:
         """What Describe shows before the supervisor writes its first status.json."""

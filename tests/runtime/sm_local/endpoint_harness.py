@@ -97,8 +97,8 @@ class EndpointProcess:
         jobs_dir = self.state_dir / "jobs"
         for job_file in jobs_dir.glob("*/job.json") if jobs_dir.exists() else []:
             job = read_json(job_file) or {}
-            if "SupervisorPid" in job:
-                identity = processes.ProcessIdentity(job["SupervisorPid"], job["SupervisorCreateTime"])
+            identity = processes.ProcessIdentity.of_supervisor(job)
+            if identity is not None:
                 processes.kill_job(identity, job_file.parent)
 
     def client(self, **config: Any) -> Any:
