@@ -26,7 +26,7 @@ from sm_local.api import DEFAULT_MAX_RUNNING_JOBS, MAX_RUNNING_JOBS_ENV, Trainin
 from sm_local.protocol import SageMakerError
 from sm_local.store import TRAINING_JOB_NAME, JobStore
 
-DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # the largest CreateTrainingJob the model allows is far smaller
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # a CreateTrainingJob within the model's limits: a few MiB of text
 DEFAULT_SOCKET_TIMEOUT_SECONDS = 60.0
 DEFAULT_RETENTION_DAYS = 30.0
 RETENTION_DAYS_ENV = "SM_LOCAL_RETENTION_DAYS"
