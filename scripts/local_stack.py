@@ -29,6 +29,7 @@ DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
+JOB_STOP_TIMEOUT_SECONDS = 120.0  # sm_local.stop_jobs: 15 s of grace for the supervisors, then kills
 
 
 class StackError(RuntimeError):
@@ -240,36 +241,54 @@ def _terminate_group(pid: int) -> None:
             time.sleep(0.05)
 
 
-def _running_job_supervisors(state_dir: Path) -> list[int]:
-    """Supervisor pids of jobs still running: they live in their own sessions (jobs survive an
-    endpoint restart), so stopping the stack must stop them explicitly."""
-    pids = []
-    for job_file in (state_dir / "sagemaker" / "jobs").glob("*/job.json"):
-        try:
-            pid = int(json.loads(job_file.read_text()).get("pid") or 0)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
-        except (OSError, ValueError):
-            continue
-        if b"sm_local.supervisor" in cmdline:
-            pids.append(pid)
-    return pids
+def _stop_jobs(state_dir: Path) -> bool:
+    """Stop the endpoint's jobs and every process they started; returns whether any job was running.
+
+    Supervisors and their children live in sessions of their own (jobs survive an endpoint restart), so
+    stopping the endpoint's process group stops none of them. `sm_local.stop_jobs` (runtime env: psutil
+    checks each recorded pid's start time, finds children by their job marker) stops them as StopTrainingJob
+    does, and kills what is left."""
+    endpoint_state = state_dir / "sagemaker"
+    if not any((endpoint_state / "jobs").glob("*/job.json")):
+        return False
+    python = runtime_python()
+    if not python.exists():
+        raise StackError(f"{python} is missing: cannot stop the jobs under {endpoint_state} without it")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "include"), os.environ.get("PYTHONPATH")]))}
+    try:
+        result = subprocess.run(
+            [str(python), "-m", "sm_local.stop_jobs", "--state-dir", str(endpoint_state)],
+            env=env, capture_output=True, text=True, timeout=JOB_STOP_TIMEOUT_SECONDS, cwd=str(REPO),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"stopping the jobs under {endpoint_state} took longer than "
+                         f"{JOB_STOP_TIMEOUT_SECONDS:.0f} s") from exc
+    try:
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        report = None
+    if result.returncode != 0 or report is None:
+        left = report.get("processes_left") if report else None
+        raise StackError(f"stopping the jobs under {endpoint_state} failed (exit {result.returncode}"
+                         f"{f', processes still running: {left}' if left else ''}): {result.stderr[-2000:]}")
+    return bool(report["supervisors_stopped"] or report["supervisors_killed"] or report["processes_killed"])
 
 
 def stop_stack(state_dir: Path = DEFAULT_STATE_DIR) -> bool:
-    """Stop the stack recorded in state_dir (idempotent). Returns whether anything was running."""
+    """Stop the stack recorded in state_dir (idempotent): the endpoint first (no new jobs), then every job
+    and process it started, then moto (the jobs' last uploads go to it). Returns whether anything ran."""
     state_dir = Path(state_dir).resolve()
     path = _state_file(state_dir)
+    info = StackInfo(**json.loads(path.read_text())) if path.exists() else None
     stopped = False
-    if path.exists():
-        info = StackInfo(**json.loads(path.read_text()))
-        for pid in (info.sagemaker_pid, info.moto_pid):
-            if _pid_alive(pid):
-                _terminate_group(pid)
-                stopped = True
-        path.unlink(missing_ok=True)
-    for pid in _running_job_supervisors(state_dir):
-        _terminate_group(pid)
+    if info is not None and _pid_alive(info.sagemaker_pid):
+        _terminate_group(info.sagemaker_pid)
         stopped = True
+    stopped = _stop_jobs(state_dir) or stopped
+    if info is not None and _pid_alive(info.moto_pid):
+        _terminate_group(info.moto_pid)
+        stopped = True
+    path.unlink(missing_ok=True)
     (state_dir / "stack.env").unlink(missing_ok=True)
     return stopped
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import safe_keys
 from sm_explain.errors import BadRequest
 
 
@@ -111,13 +112,22 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-st
     tmp.replace(path)
 
 
-def mirror_prefix(prefix: str, workers: int = 8) -> str:
+# What `mirror_prefix` copies at most: the request builder caps Debugger output at 2 GiB (an estimate), so a
+# trial somewhat above that is still a trial; far more means the prefix is not one job's Debugger output.
+MIRROR_MAX_BYTES = 5 * 1024**3 // 2  # 2.5 GiB
+MIRROR_MAX_OBJECTS = 100_000  # two files per saved step (events + index): 50,000 saved steps
+
+
+def mirror_prefix(
+    prefix: str, workers: int = 8, *, max_objects: int = MIRROR_MAX_OBJECTS, max_bytes: int = MIRROR_MAX_BYTES
+) -> str:
     """Copy every object under an s3:// "directory" into a fresh temporary directory (removed at exit)
     and return its path.
 
     smdebug reads an S3 trial with one request per tensor per step (763 requests for the notebook's
     Adult trial, 26 s against 0.8 s for copying its 24 files in parallel), so readers mirror it first.
-    The request builder caps Debugger output at 2 GiB, which bounds the disk this takes.
+    Before anything is downloaded, every key must map to a path inside the directory (safe_keys) and the
+    objects must stay within `max_objects` and `max_bytes`; otherwise BadRequest names the key or the sizes.
     """
     import atexit
     import tempfile
@@ -125,21 +135,37 @@ def mirror_prefix(prefix: str, workers: int = 8) -> str:
 
     bucket, key = _split_s3(prefix)
     key = key.rstrip("/") + "/" if key else ""
+    client = _s3_client()  # one client for every thread: clients are thread-safe, creating them is not
+    objects: dict[str, str] = {}  # key -> relative path
+    total_bytes = 0  # checked while listing, so an enormous prefix is not listed to its end
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith("/"):  # a "folder" marker: nothing to copy
+                continue
+            try:
+                objects[obj["Key"]] = safe_keys.relative_key_path(obj["Key"], key)
+            except safe_keys.UnsafeKeyError as exc:
+                raise BadRequest(f"the Debugger output under {prefix!r} cannot be read: {exc}") from exc
+            total_bytes += int(obj.get("Size") or 0)
+            if len(objects) > max_objects or total_bytes > max_bytes:
+                over = (
+                    f"more than {max_objects:,} objects"
+                    if len(objects) > max_objects
+                    else f"more than {max_bytes:,} bytes ({max_bytes / 1024**3:.2f} GiB)"
+                )
+                raise BadRequest(
+                    f"the Debugger output under {prefix!r} holds {over}, the most that is copied for reading; "
+                    "one job's Debugger output is at most 2 GiB (the training request builder enforces it): "
+                    "point debug_output_uri at one job's <job>/debug-output/"
+                )
     target = Path(tempfile.mkdtemp(prefix="sm-explain-trial-"))
     atexit.register(shutil.rmtree, target, True)
-    client = _s3_client()  # one client for every thread: clients are thread-safe, creating them is not
-    keys = [
-        obj["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-        for obj in page.get("Contents", [])
-    ]
 
     def fetch(object_key: str) -> None:
-        destination = target / object_key[len(key):]
+        destination = target / objects[object_key]
         destination.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, object_key, str(destination))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(fetch, keys))
+        list(pool.map(fetch, objects))
     return str(target)
-

@@ -30,6 +30,9 @@ from sm_local.store import SUPERVISOR_LOG, JobStore, rule_evaluation_job_arn, tr
 
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 TERMINAL_RULE_STATUSES = frozenset({"NoIssuesFound", "IssuesFound", "Error", "Stopped"})
+RUNNING_JOB_STATUSES = frozenset({"InProgress", "Stopping"})  # what counts against max_running_jobs
+DEFAULT_MAX_RUNNING_JOBS = 8
+MAX_RUNNING_JOBS_ENV = "SM_LOCAL_MAX_RUNNING_JOBS"
 # DescribeTrainingJob fields that come from the supervisor's status.json, not from the request.
 LIVE_FIELDS = (
     "TrainingJobStatus",
@@ -58,10 +61,17 @@ def _now() -> float:
 class TrainingJobsApi:
     """CreateTrainingJob, DescribeTrainingJob, StopTrainingJob and ListTrainingJobs over a JobStore."""
 
-    def __init__(self, store: JobStore, region: str, stop_grace_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        region: str,
+        stop_grace_seconds: float = 30.0,
+        max_running_jobs: int = DEFAULT_MAX_RUNNING_JOBS,
+    ) -> None:
         self.store = store
         self.region = region
         self.stop_grace_seconds = stop_grace_seconds
+        self.max_running_jobs = max_running_jobs
         # One lock for every write: the only writers are this process's threads and (for
         # status.json) a supervisor, which is only overwritten once it is known to be dead.
         self._lock = threading.RLock()
@@ -99,6 +109,7 @@ class TrainingJobsApi:
                         "Training job names must be unique within an AWS account and region, and a "
                         f"training job with this name already exists ({arn})",
                     )
+            self._check_capacity(request)
             job_dir = self.store.job_dir(name)
             job_dir.mkdir(parents=True, exist_ok=True)
             record = dict(request)
@@ -131,6 +142,26 @@ class TrainingJobsApi:
             self.store.write_job(name, record)
         return {"TrainingJobArn": arn}
 
+    def _check_capacity(self, request: dict[str, Any]) -> None:
+        """At most `max_running_jobs` jobs InProgress or Stopping (their processes still run), refused the way
+        SageMaker refuses a job over the account's instance quota. Called under the lock, so concurrent
+        creates cannot both take the last place."""
+        running = 0
+        for name in self.store.names():
+            job = self.store.read_job(name)
+            if job is not None and self._reconciled_status(name, job)["TrainingJobStatus"] in RUNNING_JOB_STATUSES:
+                running += 1
+        if running >= self.max_running_jobs:
+            instance_type = (request.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.xlarge")
+            raise SageMakerError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{instance_type} for training job usage' is "
+                f"{self.max_running_jobs} Instances, with current utilization of {running} Instances and a "
+                "request delta of 1 Instances. The local SageMaker endpoint runs at most "
+                f"{self.max_running_jobs} training jobs at a time: wait for one to end or stop one, or raise "
+                f"the limit (--max-running-jobs, {MAX_RUNNING_JOBS_ENV}).",
+            )
+
     def _check_runnable(self, request: dict[str, Any]) -> AlgorithmImage:
         """Refuse, before anything starts, what the local endpoint cannot run."""
         spec = request.get("AlgorithmSpecification") or {}
@@ -145,6 +176,16 @@ class TrainingJobsApi:
             image = parse_algorithm_image(spec["TrainingImage"])
         except UnsupportedImageError as exc:
             raise validation_error(str(exc)) from exc
+        for index, channel in enumerate(request.get("InputDataConfig") or []):
+            # The model's pattern admits '.' and '..', which as /opt/ml/input/data/<name> are not a directory
+            # of their own; every other allowed name ([A-Za-z0-9.-_]+) is one path segment.
+            if channel["ChannelName"] in (".", ".."):
+                raise validation_error(
+                    f"InputDataConfig[{index}].ChannelName {channel['ChannelName']!r} is not supported by the "
+                    "local SageMaker endpoint: the channel's data goes to /opt/ml/input/data/<ChannelName>, "
+                    "so the name must be a directory name (letters, digits, '.', '-', '_'; not '.' or '..')."
+                )
+        # RuleConfigurationName may be any 1-256 characters: it never becomes a path (store.rule_dir_name).
         seen: set[str] = set()
         for index, rule in enumerate(request.get("DebugRuleConfigurations") or []):
             where = f"DebugRuleConfigurations[{index}]"
@@ -250,6 +291,31 @@ class TrainingJobsApi:
             response["NextToken"] = _encode_token(offset + limit)
         return response
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def remove_expired_jobs(self, older_than_seconds: float) -> list[str]:
+        """Remove the records of jobs whose last change (job and every rule terminal) is older than
+        `older_than_seconds`; returns their names. A job that can still change, or whose supervisor still
+        runs, is never touched. Afterwards DescribeTrainingJob answers as for a job that never existed."""
+        cutoff = _now() - older_than_seconds
+        removed = []
+        for name in list(self.store.names()):
+            with self._lock:
+                job = self.store.read_job(name)
+                if job is None:
+                    continue
+                status = self._reconciled_status(name, job)
+                identity = self._identity(job)
+                if _needs_supervisor(status) or (identity is not None and processes.is_alive(identity)):
+                    continue
+                if float(status.get("LastModifiedTime") or job["CreationTime"]) > cutoff:
+                    continue
+                self.store.remove_job(name)
+            removed.append(name)
+        with self._lock:  # a create writes job.json into its new directory under the lock
+            self.store.remove_abandoned(cutoff)
+        return removed
+
     # -- liveness ----------------------------------------------------------------------------
 
     def _load(self, name: str) -> dict[str, Any]:
@@ -260,9 +326,7 @@ class TrainingJobsApi:
 
     @staticmethod
     def _identity(job: dict[str, Any]) -> processes.ProcessIdentity | None:
-        if "SupervisorPid" not in job:
-            return None
-        return processes.ProcessIdentity(pid=job["SupervisorPid"], create_time=job["SupervisorCreateTime"])
+        return processes.ProcessIdentity.of_supervisor(job)
 
     def _initial_status(self, job: dict[str, Any]) -> dict[str, Any]:
         """What Describe shows before the supervisor writes its first status.json."""

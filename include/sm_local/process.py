@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -28,6 +30,13 @@ DEFAULT_SUPERVISOR_MODULE = "sm_local.supervisor"
 class ProcessIdentity:
     pid: int
     create_time: float
+
+    @classmethod
+    def of_supervisor(cls, job: dict[str, Any]) -> ProcessIdentity | None:
+        """The supervisor recorded in a job.json, or None before the server recorded one."""
+        if "SupervisorPid" not in job:
+            return None
+        return cls(pid=job["SupervisorPid"], create_time=job["SupervisorCreateTime"])
 
 
 def spawn_supervisor(job_dir: Path, log_path: Path) -> ProcessIdentity:
@@ -68,18 +77,30 @@ def is_alive(identity: ProcessIdentity) -> bool:
         return False
 
 
-def job_processes(job_dir: Path) -> list[psutil.Process]:
-    """Live processes that carry the job's marker variable: the supervisor and everything it
-    started, even in other sessions (the supervisor gives its algorithm and rules their own)."""
-    marker = str(job_dir)
+def _marked_processes(belongs: Callable[[str], bool]) -> list[psutil.Process]:
+    """Live processes whose job marker variable satisfies `belongs`."""
     members = []
     for process in psutil.process_iter():
         try:
-            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(JOB_DIR_ENV) == marker:
+            marker = process.environ().get(JOB_DIR_ENV)
+            if marker is not None and belongs(marker) and process.status() != psutil.STATUS_ZOMBIE:
                 members.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return members
+
+
+def job_processes(job_dir: Path) -> list[psutil.Process]:
+    """Live processes that carry the job's marker variable: the supervisor and everything it
+    started, even in other sessions (the supervisor gives its algorithm and rules their own)."""
+    marker = str(job_dir)
+    return _marked_processes(lambda value: value == marker)
+
+
+def processes_of_jobs_under(jobs_dir: Path) -> list[psutil.Process]:
+    """Live processes of every job whose directory lies in `jobs_dir` (one scan for all of them)."""
+    prefix = str(jobs_dir).rstrip(os.sep) + os.sep
+    return _marked_processes(lambda value: value.startswith(prefix))
 
 
 def signal_supervisor(identity: ProcessIdentity, signum: signal.Signals) -> bool:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import safe_keys
+
 TRANSFER_THREADS = 8
 SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024  # above this, s3transfer's multipart upload_file
 
@@ -56,17 +58,15 @@ def join_s3_uri(base: str, *parts: str) -> str:
     return "/".join(pieces)
 
 
-def _relative_key(key: str, prefix: str) -> str:
-    """Local path of `key` below a channel directory, as SageMaker lays out S3Prefix channels:
-    keys below a 'directory' prefix keep their sub-path; a prefix that ends mid-name (or is a whole
+def _channel_base(key: str, prefix: str) -> str:
+    """The "directory" below which `key` keeps its sub-path in the channel, as SageMaker lays out S3Prefix
+    channels: keys below a 'directory' prefix keep their sub-path; a prefix that ends mid-name (or is a whole
     key) keeps the key's name relative to the prefix's parent 'directory'."""
-    rest = key[len(prefix) :]
     if not prefix or prefix.endswith("/"):
-        return rest
-    if rest.startswith("/"):
-        return rest.lstrip("/")
-    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    return key[len(parent) :]
+        return prefix
+    if key[len(prefix) :].startswith("/"):
+        return prefix + "/"
+    return prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
 
 
 def download_prefix(
@@ -74,7 +74,8 @@ def download_prefix(
 ) -> int:
     """Download every object under the S3 prefix `uri` into `destination`; returns how many.
 
-    Raises NoObjectsFoundError when the bucket is missing or the prefix holds no object.
+    Raises NoObjectsFoundError when the bucket is missing or the prefix holds no object, and
+    safe_keys.UnsafeKeyError (before anything is written) when a key has no path below `destination`.
     `check_stop` is called between objects so a stop request interrupts a long download.
     """
     from botocore.exceptions import ClientError
@@ -90,12 +91,15 @@ def download_prefix(
         raise
     if not keys:
         raise NoObjectsFoundError("the prefix holds no object")
+    targets = {
+        key: safe_keys.local_path_for_key(destination, key, _channel_base(key, prefix)) for key in keys
+    }
     destination.mkdir(parents=True, exist_ok=True)
 
     def fetch(key: str) -> None:
         if check_stop is not None:
             check_stop()
-        target = destination / _relative_key(key, prefix)
+        target = targets[key]
         target.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, key, str(target))
 

@@ -11,6 +11,8 @@ import functools
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,9 @@ ACCOUNT_ID = "123456789012"
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
 SUPERVISOR_LOG = "supervisor.log"
+# SageMaker's TrainingJobName: the request is checked against it before a name reaches the store, which
+# checks again, because the name is a directory.
+TRAINING_JOB_NAME = re.compile(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}")
 
 
 @functools.cache
@@ -38,16 +43,32 @@ def training_job_arn(region: str, job_name: str) -> str:
     return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:training-job/{job_name.lower()}"
 
 
+def _name_fragment(name: str, length: int, keep: str) -> str:
+    """The first characters of `name` with every run of characters outside `keep` replaced by one '-'."""
+    return re.sub(f"[^{keep}]+", "-", name)[:length]
+
+
 def rule_evaluation_job_arn(region: str, job_name: str, rule_name: str) -> str:
     """The processing-job ARN that `DebugRuleEvaluationStatuses[].RuleEvaluationJobArn` shows.
 
-    Like SageMaker's: `<job[:40]>-<rule[:10]>-<8 hex>`, lowercase; the hash (sha1 of
-    `<job>/<rule>`) keeps it unique when truncated names collide. Server and supervisor both call
-    this so the ARN never changes between "InProgress" and the final status.
+    Like SageMaker's: `<job[:40]>-<rule[:10]>-<8 hex>`, lowercase, the rule's fragment reduced to the
+    letters, digits and hyphens a processing-job name may hold (a RuleConfigurationName is any 1-256
+    characters); the hash (sha1 of `<job>/<rule>`) keeps it unique when truncated names collide. Server and
+    supervisor both call this so the ARN never changes between "InProgress" and the final status.
     """
-    digest = hashlib.sha1(f"{job_name}/{rule_name}".encode()).hexdigest()[:8]
-    resource = f"{job_name[:40]}-{rule_name[:10]}-{digest}".lower()
+    digest = hashlib.sha1(f"{job_name}/{rule_name}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    rule_fragment = _name_fragment(rule_name.lower(), 10, "a-z0-9-")
+    resource = f"{job_name[:40]}-{rule_fragment}-{digest}".lower()
     return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:processing-job/{resource}"
+
+
+def rule_dir_name(rule_name: str) -> str:
+    """The directory of a rule's files below `<job>/rules/`: never the RuleConfigurationName itself (any 1-256
+    characters, '../x' included) but a fragment of it in letters, digits, '_' and '-' plus a hash of the
+    whole name, so every name gets its own directory and none leaves `rules/`. The real name stays in the
+    rule's config.json and in the job's status."""
+    digest = hashlib.sha256(rule_name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{_name_fragment(rule_name, 40, 'A-Za-z0-9_-').strip('-') or 'rule'}-{digest}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -80,15 +101,37 @@ class JobStore:
     def __init__(self, state_dir: Path) -> None:
         self.jobs_dir = Path(state_dir).resolve() / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Removed jobs are renamed here first (atomic: a job is either listed or gone), then deleted.
+        self.removed_dir = Path(state_dir).resolve() / "removed"
+        shutil.rmtree(self.removed_dir, ignore_errors=True)  # what a removal interrupted left behind
 
     def job_dir(self, name: str) -> Path:
+        if not TRAINING_JOB_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a training job name: it cannot name a job directory")
         return self.jobs_dir / name
 
     def names(self) -> Iterator[str]:
         """Names of jobs whose record was fully written (a dir without job.json is a failed create)."""
         for entry in self.jobs_dir.iterdir():
-            if (entry / JOB_FILE).is_file():
+            if TRAINING_JOB_NAME.fullmatch(entry.name) and (entry / JOB_FILE).is_file():
                 yield entry.name
+
+    def remove_job(self, name: str) -> None:
+        """Delete the job's directory; the caller knows nothing runs in it any more."""
+        self.removed_dir.mkdir(exist_ok=True)
+        graveyard = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.removed_dir))
+        os.replace(self.job_dir(name), graveyard / name)
+        shutil.rmtree(graveyard, ignore_errors=True)
+
+    def remove_abandoned(self, older_than: float) -> None:
+        """Delete directories of creates that never wrote job.json (the server died) not changed since
+        `older_than` (epoch seconds)."""
+        for entry in self.jobs_dir.iterdir():
+            try:
+                if entry.is_dir() and not (entry / JOB_FILE).exists() and entry.stat().st_mtime < older_than:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
 
     def read_job(self, name: str) -> dict[str, Any] | None:
         return read_json(self.job_dir(name) / JOB_FILE)

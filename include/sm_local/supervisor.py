@@ -32,6 +32,7 @@ _EARLY_STOP_SIGNALS: list[int] = []
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
+import safe_keys  # noqa: E402
 from sm_local import cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402
 from sm_local.job_status import (  # noqa: E402
@@ -41,7 +42,14 @@ from sm_local.job_status import (  # noqa: E402
     JobStatus,
     truncate,
 )
-from sm_local.store import JOB_FILE, STATUS_FILE, read_json, rule_evaluation_job_arn, write_json_atomic  # noqa: E402
+from sm_local.store import (  # noqa: E402
+    JOB_FILE,
+    STATUS_FILE,
+    read_json,
+    rule_dir_name,
+    rule_evaluation_job_arn,
+    write_json_atomic,
+)
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
 RULES_MODULE_ENV = "SM_LOCAL_RULES_MODULE"
@@ -261,6 +269,12 @@ class TrainingJobSupervisor:
                     f'for channel "{name}" ({error}). Please ensure that the bucket "{bucket}" exists in '
                     f"the selected region ({self.region}) and that objects exist under that S3 prefix."
                 ) from error
+            except safe_keys.UnsafeKeyError as error:
+                raise JobFailure(
+                    f'ClientError: Cannot download channel "{name}" from "{uri}": {error}; SageMaker copies '
+                    f"each object to /opt/ml/input/data/{name}/<the key after the prefix>, which must stay "
+                    "inside that directory."
+                ) from error
             logger.info("channel %s: %d objects from %s", name, count, uri)
 
     def _write_opt_ml_config(self) -> None:
@@ -466,7 +480,7 @@ class TrainingJobSupervisor:
         module = os.environ.get(RULES_MODULE_ENV) or DEFAULT_RULES_MODULE
         for config in self.rules_config:
             name = config["RuleConfigurationName"]
-            rule_dir = self.job_dir / "rules" / name
+            rule_dir = self.job_dir / "rules" / rule_dir_name(name)
             rule_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(rule_dir / "config.json", config)
             result = rule_dir / "result.json"

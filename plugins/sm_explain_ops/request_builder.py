@@ -387,6 +387,8 @@ class RuleSpec:
             raise ValueError(
                 f"rule name {self.name!r} must be a built-in rule name such as 'LossNotDecreasing'"
             )
+        if self.configuration_name is not None:
+            self._check_configuration_name(self.configuration_name)
         parameters = _string_map(self.parameters, f"rule {self.name} parameters")
         if "rule_to_invoke" in parameters:
             raise ValueError(f"rule {self.name}: rule_to_invoke is set by the built-in rule, do not pass it")
@@ -396,6 +398,21 @@ class RuleSpec:
             "volume_size_in_gb",
             _optional_int(self.volume_size_in_gb, f"rule {self.name} volume_size_in_gb"),
         )
+
+    def _check_configuration_name(self, value: object) -> None:
+        """SageMaker's RuleConfigurationName is any 1-256 characters; control characters and path separators
+        are refused too: the name ends up in status lines, logs and (on a local endpoint) directory names."""
+        shown = repr(value[:80]) + ("..." if len(value) > 80 else "") if isinstance(value, str) else repr(value)
+        where = f"rule {self.name} configuration_name {shown}"
+        if not isinstance(value, str) or not 1 <= len(value) <= 256:
+            size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+            raise ValueError(f"{where} must be a string of 1 to 256 characters (SageMaker's limit), got {size}")
+        bad = sorted({char for char in value if char in "/\\" or ord(char) < 32 or 127 <= ord(char) < 160})
+        if bad:
+            raise ValueError(
+                f"{where} must not contain control characters or path separators ('/', '\\'); "
+                f"it contains {', '.join(repr(char) for char in bad)}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | RuleSpec) -> RuleSpec:

@@ -276,6 +276,42 @@ def test_unknown_rule_is_refused_when_the_request_is_built() -> None:
         build_training_request(spec, "adult-v1-job")
 
 
+def _rule_named(configuration_name: object) -> TrainingSpec:
+    rule = {"name": "LossNotDecreasing", "parameters": {"collection_names": "metrics", "num_steps": "10"},
+            "configuration_name": configuration_name}
+    return TrainingSpec.from_dict(spec_dict(debugger={"rules": [rule]}))
+
+
+def test_any_rule_configuration_name_sagemaker_accepts_reaches_the_request() -> None:
+    for name in ("loss: validation (v2) ~ 90% — ünïcode", "x" * 256):
+        request = build_training_request(_rule_named(name), "adult-v1-job")
+        assert request["DebugRuleConfigurations"][0]["RuleConfigurationName"] == name
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "must be a string of 1 to 256 characters (SageMaker's limit), got 0 characters"),
+        ("x" * 257, "got 257 characters"),
+        (5, "got int"),
+        ("../../../../elsewhere", "must not contain control characters or path separators"),
+        ("a\\b", "it contains " + repr("\\")),
+        ("loss\nInjected: line", "it contains " + repr("\n")),
+        ("del\x7f", "it contains " + repr("\x7f")),
+    ],
+)
+def test_a_rule_configuration_name_out_of_limits_or_with_separators_is_refused(
+    name: object, message: str, reliability
+) -> None:
+    with pytest.raises(ValueError) as raised:
+        _rule_named(name)
+    assert "rule LossNotDecreasing configuration_name" in str(raised.value)
+    assert message in str(raised.value), str(raised.value)
+    reliability.refused("training request", f"rule configuration_name {name!r:.40}",
+                        "ValueError naming the rule, the limit and the characters", str(raised.value))
+
+
 @pytest.mark.parametrize(
     ("hyperparameters", "message"),
     [

@@ -31,6 +31,7 @@ RULES_IMAGE = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-r
 class EndpointProcess:
     state_dir: Path
     stop_grace_seconds: float = 1.5
+    extra_args: list[str] = field(default_factory=list)  # more `python -m sm_local.server` options
     process: subprocess.Popen[str] | None = None
     url: str = ""
     stderr_lines: list[str] = field(default_factory=list)
@@ -55,6 +56,7 @@ class EndpointProcess:
                 str(self.state_dir),
                 "--stop-grace-seconds",
                 str(self.stop_grace_seconds),
+                *self.extra_args,
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -95,8 +97,8 @@ class EndpointProcess:
         jobs_dir = self.state_dir / "jobs"
         for job_file in jobs_dir.glob("*/job.json") if jobs_dir.exists() else []:
             job = read_json(job_file) or {}
-            if "SupervisorPid" in job:
-                identity = processes.ProcessIdentity(job["SupervisorPid"], job["SupervisorCreateTime"])
+            identity = processes.ProcessIdentity.of_supervisor(job)
+            if identity is not None:
                 processes.kill_job(identity, job_file.parent)
 
     def client(self, **config: Any) -> Any:

@@ -32,7 +32,8 @@ IMAGE_REGIONS = ("us-east-1", "eu-west-1", "cn-north-1")
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointProcess]:
-    server = EndpointProcess(tmp_path_factory.mktemp("sm-state")).start()
+    # The module's jobs mostly stay InProgress (they sleep): more than the default cap of 8 running jobs.
+    server = EndpointProcess(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]).start()
     try:
         yield server
     finally:
@@ -192,6 +193,24 @@ def test_rule_configuration_problems_are_refused_but_unknown_rule_names_are_not(
     unknown_rule = training_job_request("rule-unknown")
     unknown_rule["DebugRuleConfigurations"][0]["RuleParameters"] = {"rule_to_invoke": "NoSuchRule"}
     client.create_training_job(**unknown_rule)  # the rule process reports Error, not the request
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("channel", [".", ".."])
+def test_a_channel_name_that_is_no_directory_name_is_refused(
+    endpoint: EndpointProcess, channel: str, reliability
+) -> None:
+    name = f"channel-dots-{len(channel)}"
+    request = training_job_request(name)
+    request["InputDataConfig"][0]["ChannelName"] = channel
+    with pytest.raises(ClientError) as excinfo:
+        endpoint.client().create_training_job(**request)
+    code, message = _error(excinfo)
+    assert code == "ValidationException"
+    assert f"InputDataConfig[0].ChannelName {channel!r} is not supported" in message, message
+    assert not (endpoint.state_dir / "jobs" / name).exists(), "nothing may start"
+    reliability.refused("local endpoint", f"ChannelName {channel!r} (the model's pattern admits it)",
+                        "ValidationException naming the field before anything starts", message)
 
 
 def test_unknown_operation_is_refused(endpoint: EndpointProcess) -> None:

@@ -23,6 +23,8 @@ import boto3
 import psutil
 import pytest
 
+from sm_local.store import rule_dir_name
+
 pytestmark = pytest.mark.stack
 
 HERE = Path(__file__).resolve().parent
@@ -199,7 +201,7 @@ def test_successful_job_publishes_model_metrics_tensors_logs_and_rule_results(
         "arn:aws:sagemaker:us-east-1:123456789012:processing-job/"
     )
     assert (
-        json.loads((job_dir / "rules" / "Overfit" / "config.json").read_text())["RuleParameters"]["scenario"]
+        json.loads((job_dir / "rules" / rule_dir_name("Overfit") / "config.json").read_text())["RuleParameters"]["scenario"]
         == "issues"
     )
 
@@ -269,12 +271,56 @@ def test_missing_channel_data_fails_naming_channel_and_uri(tmp_path: Path, bucke
     assert not (tmp_path / request["TrainingJobName"] / "rules").exists()
 
 
+@pytest.mark.reliability
+def test_a_channel_key_climbing_out_of_opt_ml_fails_the_job_naming_channel_and_key(
+    tmp_path: Path, bucket: str, reliability
+) -> None:
+    bad_key = "data/validation/../../../../../escaped.csv"  # from opt_ml/input/data/validation: tmp_path
+    boto3.client("s3").put_object(Bucket=bucket, Key=bad_key, Body=b"1,0.5,0.5\n")
+    request = job_request(f"climb-{uuid.uuid4().hex[:8]}", bucket, rules={"LossNotDecreasing": "no_issues"})
+    status = finish(*start_supervisor(tmp_path, request))
+    assert status["TrainingJobStatus"] == "Failed"
+    assert transitions(status) == ["Starting", "Downloading", "Failed"]
+    reason = status["FailureReason"]
+    assert reason.startswith(f'ClientError: Cannot download channel "validation" from "s3://{bucket}/data/validation"')
+    assert repr(bad_key) in reason and "'..' path segment" in reason, reason
+    assert list(tmp_path.rglob("escaped.csv")) == [], "the object was written outside the channel"
+    reliability.refused("local endpoint", f"channel object key {bad_key!r}",
+                        "job Failed with a ClientError naming channel and key; nothing written outside /opt/ml",
+                        reason)
+
+
 def test_manifest_channels_are_rejected_before_downloading(tmp_path: Path, bucket: str) -> None:
     request = job_request(f"manifest-{uuid.uuid4().hex[:8]}", bucket)
     request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] = "ManifestFile"
     status = finish(*start_supervisor(tmp_path, request))
     assert transitions(status) == ["Starting", "Failed"]
     assert "channel 'train' uses S3DataType 'ManifestFile'" in status["FailureReason"]
+
+
+@pytest.mark.reliability
+def test_rule_names_that_are_paths_stay_names_and_never_become_directories(
+    tmp_path: Path, bucket: str, reliability
+) -> None:
+    """RuleConfigurationName is any 1-256 characters: '../../elsewhere' from `<job>/rules/` would be tmp_path."""
+    names = ["../../elsewhere", f"{tmp_path}/absolute", "..", "tab\tand ünïcode: rule", "LossNotDecreasing"]
+    request = job_request(f"rulepath-{uuid.uuid4().hex[:8]}", bucket, rules=dict.fromkeys(names, "no_issues"))
+    job_dir, process = start_supervisor(tmp_path, request)
+    status = finish(job_dir, process)
+    assert status["TrainingJobStatus"] == "Completed", status.get("FailureReason")
+    rules = rules_by_name(status)
+    assert sorted(rules) == sorted(names)
+    assert {rule["RuleEvaluationStatus"] for rule in rules.values()} == {"NoIssuesFound"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == [job_dir.name], "something left the job directory"
+    rule_dirs = sorted((job_dir / "rules").iterdir())
+    assert [path.name for path in rule_dirs] == sorted(rule_dir_name(name) for name in names)
+    assert sorted(json.loads((path / "config.json").read_text())["RuleConfigurationName"] for path in rule_dirs) == (
+        sorted(names)
+    )
+    reliability.survived("local endpoint", "RuleConfigurationName '../../elsewhere', '/<tmp>/absolute', '..'",
+                         "each rule runs in a hashed directory below the job, its name kept in status and config",
+                         f"rules {sorted(rule['RuleEvaluationStatus'] for rule in rules.values())}; directories "
+                         f"{[path.name for path in rule_dirs][:3]}...; nothing outside the job directory")
 
 
 def test_rule_process_dying_without_result_is_error_with_exit_code(tmp_path: Path, bucket: str) -> None:
@@ -339,7 +385,7 @@ def test_sigterm_stops_the_job_and_every_child(tmp_path: Path, bucket: str) -> N
     )
     job_dir, process = start_supervisor(tmp_path, request)
     pids_file = job_dir / "opt_ml" / "output" / "pids"
-    rule_pid_file = job_dir / "rules" / "LossNotDecreasing" / "pid"
+    rule_pid_file = job_dir / "rules" / rule_dir_name("LossNotDecreasing") / "pid"
     deadline = time.monotonic() + 60
     while not (pids_file.exists() and rule_pid_file.exists()) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from safe_keys import UnsafeKeyError
 from sm_local import s3io
 from sm_local.cwlogs import TRAINING_LOG_GROUP, LogShipper
 
@@ -62,6 +63,42 @@ def test_download_of_nothing_raises(tmp_path: Path, bucket: str) -> None:
         s3io.download_prefix(s3, f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", tmp_path)
     with pytest.raises(s3io.S3UriError, match="is not an S3 URI"):
         s3io.download_prefix(s3, "https://example.com/x", tmp_path)
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+
+
+# Key suffixes after the channel prefix `data/train/` that would leave the channel directory ({tmp}: tmp_path).
+CLIMBING_KEYS = {
+    "absolute after the prefix": "{tmp}/absolute-escape",
+    "climbs with '..'": "../../../../up-escape",
+    "'.' segment": "sub/./dot",
+    "empty segment": "sub//empty",
+    "backslash": "back\\slash",
+    "256-byte segment": "n" * 256,
+}
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("what", list(CLIMBING_KEYS))
+def test_channel_keys_that_leave_the_channel_directory_are_refused_before_anything_is_written(
+    tmp_path: Path, bucket: str, what: str, reliability
+) -> None:
+    suffix = CLIMBING_KEYS[what].format(tmp=tmp_path)
+    s3 = s3io.aws_client("s3")
+    s3.put_object(Bucket=bucket, Key="data/train/part-0.csv", Body=b"1,2\n")
+    bad_key = f"data/train/{suffix}"
+    s3.put_object(Bucket=bucket, Key=bad_key, Body=b"escaped")
+    # Deep enough that '../../../../' from the channel directory still lands inside tmp_path.
+    destination = tmp_path / "a" / "b" / "c" / "opt_ml" / "input" / "data" / "train"
+    for uri in (f"s3://{bucket}/data/train/", f"s3://{bucket}/data/train"):
+        with pytest.raises(UnsafeKeyError) as raised:
+            s3io.download_prefix(s3, uri, destination)
+        assert raised.value.key == bad_key and repr(bad_key) in str(raised.value)
+        assert _files_under(tmp_path) == [], "nothing may be written, inside or outside the channel"
+    reliability.refused("local endpoint", f"channel object key {what} ({bad_key[:60]!r})",
+                        "refused naming the key; nothing written inside or outside the channel", str(raised.value))
 
 
 def test_directory_sync_uploads_only_new_and_changed_files(tmp_path: Path, bucket: str) -> None:
