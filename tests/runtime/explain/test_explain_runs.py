@@ -283,6 +283,44 @@ def test_bad_request_exits_2_naming_the_problem(job: dict[str, str], tmp_path: P
     assert not Path(job["output_uri"], "ignored").exists()
 
 
+def _minimal_request(tmp_path: Path, **changes: object) -> dict[str, object]:
+    uris = {key: str(tmp_path / name) for key, name in (
+        ("features_uri", "features.json"), ("train_uri", "train.csv"), ("validation_uri", "validation.csv"),
+        ("model_artifact_uri", "model.tar.gz"), ("output_uri", "explanations"))}
+    return {"job_name": "job-1", "dataset_version": "v1", "debug_output_uri": None, **uris, **changes}
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("key", "value", "accepted"),
+    [
+        ("outlier_top_n", 51, "outlier_top_n must be an integer from 1 to 50, got 51"),
+        ("outlier_top_n", 10**9, "outlier_top_n must be an integer from 1 to 50"),
+        ("stacked_sample_size", 1_001, "stacked_sample_size must be an integer from 2 to 1,000"),
+        ("beeswarm_sample_size", 10**7, "beeswarm_sample_size must be an integer from 1 to 20,000"),
+        ("step_sample_size", 100_001, "step_sample_size must be an integer from 1 to 100,000"),
+        ("seed", 2**64, "seed must be an integer from 0 to 4,294,967,295"),
+        ("trial_timeout_seconds", float("inf"), "trial_timeout_seconds must be a number of seconds above 0"),
+        ("trial_timeout_seconds", float("nan"), "at most 3600"),
+    ],
+)
+def test_unbounded_sample_sizes_and_timeouts_are_refused_by_name(
+    tmp_path: Path, key: str, value: object, accepted: str, reliability
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        parse_request(_minimal_request(tmp_path, **{key: value}), check_inputs_exist=False)
+    assert accepted in str(raised.value)
+    reliability.refused("explanations", f"request {key}={value!r}", "refused naming the key and its range",
+                        str(raised.value))
+
+
+def test_sample_sizes_at_their_maximum_are_accepted(tmp_path: Path) -> None:
+    request = parse_request(_minimal_request(tmp_path, outlier_top_n=50, stacked_sample_size=1_000,
+                                             beeswarm_sample_size=20_000, step_sample_size=100_000,
+                                             trial_timeout_seconds=3600), check_inputs_exist=False)
+    assert (request.outlier_top_n, request.stacked_sample_size, request.step_sample_size) == (50, 1_000, 100_000)
+
+
 def test_bad_validation_rows_fail_before_anything_is_written(job: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "validation.csv"
     bad.write_text("1,0.5,0.25\n0,0.1,0.2\n")  # two feature columns where features.json names four
