@@ -85,6 +85,7 @@ def stage_adult(work: Path) -> Path:
     if not ADULT_DATA.is_file():
         raise SystemExit(f"the real Adult data is expected at {ADULT_DATA} (see docs/architecture.md)")
     destination = work / "adult" / VERSION / "data"
+    os.environ.setdefault("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")  # the shared Adult file is on this machine
     stage({"source": str(ADULT_DATA), "destination": str(destination), "dataset_version": VERSION})
     return destination
 

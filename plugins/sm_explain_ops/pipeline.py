@@ -48,7 +48,8 @@ def pipeline_params() -> dict[str, Param]:
         ),
         "source_uri": Param(
             "", type="string",
-            description="s3://, https:// or a local path; empty = s3://<bucket>/<prefix>/raw/<version>/adult.data",
+            description="s3://, or https:// with source_sha256 (a local path only where the deployment sets "
+            "SM_EXPLAIN_ALLOW_LOCAL_SOURCES=1); empty = s3://<bucket>/<prefix>/raw/<version>/adult.data",
         ),
         "source_sha256": Param("", type="string", pattern=r"^$|^[0-9a-f]{64}$",
                                description="Expected sha256 of the source (required for https://)."),

@@ -7,6 +7,7 @@ has pandas and scikit-learn and gets the connection's credentials and endpoints 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,9 @@ from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: The deployment opt-in for sources on the worker's own disk (local runs, tests, the demo). The runtime
+#: (``sm_staging``) reads the same variable, inherited, and refuses as well: this check only fails sooner.
+ALLOW_LOCAL_SOURCES_ENV = "SM_EXPLAIN_ALLOW_LOCAL_SOURCES"
 
 
 class DatasetRequestError(AirflowFailException, ValueError):
@@ -52,19 +56,25 @@ def validate_staging_request(
         raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
 
     if not isinstance(source, str) or not source:
-        raise DatasetRequestError(
-            f"source must be an s3:// URI, an https:// URL or a local path, got {source!r}"
-        )
+        raise DatasetRequestError(f"source must be an s3:// URI or an https:// URL, got {source!r}")
     if source.startswith("s3://"):
         _check_s3_uri("source", source)
-    elif source.startswith(("https://", "http://")):
+    elif source.startswith("https://"):
         if source_sha256 is None:
             raise DatasetRequestError(
                 f"source {source!r} is a web URL: source_sha256 is required to verify what is downloaded"
             )
-    elif "://" in source:
+    elif source.lower().startswith("http://"):
         raise DatasetRequestError(
-            f"source {source!r} has an unsupported scheme (use s3://, https:// or a path)"
+            f"source {source!r} uses plain http://, which is refused (anyone on the way can change what arrives): "
+            "use https:// with source_sha256, or s3://"
+        )
+    elif "://" in source:
+        raise DatasetRequestError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
+    elif os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() != "1":
+        raise DatasetRequestError(
+            f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
+            f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
         )
 
     if not isinstance(destination, str) or not destination:

@@ -75,6 +75,30 @@ def test_bad_request_fails_before_the_runtime_starts(
     assert isinstance(raised.value, ValueError)
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("http://example.org/adult.data", "uses plain http://, which is refused"),
+        ("/proc/self/environ", "is a local path, and local sources are off in this deployment"),
+        (str(ADULT), "is a local path, and local sources are off in this deployment"),
+    ],
+)
+def test_plain_http_and_local_sources_are_refused_before_the_runtime_starts(
+    source: str, message: str, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    def must_not_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("the runtime must not start for a refused source")
+
+    monkeypatch.setattr(stage_dataset_module, "run_runtime_module", must_not_run)
+    monkeypatch.delenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", raising=False)
+    with pytest.raises(DatasetRequestError) as raised:
+        _operator(source=source, source_sha256=ADULT_SHA256).execute({})
+    assert message in str(raised.value) and source in str(raised.value)
+    reliability.refused("staging task", f"source_uri {source} (no local-sources opt-in)",
+                        "task fails without retries, before the runtime starts", str(raised.value))
+
+
 @pytest.fixture(scope="module")
 def moto_connection() -> Iterator[str]:
     """moto S3 reachable ONLY through the Airflow connection (service_config endpoint), so the test

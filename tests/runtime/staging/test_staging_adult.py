@@ -148,7 +148,8 @@ def test_rerun_is_byte_identical_and_other_versions_are_untouched(staged: tuple[
     )
     completed = subprocess.run(
         [sys.executable, "-m", "sm_staging", "--request", str(request), "--result", str(result_file)],
-        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "HOME": str(root)},
+        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
+             "HOME": str(root)},
         capture_output=True,
         text=True,
         timeout=300,
