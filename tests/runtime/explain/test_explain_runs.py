@@ -372,6 +372,57 @@ def test_report_embeds_figures_and_verdicts_escaped(job: dict[str, str], tmp_pat
     assert code == 2 and "manifest_uri" in result["error"]["message"]
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize("planted", ["/proc/self/environ", "outside-symlink", "sibling-prefix"])
+def test_report_refuses_an_artifact_outside_the_runs_output(
+    job: dict[str, str], tmp_path: Path, planted: str, reliability
+) -> None:
+    """An edited manifest (it travels through XCom) names a file of the worker: the report must not embed it."""
+    manifest = run_explanations(parse_request({**job, "output_uri": str(tmp_path / "explanations")}))
+    output = Path(manifest["artifacts"]["manifest.json"]).parent
+    if planted == "outside-symlink":
+        secret = tmp_path / "secret.txt"
+        secret.write_text("AWS_SECRET_ACCESS_KEY=do-not-embed\n")
+        link = output / "innocent.png"
+        link.symlink_to(secret)
+        planted = str(link)
+    elif planted == "sibling-prefix":  # shares the output path as a string prefix, not as a directory
+        sibling = Path(str(output) + "-other")
+        sibling.mkdir()
+        (sibling / "shap_bar.png").write_bytes(Path(manifest["artifacts"]["shap_bar.png"]).read_bytes())
+        planted = str(sibling / "shap_bar.png")
+    edited = {**manifest, "artifacts": {**manifest["artifacts"], "shap_bar.png": planted}}
+    request = {"manifest": edited, "verdict": {"rules": []}, "job_name": "job-1", "dataset_version": "v1",
+               "output_uri": str(output)}
+    code, result, _ = _run_cli("sm_explain.report", request, tmp_path)
+    assert code == 2, result
+    message = result["error"]["message"]
+    assert f"manifest artifact 'shap_bar.png' {planted!r} is not under the run's output location" in message
+    assert not (output / "report.html").exists()
+    reliability.refused("report", f"manifest artifact pointing at {planted.rsplit('/', 2)[-2:]}",
+                        "refused naming the artifact; no report written, nothing embedded", message)
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "inside"),
+    [
+        ("s3://b/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations/", True),
+        ("s3://b/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations", True),
+        ("s3://b/p/v1/job/explanations-x/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://other/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/../../secret", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations//a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/", "s3://b/p/v1/job/explanations/", False),
+        ("/tmp/x/explanations/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/a.png", "/tmp/x/explanations", False),
+    ],
+)
+def test_is_under_compares_scheme_bucket_and_whole_segments(uri: str, prefix: str, inside: bool) -> None:
+    from sm_explain.storage import is_under
+
+    assert is_under(uri, prefix) is inside
+
+
 # --- S3 (moto server) ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
