@@ -180,8 +180,10 @@ def build_explainability_pipeline(
         task_id="start_training",
         dataset_version=version,
         spec={
-            "train_uri": _xcom("stage_dataset", "['train_uri']"),
-            "validation_uri": _xcom("stage_dataset", "['validation_uri']"),
+            # The channels are the staged files' own prefixes (".../train/"), each holding that one file: an
+            # S3Prefix on ".../train.csv" would also train on any "train.csv*" object beside it.
+            "train_uri": _xcom("stage_dataset", "['train_channel_uri']"),
+            "validation_uri": _xcom("stage_dataset", "['validation_channel_uri']"),
             "output_s3_uri": _xcom(cfg, "['training_output_uri']"),
             "role_arn": "{{ params.role_arn }}",
             "algorithm_version": "{{ params.algorithm_version }}",

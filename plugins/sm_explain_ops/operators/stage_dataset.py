@@ -96,13 +96,15 @@ def validate_staging_request(
 class StageDatasetOperator(AwsBaseOperator[S3Hook]):
     """Stage ``source`` as data set version ``dataset_version`` under ``destination``.
 
-    Writes ``train.csv`` and ``validation.csv`` (label first, no header, encoded as the notebook's
-    ``shap.datasets.adult()``, split with ``train_test_split(test_size=0.2, random_state=7)``) and
-    ``features.json``. Rerunning a version rewrites the same keys with the same bytes. Schema fields
+    Writes ``<destination>/<source sha256>/`` ``train/train.csv`` and ``validation/validation.csv`` (label
+    first, no header, encoded as the notebook's ``shap.datasets.adult()``, split with
+    ``train_test_split(test_size=0.2, random_state=7)``) and ``features.json`` (with each file's sha256).
+    Different sources never share objects; rerunning a source finds its files and writes nothing. Schema fields
     left as ``None`` take the Adult defaults of the runtime (``sm_staging.schema``).
 
-    XCom: ``{"dataset_version", "train_uri", "validation_uri", "features_uri", "rows",
-    "n_features", "source_sha256"}``.
+    XCom: ``{"dataset_version", "data_uri", "train_uri", "validation_uri", "train_channel_uri",
+    "validation_channel_uri", "features_uri", "rows", "n_features", "source_sha256"}``: the ``*_channel_uri``
+    are the training channels (a prefix holding exactly that file), the others the files themselves.
     """
 
     aws_hook_class = S3Hook

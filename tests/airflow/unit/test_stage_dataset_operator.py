@@ -160,26 +160,30 @@ def _objects(client, prefix: str) -> dict[str, bytes]:  # noqa: ANN001
 def test_stages_adult_on_s3_through_the_connection(s3, tmp_path: Path) -> None:  # noqa: ANN001
     operator = _operator(source_sha256=ADULT_SHA256, cache_dir=str(tmp_path / "cache"))
     result = operator.execute({})
+    root = f"adult/v1/data/{ADULT_SHA256}"
     assert result == {
         "dataset_version": "v1",
-        "train_uri": f"s3://{BUCKET}/adult/v1/data/train.csv",
-        "validation_uri": f"s3://{BUCKET}/adult/v1/data/validation.csv",
-        "features_uri": f"s3://{BUCKET}/adult/v1/data/features.json",
+        "data_uri": f"s3://{BUCKET}/{root}/",
+        "train_uri": f"s3://{BUCKET}/{root}/train/train.csv",
+        "validation_uri": f"s3://{BUCKET}/{root}/validation/validation.csv",
+        "train_channel_uri": f"s3://{BUCKET}/{root}/train/",
+        "validation_channel_uri": f"s3://{BUCKET}/{root}/validation/",
+        "features_uri": f"s3://{BUCKET}/{root}/features.json",
         "rows": {"train": 26048, "validation": 6513},
         "n_features": 12,
         "source_sha256": ADULT_SHA256,
     }
     staged = _objects(s3, "adult/v1/")
-    features = json.loads(staged["adult/v1/data/features.json"])
-    for name in ("train.csv", "validation.csv"):
-        body = staged[f"adult/v1/data/{name}"]
+    features = json.loads(staged[f"{root}/features.json"])
+    for name, key in (("train.csv", "train/train.csv"), ("validation.csv", "validation/validation.csv")):
+        body = staged[f"{root}/{key}"]
         assert features["files"][name]["sha256"] == hashlib.sha256(body).hexdigest()
-    train_lines = staged["adult/v1/data/train.csv"].decode().splitlines()
+    train_lines = staged[f"{root}/train/train.csv"].decode().splitlines()
     assert len(train_lines) == 26048
     assert all(line.count(",") == 12 and line[0] in "01" for line in train_lines[:100])
     assert features["feature_names"][:3] == ["Age", "Workclass", "Education-Num"]
 
-    # A retried task rewrites the same keys with the same bytes and leaves other versions alone.
+    # A retried task finds the same files in place and leaves other versions alone.
     assert _operator(source_sha256=ADULT_SHA256, cache_dir=str(tmp_path / "cache")).execute({}) == result
     assert _objects(s3, "adult/v1/") == staged
     assert _objects(s3, "adult/v0/") == {"adult/v0/data/train.csv": b"another version\n"}

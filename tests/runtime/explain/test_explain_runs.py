@@ -4,6 +4,7 @@ Debugger trial written by smdebug's XGBoost hook and a model.tar.gz, both by the
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -49,7 +50,8 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
     np.savetxt(root / "train.csv", np.column_stack([y[:300], x[:300]]), delimiter=",", fmt="%.6g")
     np.savetxt(root / "validation.csv", np.column_stack([y[300:], x[300:]]), delimiter=",", fmt="%.6g")
     (root / "features.json").write_text(json.dumps(
-        {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income"}))
+        {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income",
+         "files": {name: {"sha256": _sha256(root / name)} for name in ("train.csv", "validation.csv")}}))
     # Train on what was written (as the container does), so SHAP rows match the CSV exactly; with the default
     # image's own xgboost and smdebug, which write the model file and the tensors as that image does.
     train = np.loadtxt(root / "train.csv", delimiter=",", dtype=np.float32)
@@ -71,6 +73,10 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
         "output_uri": str(root / "explanations"), "outlier_top_n": OUTLIER_N, "stacked_sample_size": 20,
         "beeswarm_sample_size": 150, "step_sample_size": 100,
     }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 NOTEBOOK_COLLECTIONS = ["metrics", "feature_importance", "average_shap", "full_shap"]
@@ -150,6 +156,7 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     _assert_artifacts(manifest, _read_local)
     summary = manifest["summary"]
     assert summary["source"] == "model" and summary["model_file"] == "legacy binary"  # image 1.7-1's
+    assert summary["staged_data_checked"] is True  # features.json records each file's sha256
     assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
     assert summary["curve_sources"]["metrics"] == "debugger"
     # 100 rows are too few for TreeShap's tables to pay off (see test_shap_rows for its process): pred_contribs ran,
@@ -324,12 +331,50 @@ def test_sample_sizes_at_their_maximum_are_accepted(tmp_path: Path) -> None:
 def test_bad_validation_rows_fail_before_anything_is_written(job: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "validation.csv"
     bad.write_text("1,0.5,0.25\n0,0.1,0.2\n")  # two feature columns where features.json names four
+    features = json.loads(Path(job["features_uri"]).read_text())
+    features["files"]["validation.csv"]["sha256"] = _sha256(bad)  # as if staging had written these rows
+    (tmp_path / "features.json").write_text(json.dumps(features))
     out = tmp_path / "out"
-    code, result, _ = _run_cli("sm_explain", {**job, "validation_uri": str(bad), "output_uri": str(out)}, tmp_path)
+    code, result, _ = _run_cli("sm_explain", {**job, "validation_uri": str(bad), "features_uri": str(tmp_path / "features.json"),
+                                              "output_uri": str(out)}, tmp_path)
     assert code == 2, result
     assert result["error"]["type"] == "BadRequest"
     assert "validation_uri" in result["error"]["message"] and "4 feature columns" in result["error"]["message"]
     assert not out.exists()
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("channel", ["train", "validation"])
+def test_staged_rows_that_changed_after_staging_are_refused_before_any_analysis(
+    job: dict[str, str], tmp_path: Path, channel: str, reliability
+) -> None:
+    """Another staging run (or an edit) replaced the rows the model was trained on: the explanation must not
+    silently explain other data than staging recorded in features.json."""
+    replaced = tmp_path / f"{channel}.csv"
+    lines = Path(job[f"{channel}_uri"]).read_text().splitlines(keepends=True)
+    replaced.write_text("".join(lines[1:] + lines[:1]))  # same rows, same size, another order
+    out = tmp_path / "out"
+    request = {**job, f"{channel}_uri": str(replaced), "output_uri": str(out), "explain_rows": channel,
+               "source": "model"}
+    code, result, _ = _run_cli("sm_explain", request, tmp_path)
+    assert code == 2, result
+    message = result["error"]["message"]
+    assert result["error"]["type"] == "BadRequest"
+    assert f"{channel}_uri {str(replaced)!r} has sha256 {_sha256(replaced)}, but staging recorded" in message
+    assert not out.exists()
+    reliability.refused("explanations", f"{channel}.csv replaced after staging (rows reordered, same size)",
+                        "BadRequest naming the file and both checksums, before any analysis; nothing written",
+                        message)
+
+
+def test_features_json_without_a_record_of_a_read_file_is_refused(job: dict[str, str], tmp_path: Path) -> None:
+    features = json.loads(Path(job["features_uri"]).read_text())
+    del features["files"]["validation.csv"]
+    (tmp_path / "features.json").write_text(json.dumps(features))
+    with pytest.raises(BadRequest, match="records no sha256 for validation.csv .* so validation_uri cannot be checked"):
+        run_explanations(parse_request({**job, "features_uri": str(tmp_path / "features.json"),
+                                        "output_uri": str(tmp_path / "out"), "source": "model"}))
+    assert not (tmp_path / "out").exists()
 
 
 def test_empty_debugger_location_fails_fast_with_a_clear_error(job: dict[str, str], tmp_path: Path) -> None:
@@ -430,7 +475,9 @@ def s3_env() -> Iterator[dict[str, str]]:
     port = free_port()
     server = subprocess.Popen([str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
+    # Both endpoint variables: a session that also runs the local stack has AWS_ENDPOINT_URL_S3 set to its S3.
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+           "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     try:
         deadline = time.monotonic() + 30

@@ -83,6 +83,10 @@ def web_source(
         server.server_close()
 
 
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
 def test_web_source_is_verified_cached_and_reused(tmp_path: Path, web_source) -> None:  # noqa: ANN001
     url, sha256, gets = web_source
     cache = tmp_path / "cache"
@@ -99,10 +103,11 @@ def test_web_source_is_verified_cached_and_reused(tmp_path: Path, web_source) ->
     assert (cache / "sha256" / sha256).is_file()
     assert len(gets) == 1
 
-    staged = {p.name: p.read_bytes() for p in (tmp_path / "out" / "v1" / "data").iterdir()}
+    staged = _files(tmp_path / "out" / "v1" / "data")
+    assert sorted(staged) == [f"{sha256}/{n}" for n in ("features.json", "train/train.csv", "validation/validation.csv")]
     assert stage(request) == first
     assert len(gets) == 1, "a verified cached copy must be reused"
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "v1" / "data").iterdir()} == staged
+    assert _files(tmp_path / "out" / "v1" / "data") == staged
 
     (cache / "sha256" / sha256).write_text("corrupted")
     assert stage(request) == first
@@ -229,16 +234,18 @@ def test_adult_from_s3_to_s3_rerun_identical_and_versions_isolated(tmp_path: Pat
         "cache_dir": str(tmp_path / "cache"),
     }
     result = stage(request)
-    assert result["train_uri"] == "s3://sm-explain-data/adult/v2/data/train.csv"
-    assert result["features_uri"] == "s3://sm-explain-data/adult/v2/data/features.json"
+    root = f"adult/v2/data/{ADULT_SHA256}"
+    assert result["train_uri"] == f"s3://sm-explain-data/{root}/train/train.csv"
+    assert result["train_channel_uri"] == f"s3://sm-explain-data/{root}/train/"
+    assert result["features_uri"] == f"s3://sm-explain-data/{root}/features.json"
     assert result["rows"] == {"train": 26048, "validation": 6513}
     staged = _objects(client, "sm-explain-data", "adult/v2/")
-    assert sorted(staged) == [f"adult/v2/data/{n}" for n in ("features.json", "train.csv", "validation.csv")]
+    assert sorted(staged) == [f"{root}/{n}" for n in ("features.json", "train/train.csv", "validation/validation.csv")]
 
     # Same bytes as staging the local file (S3 changes nothing but the transport).
     local = stage({**request, "source": str(ADULT), "destination": str(tmp_path / "v2" / "data")})
-    for name in ("train.csv", "validation.csv"):
-        assert staged[f"adult/v2/data/{name}"] == (tmp_path / "v2" / "data" / name).read_bytes()
+    for name in ("train/train.csv", "validation/validation.csv"):
+        assert staged[f"{root}/{name}"] == (tmp_path / "v2" / "data" / ADULT_SHA256 / name).read_bytes()
     assert local["rows"] == result["rows"]
 
     assert stage(request) == result
