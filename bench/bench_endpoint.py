@@ -79,14 +79,15 @@ class BenchmarkError(RuntimeError):
 
 def stage_adult(work: Path) -> Path:
     """The real Adult data encoded like `shap.datasets.adult()` and split 80/20 (seed 7), as the DAG
-    stages it; returns the directory holding train.csv and validation.csv. Not timed."""
+    stages it; returns the staged root, which holds train/train.csv and validation/validation.csv. Not timed."""
     from sm_staging import stage
 
     if not ADULT_DATA.is_file():
         raise SystemExit(f"the real Adult data is expected at {ADULT_DATA} (see docs/architecture.md)")
     destination = work / "adult" / VERSION / "data"
-    stage({"source": str(ADULT_DATA), "destination": str(destination), "dataset_version": VERSION})
-    return destination
+    os.environ.setdefault("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")  # the shared Adult file is on this machine
+    staged = stage({"source": str(ADULT_DATA), "destination": str(destination), "dataset_version": VERSION})
+    return Path(staged["data_uri"])
 
 
 # ---------------------------------------------------------------------------------------- (a) baseline
@@ -113,8 +114,8 @@ def run_baseline(data_dir: Path, out_dir: Path) -> dict[str, Any]:
         params[key] = float(params[key])
 
     training = train_in_image(
-        IMAGE_VERSION, data_dir / "train.csv", params, int(HYPERPARAMETERS["num_round"]),
-        validation=data_dir / "validation.csv", tensors_dir=out_dir, collections=COLLECTIONS,
+        IMAGE_VERSION, data_dir / "train" / "train.csv", params, int(HYPERPARAMETERS["num_round"]),
+        validation=data_dir / "validation" / "validation.csv", tensors_dir=out_dir, collections=COLLECTIONS,
         save_interval=SAVE_INTERVAL,
     )
     seconds = training.seconds
@@ -213,8 +214,8 @@ def start_endpoint_stack(work: Path, data_dir: Path) -> tuple[EndpointStack, Cal
         s3 = aws_client("s3", info.s3_endpoint)
         s3.create_bucket(Bucket=BUCKET)
         prefix = f"adult/{VERSION}/data"
-        for name in ("train.csv", "validation.csv"):
-            s3.upload_file(str(data_dir / name), BUCKET, f"{prefix}/{name}")
+        for channel in ("train", "validation"):
+            s3.upload_file(str(data_dir / channel / f"{channel}.csv"), BUCKET, f"{prefix}/{channel}.csv")
         stack = EndpointStack(
             info=info,
             sagemaker=aws_client("sagemaker", info.sagemaker_endpoint),

@@ -20,6 +20,7 @@ PROCESS_START = time.perf_counter()
 
 import argparse  # noqa: E402  (the clock starts before any import)
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -71,6 +72,7 @@ def run(work: Path) -> dict[str, Any]:
 
     from sm_staging.stage import stage
 
+    os.environ.setdefault("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")  # the shared Adult file is on this machine
     staged = stage({"source": str(ADULT_DATA), "source_sha256": ADULT_SHA256,
                     "destination": str(work / VERSION / "data"), "dataset_version": VERSION})
     clock["staged"] = time.perf_counter()

@@ -1,5 +1,11 @@
 """Asset-driven variant: a "new version landed" DAG announces a data set version on an Asset, and the
-same explainability pipeline runs for exactly that version."""
+explainability pipeline runs once for each announced version.
+
+Airflow merges the asset events that arrive between two runs of an asset-scheduled DAG into one run, so one
+run of the consumer may carry several announcements. It therefore processes none itself: it triggers one run
+of ``adult_income_explainability`` per distinct announced version (with the bucket and prefix its event
+names), each with its own run id, retries, timeout and report, as if triggered by hand for that version.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, Param, task
 
-from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN
-from sm_explain_ops.pipeline import build_explainability_pipeline, pipeline_dag_kwargs, run_locations
+from sm_explain_ops.dataset_versions import (
+    BUCKET_PATTERN,
+    DATASET_VERSION_PATTERN,
+    PREFIX_PATTERN,
+    announcements,
+)
+from sm_explain_ops.pipeline import run_locations
 
 _BUCKET = os.environ.get("SM_EXPLAIN_BUCKET") or "sm-explain-local"
 _PREFIX = (os.environ.get("SM_EXPLAIN_PREFIX") or "adult-income").strip("/")
-# One asset for the raw data of every version; each event's extra names the version that landed.
+PIPELINE_DAG_ID = "adult_income_explainability"
+# One asset for the raw data of every version; each event's extra names the version that landed and where.
 RAW_ADULT_VERSIONS = Asset(name="adult_income_raw_versions", uri=f"s3://{_BUCKET}/{_PREFIX}/raw/")
 
 with DAG(
@@ -27,13 +40,13 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "data-platform"},
     params={
         "dataset_version": Param(type="string", pattern=DATASET_VERSION_PATTERN),
-        "bucket": Param(_BUCKET, type="string"),
-        "prefix": Param(_PREFIX, type="string"),
+        "bucket": Param(_BUCKET, type="string", pattern=BUCKET_PATTERN),
+        "prefix": Param(_PREFIX, type="string", pattern=PREFIX_PATTERN),
     },
     tags=["sagemaker", "adult-income", "assets"],
     doc_md="Trigger with `dataset_version` once `s3://<bucket>/<prefix>/raw/<version>/adult.data` exists: "
-    "checks the object, then updates the `adult_income_raw_versions` asset, which runs "
-    "`adult_income_explainability_on_new_version` for that version.",
+    "checks the object, then updates the `adult_income_raw_versions` asset (naming the version, bucket and "
+    "prefix), which runs `adult_income_explainability` for that version.",
 ) as register_dag:
 
     @task(outlets=[RAW_ADULT_VERSIONS])
@@ -44,18 +57,64 @@ with DAG(
         bucket, key = S3Hook.parse_s3_url(source)
         if not S3Hook(aws_conn_id="aws_default").check_for_key(key, bucket_name=bucket):
             raise ValueError(f"data set version {version!r} has no data at {source}")
-        outlet_events[RAW_ADULT_VERSIONS].extra = {"dataset_version": version, "source_uri": source}
+        outlet_events[RAW_ADULT_VERSIONS].extra = {
+            "dataset_version": version, "bucket": params["bucket"], "prefix": params["prefix"].strip("/"),
+            "source_uri": source,
+        }
         return version
 
     register_version()
 
 with DAG(
     dag_id="adult_income_explainability_on_new_version",
-    description="The explainability pipeline, run for each announced data set version",
+    description="One adult_income_explainability run for each announced data set version",
     schedule=[RAW_ADULT_VERSIONS],
-    **pipeline_dag_kwargs(),
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "data-platform"},
+    params={
+        "dataset_versions": Param(
+            [], type="array", items={"type": "string", "pattern": DATASET_VERSION_PATTERN},
+            description="Only for a manual run (no asset event): the versions to run the pipeline for.",
+        ),
+        "bucket": Param(_BUCKET, type="string", pattern=BUCKET_PATTERN),
+        "prefix": Param(_PREFIX, type="string", pattern=PREFIX_PATTERN),
+    },
     tags=["sagemaker", "xgboost", "debugger", "explainability", "adult-income", "assets"],
-    doc_md="Runs the `adult_income_explainability` pipeline for the version named in the triggering "
-    "asset event's extra (`dataset_version`).",
+    doc_md="Runs `adult_income_explainability` once for each data set version announced by the triggering "
+    "asset events (their extra: `dataset_version`, `bucket`, `prefix`, `source_uri`): Airflow merges the events "
+    "that arrive between two runs into one run, and every one of them gets its pipeline run. A manual run "
+    "without events takes the `dataset_versions` param instead.",
 ) as on_new_version_dag:
-    build_explainability_pipeline()
+
+    @task
+    def announced_versions(**context: Any) -> list[dict[str, Any]]:
+        """One TriggerDagRunOperator call per distinct announced version: its run id and its conf."""
+        params = context["params"]
+        found = announcements(context.get("triggering_asset_events"))
+        if found:
+            confs = [
+                {"dataset_version": a.dataset_version, "bucket": a.bucket or params["bucket"],
+                 "prefix": a.prefix or params["prefix"], **({"source_uri": a.source_uri} if a.source_uri else {})}
+                for a in found
+            ]
+        else:
+            confs = [{"dataset_version": v, "bucket": params["bucket"], "prefix": params["prefix"]}
+                     for v in dict.fromkeys(params["dataset_versions"])]
+        if not confs:
+            raise ValueError(
+                "this run has no asset event announcing a data set version and no dataset_versions param: "
+                "nothing to run the pipeline for"
+            )
+        run_id = context["run_id"]
+        # Deterministic run ids: a retry of the trigger finds the runs it made (skip_when_already_exists).
+        return [{"trigger_run_id": f"{run_id}__{index}_{conf['dataset_version']}", "conf": conf}
+                for index, conf in enumerate(confs)]
+
+    TriggerDagRunOperator.partial(
+        task_id="run_pipeline_for_version",
+        trigger_dag_id=PIPELINE_DAG_ID,
+        logical_date=None,  # each run's version comes from its conf, and runs of one moment must not collide
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+    ).expand_kwargs(announced_versions())

@@ -42,6 +42,8 @@ def airflow_env(stack: StackInfo, airflow_home: Path) -> dict[str, str]:
         "PYTHONPATH": str(REPO / "plugins"),
         # Locally a job takes seconds: poll often.
         "SM_EXPLAIN_POKE_INTERVAL": "2",
+        # The local demo may stage a file from this machine (source_uri a path); deployments leave this off.
+        "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
     }
 
 

@@ -12,6 +12,9 @@ from local_stack import StackInfo, start_stack, stop_stack
 from tests.reliability import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests stage local files (the shared Adult data, small edited copies), which a deployment must opt into;
+# on for the session (the runtime processes inherit it), and unset by the tests of its refusal.
+os.environ.setdefault("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
 

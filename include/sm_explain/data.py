@@ -3,6 +3,7 @@ million rows load in seconds and take rows x columns x 4 bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,24 @@ class LabelledRows:
     labels: np.ndarray  # (rows,) float32
 
 
-def read_csv_channel(uri: str, n_features: int, what: str) -> LabelledRows:
-    """Read a whole channel; the column count must be the label plus `n_features` (features.json)."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_csv_channel(uri: str, n_features: int, what: str, expected_sha256: str | None = None) -> LabelledRows:
+    """Read a whole channel; the column count must be the label plus `n_features` (features.json). With
+    `expected_sha256` (what staging recorded) the bytes read must hash to it, checked before they are parsed."""
     with tempfile.TemporaryDirectory(prefix="sm_explain_") as tmp:
         local = storage.download(uri, Path(tmp) / "channel.csv") if storage.is_s3(uri) else storage.local_path(uri)
+        if expected_sha256 is not None and (actual := _sha256(local)) != expected_sha256:
+            raise BadRequest(
+                f"{what} {uri!r} has sha256 {actual}, but staging recorded {expected_sha256} for it in features.json: "
+                "the staged data changed after it was staged (another staging run or an edit); stage the version again"
+            )
         column_names = ["label"] + [f"f{i}" for i in range(n_features)]
         try:
             table = pacsv.read_csv(

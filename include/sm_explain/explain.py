@@ -40,19 +40,36 @@ class ArtifactWriter:
         self.artifacts[name] = uri
 
 
+#: The file staging wrote for each channel, as features.json's "files" names it.
+STAGED_FILES = {"train": "train.csv", "validation": "validation.csv"}
+
+
 @dataclass
 class Channels:
-    """Lazily read staged channels; each is read at most once."""
+    """Lazily read staged channels; each is read at most once, and checked against the sha256 staging recorded
+    (when features.json records one) before it is parsed."""
 
     request: ExplainRequest
-    n_features: int
+    space: FeatureSpace
     _cache: dict[str, LabelledRows] = field(default_factory=dict)
 
     def get(self, channel: str) -> LabelledRows:
         if channel not in self._cache:
             uri = self.request.train_uri if channel == "train" else self.request.validation_uri
-            self._cache[channel] = read_csv_channel(uri, self.n_features, f"{channel}_uri")
+            self._cache[channel] = read_csv_channel(uri, len(self.space.names), f"{channel}_uri",
+                                                    self.expected_sha256(channel))
         return self._cache[channel]
+
+    def expected_sha256(self, channel: str) -> str | None:
+        recorded = self.space.staged_sha256
+        if recorded is None:
+            return None
+        if STAGED_FILES[channel] not in recorded:
+            raise BadRequest(
+                f"features_uri {self.request.features_uri!r} records no sha256 for {STAGED_FILES[channel]} "
+                f"(it records {', '.join(sorted(recorded)) or 'none'}), so {channel}_uri cannot be checked"
+            )
+        return recorded[STAGED_FILES[channel]]
 
 
 def _seeded_rows(n_rows: int, size: int, seed: int) -> np.ndarray:
@@ -138,10 +155,11 @@ def _run_explanations(request: ExplainRequest, cleanup: contextlib.ExitStack) ->
     use_debugger = trial is not None and (
         request.source == "debugger" or (request.source == "auto" and trial.has_full_shap())
     )
-    channels = Channels(request, len(space.names))
+    channels = Channels(request, space)
     writer = ArtifactWriter(request.output_uri)
     names = space.names
-    summary: dict[str, object] = {"source": "debugger" if use_debugger else "model", "model_file": model_file}
+    summary: dict[str, object] = {"source": "debugger" if use_debugger else "model", "model_file": model_file,
+                                  "staged_data_checked": space.staged_sha256 is not None}
 
     # SHAP values of the explained rows. From the model, the mean |SHAP| pass starts here and runs in the
     # background while everything below is drawn; only the global bar, drawn last, waits for it.

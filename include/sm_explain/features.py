@@ -14,6 +14,7 @@ from sm_explain import storage
 from sm_explain.errors import BadRequest
 
 _POSITIONAL = re.compile(r"^f(\d+)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class FeatureSpace:
     names: list[str]
     # feature index -> {numeric code -> label}
     categorical_labels: dict[int, dict[float, str]] = field(default_factory=dict)
+    # staged file name (train.csv, validation.csv) -> the sha256 staging recorded; None when the document records
+    # no files (it was not written by sm_staging)
+    staged_sha256: dict[str, str] | None = None
 
     def index_of(self, tensor_or_score_name: str) -> int:
         """Column index of `fN` (what tensors and get_score use) or of a real feature name."""
@@ -70,7 +74,20 @@ def parse_features(document: Any, source: str) -> FeatureSpace:
         if feature not in names:
             raise BadRequest(f"{source}: categorical names {feature!r}, which is not in feature_names")
         labels[names.index(feature)] = _labels_by_code(feature, mapping)
-    return FeatureSpace(names=list(names), categorical_labels=labels)
+    return FeatureSpace(names=list(names), categorical_labels=labels, staged_sha256=_staged_sha256(document, source))
+
+
+def _staged_sha256(document: dict[str, Any], source: str) -> dict[str, str] | None:
+    """sm_staging's record of each file it wrote: {"files": {name: {"sha256": hex, ...}}}."""
+    files = document.get("files")
+    if files is None:
+        return None
+    if not isinstance(files, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _SHA256.match(entry["sha256"])
+        for entry in files.values()
+    ):
+        raise BadRequest(f"{source}: 'files' must map each staged file to {{\"sha256\": <64 hex digits>, ...}}")
+    return {str(name): entry["sha256"] for name, entry in files.items()}
 
 
 def load_features(uri: str) -> FeatureSpace:

@@ -71,11 +71,22 @@ def _rules(verdict: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(str(r.get("name", "")), str(r.get("status", "")), str(r.get("details", "") or "")) for r in rules]
 
 
-def _load_manifest(request: dict[str, Any]) -> dict[str, Any]:
+def _require_under_output(uri: str, what: str, output_uri: str) -> None:
+    """The report embeds what it reads: only the run's own artifacts, never another object or a file of the
+    worker (an edited manifest could name /proc/self/environ, which holds the connection's secret key)."""
+    if not storage.is_under(uri, output_uri):
+        raise BadRequest(
+            f"{what} {uri!r} is not under the run's output location {output_uri!r}: the report reads only the "
+            "run's own artifacts"
+        )
+
+
+def _load_manifest(request: dict[str, Any], output_uri: str) -> dict[str, Any]:
     if isinstance(request.get("manifest"), dict):
         manifest = request["manifest"]
     elif "manifest_uri" in request:
         uri = storage.validate_uri(request["manifest_uri"], "manifest_uri")
+        _require_under_output(uri, "manifest_uri", output_uri)
         if not storage.exists(uri):
             raise BadRequest(f"manifest_uri {uri!r} does not exist")
         try:
@@ -88,6 +99,7 @@ def _load_manifest(request: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("the manifest must be an object with an 'artifacts' map")
     for name, uri in manifest["artifacts"].items():
         storage.validate_uri(uri, f"manifest artifact {name!r}")
+        _require_under_output(uri, f"manifest artifact {name!r}", output_uri)
     return manifest
 
 
@@ -164,7 +176,7 @@ def build_report(request: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("verdict must be an object (training status, final metrics, rules)")
     _rules(verdict)
     _final_metrics(verdict)
-    manifest = _load_manifest(request)
+    manifest = _load_manifest(request, output_uri)
     html_text = render_report(manifest, verdict, job_name, dataset_version)
     report_uri = storage.join(output_uri, REPORT_NAME)
     storage.write_bytes(report_uri, html_text.encode("utf-8"), "text/html; charset=utf-8")

@@ -3,6 +3,7 @@ before any data is read, so a bad request fails in seconds with a message naming
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,15 @@ SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "re
 EXPLAIN_ROWS = ("train", "validation")
 _REQUIRED_URIS = ("features_uri", "train_uri", "validation_uri", "model_artifact_uri", "output_uri")
 _INPUT_URIS = ("features_uri", "train_uri", "validation_uri", "model_artifact_uri")
+# The largest sample each analysis accepts: each is drawn or computed row by row (an outlier is two force plots,
+# the stacked plot embeds every row in its HTML, the step curves predict the sample once per boosting round), so
+# these keep a run in minutes and its report readable; far above the defaults.
+MAX_STACKED_SAMPLE_SIZE = 1_000
+MAX_BEESWARM_SAMPLE_SIZE = 20_000
+MAX_STEP_SAMPLE_SIZE = 100_000
+MAX_OUTLIER_TOP_N = 50
+MAX_SEED = 2**32 - 1
+MAX_TRIAL_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -49,10 +59,16 @@ def _non_empty_string(raw: dict[str, Any], key: str) -> str:
     return value
 
 
-def _int(raw: dict[str, Any], key: str, default: int, minimum: int) -> int:
+def _int(raw: dict[str, Any], key: str, default: int, minimum: int, maximum: int | None = None) -> int:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadRequest(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        accepted = f"from {minimum} to {maximum:,}" if maximum is not None else f">= {minimum}"
+        raise BadRequest(f"{key} must be an integer {accepted}, got {value!r}")
     return value
 
 
@@ -77,8 +93,16 @@ def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> Expla
     if debug_output_uri is not None:
         debug_output_uri = storage.validate_uri(debug_output_uri, "debug_output_uri")
     timeout = raw.get("trial_timeout_seconds", 60)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise BadRequest(f"trial_timeout_seconds must be a positive number, got {timeout!r}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TRIAL_TIMEOUT_SECONDS
+    ):
+        raise BadRequest(
+            f"trial_timeout_seconds must be a number of seconds above 0 and at most {MAX_TRIAL_TIMEOUT_SECONDS:g}, "
+            f"got {timeout!r}"
+        )
     request = ExplainRequest(
         job_name=_non_empty_string(raw, "job_name"),
         dataset_version=_non_empty_string(raw, "dataset_version"),
@@ -86,11 +110,11 @@ def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> Expla
         source=_choice(raw, "source", "model", SOURCES),
         explain_rows=_choice(raw, "explain_rows", "validation", EXPLAIN_ROWS),
         force_plot_row=_int(raw, "force_plot_row", 0, 0),
-        stacked_sample_size=_int(raw, "stacked_sample_size", 100, 2),
-        beeswarm_sample_size=_int(raw, "beeswarm_sample_size", 2000, 1),
-        step_sample_size=_int(raw, "step_sample_size", 2000, 1),
-        outlier_top_n=_int(raw, "outlier_top_n", 5, 1),
-        seed=_int(raw, "seed", 7, 0),
+        stacked_sample_size=_int(raw, "stacked_sample_size", 100, 2, MAX_STACKED_SAMPLE_SIZE),
+        beeswarm_sample_size=_int(raw, "beeswarm_sample_size", 2000, 1, MAX_BEESWARM_SAMPLE_SIZE),
+        step_sample_size=_int(raw, "step_sample_size", 2000, 1, MAX_STEP_SAMPLE_SIZE),
+        outlier_top_n=_int(raw, "outlier_top_n", 5, 1, MAX_OUTLIER_TOP_N),
+        seed=_int(raw, "seed", 7, 0, MAX_SEED),
         trial_timeout_seconds=float(timeout),
         objective=_objective(raw),
         **uris,

@@ -52,6 +52,24 @@ def join(prefix: str, name: str) -> str:
     return prefix.rstrip("/") + "/" + name
 
 
+def is_under(uri: str, prefix: str) -> bool:
+    """Whether `uri` names an object strictly inside the "directory" `prefix`: the same scheme, the same bucket
+    and a key below the prefix's key, with no empty, '.' or '..' segment; a local path must stay inside after
+    every symlink is resolved."""
+    if is_s3(uri) != is_s3(prefix):
+        return False
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        prefix_bucket, prefix_key = _split_s3(prefix)
+        root = prefix_key.strip("/")
+        if bucket != prefix_bucket or not key.startswith(root + "/" if root else ""):
+            return False
+        segments = key[len(root) + 1 if root else 0:].split("/")
+        return all(segment not in ("", ".", "..") for segment in segments)
+    path, root_path = local_path(uri).resolve(), local_path(prefix).resolve()
+    return path != root_path and path.is_relative_to(root_path)
+
+
 def exists(uri: str) -> bool:
     if not is_s3(uri):
         return local_path(uri).exists()

@@ -19,6 +19,9 @@ from sm_staging.layout import CsvLayout, check_field_counts
 from sm_staging.schema import StagingRequest
 
 _SHOWN_VALUES = 5
+# Codes are written as numbers that XGBoost and the explanations read as float32, which holds every integer
+# up to 2^24 exactly; past that, two categories would read back as one code.
+MAX_CATEGORIES = 2**24
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,13 @@ def _codes_and_map(
     column: pd.Series, order: tuple[str, ...] | None, name: str, layout: CsvLayout
 ) -> tuple[np.ndarray, dict[str, str]]:
     categories = column.cat.categories.astype(str)
+    if len(categories) > MAX_CATEGORIES:
+        raise StagingInputError(
+            f"categorical column {name!r} has {len(categories):,} distinct values; at most {MAX_CATEGORIES:,} "
+            "category codes stay exact in the float32 values training and the explanations read"
+        )
     stripped = [c.strip() for c in categories]  # per category, not per row
-    codes = column.cat.codes.to_numpy()
+    codes = column.cat.codes.to_numpy()  # pandas widens the code type with the category count
     if order is None:
         return codes, {str(i): label for i, label in enumerate(stripped)}
     position = {label: i for i, label in enumerate(order)}
@@ -95,7 +103,8 @@ def _codes_and_map(
             f"column {name!r} has values {unknown[:_SHOWN_VALUES]} outside its category order {list(order)} "
             f"(first on line {layout.line_of_row(first_row)})"
         )
-    lookup = np.array([position[label] for label in stripped] + [-1], dtype=np.int8)
+    # int32: an order of any length (at most MAX_CATEGORIES) keeps its codes; int8 would wrap past 127.
+    lookup = np.array([position[label] for label in stripped] + [-1], dtype=np.int32)
     return lookup[codes], {str(i): label for i, label in enumerate(order)}
 
 
@@ -134,8 +143,21 @@ def _binary_label(
     return is_positive[codes].astype(np.int8), {"0": negative, "1": positive}
 
 
+def _refuse_infinite(values: np.ndarray, name: str, layout: CsvLayout) -> None:
+    """An empty field or '?' is a missing value (NaN), which XGBoost handles; 'inf', '-Infinity' or a number
+    past float32's range (3.4e38) is not a value training or SHAP can use."""
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        row = int(infinite[0])
+        raise StagingInputError(
+            f"column {name!r} must hold finite numbers but line {layout.line_of_row(row)} has a value that reads "
+            f"as {values[row]} (an infinity, or beyond float32's range of about 3.4e38; {infinite.size} such rows)"
+        )
+
+
 def _numeric_label(column: pd.Series, request: StagingRequest, layout: CsvLayout) -> np.ndarray:
     values = column.to_numpy(dtype=np.float32)
+    _refuse_infinite(values, request.label_column, layout)
     missing = np.flatnonzero(np.isnan(values))
     if missing.size:
         raise StagingInputError(
@@ -163,6 +185,7 @@ def load_and_encode(path: Path, request: StagingRequest, source_name: str) -> En
             category_maps[name] = mapping
         else:
             features[name] = frame[name].to_numpy()
+            _refuse_infinite(features[name], name, layout)
 
     label_column = frame[request.label_column]
     del frame

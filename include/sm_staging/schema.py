@@ -4,6 +4,7 @@ and its validation, so every mistake is reported before any data is read or writ
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,9 @@ RESERVED_VERSIONS = frozenset({"raw"})
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lower case, digits, dots, hyphens.
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+#: A deployment opt-in: with it set to 1, a source may be a path on the machine that stages (local runs,
+#: tests, the demo). Off by default, so whoever may trigger a run cannot stage any file the worker can read.
+ALLOW_LOCAL_SOURCES_ENV = "SM_EXPLAIN_ALLOW_LOCAL_SOURCES"
 
 KNOWN_KEYS = frozenset(
     {
@@ -185,17 +189,30 @@ def _check_destination(destination: str, version: str) -> None:
         )
 
 
+def local_sources_allowed() -> bool:
+    return os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() == "1"
+
+
 def _check_source(source: str, sha256: str | None) -> None:
+    """Only locations a deployment means to read: S3, https with a checksum, a local path only when opted in."""
     if source.startswith("s3://"):
         parse_s3_uri(source, what="source")
-    elif source.startswith(("https://", "http://")):
+    elif source.startswith("https://"):
         if sha256 is None:
             raise StagingInputError(
                 f"source {source!r} is a web URL: 'source_sha256' is required to verify what is downloaded"
             )
-    elif "://" in source:
+    elif source.lower().startswith("http://"):
         raise StagingInputError(
-            f"source {source!r} has an unsupported scheme (use s3://, https:// or a local path)"
+            f"source {source!r} uses plain http://, which is refused (anyone on the way can change what arrives): "
+            "use https:// with source_sha256, or s3://"
+        )
+    elif "://" in source:
+        raise StagingInputError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
+    elif not local_sources_allowed():
+        raise StagingInputError(
+            f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
+            f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
         )
 
 

@@ -1,4 +1,4 @@
-"""Getting the raw source onto local disk, verified: local paths, S3 objects and web URLs.
+"""Getting the raw source onto local disk, verified: S3 objects, https URLs and (opted in) local paths.
 
 Downloads land in a content-addressed cache (``<cache_dir>/sha256/<hex>``) and a cached file is
 reused only after its checksum is recomputed and matches, so a corrupted cache never feeds training.
@@ -19,7 +19,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_staging.errors import StagingInputError
-from sm_staging.schema import S3Location, parse_s3_uri
+from sm_staging.schema import ALLOW_LOCAL_SOURCES_ENV, S3Location, local_sources_allowed, parse_s3_uri
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "sm-explain"
 _CHUNK = 1 << 20
@@ -153,10 +153,14 @@ def fetch_source(source: str, expected_sha256: str | None, cache_dir: str | None
     cache = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
     if source.startswith("s3://"):
         fetched = _fetch_s3(parse_s3_uri(source, what="source"), cache, expected_sha256)
-    elif source.startswith(("https://", "http://")):
+    elif source.startswith("https://"):
         fetched = _fetch_http(source, cache, expected_sha256)
-    else:
+    elif "://" not in source and local_sources_allowed():
         fetched = _local(source, expected_sha256)
+    else:  # parse_request refuses these first; this keeps the rule for any other caller
+        raise StagingInputError(
+            f"source {source!r} is not read: only s3://, https:// and (with {ALLOW_LOCAL_SOURCES_ENV}=1) local paths"
+        )
     if fetched.path.stat().st_size == 0:
         raise StagingInputError(f"source {source} is empty")
     return fetched

@@ -1,8 +1,14 @@
 """Stage one data set version: validate -> encode -> seeded split -> CSVs + features.json -> publish.
 
 All checks run before the first byte is written; the files are built in a temporary directory and
-only then published (features.json last, so its presence means the version is complete). The output
-depends only on the input bytes and the request, so a rerun rewrites the same keys with the same bytes.
+only then published (features.json last, so its presence means the version is complete).
+
+The files go to ``<destination>/<source sha256>/``: ``features.json``, ``train/train.csv`` and
+``validation/validation.csv``, each CSV alone under its own prefix, so a training channel on ``train/``
+(an S3Prefix, which matches every key that starts with it) reads exactly that one file. Different sources
+never share an object, and once written the objects never change: the output depends only on the input bytes
+and the request, so a rerun of the same source finds its files in place and writes nothing, and the same source
+staged with other settings under the same version is refused rather than overwriting what a running job reads.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from sm_staging.source import fetch_source, s3_client, sha256_of
 TRAIN_FILE = "train.csv"
 VALIDATION_FILE = "validation.csv"
 FEATURES_FILE = "features.json"
+#: Where each CSV lives under the staged root: a directory of its own, the training channel's prefix.
+CHANNEL_PATHS = {TRAIN_FILE: f"train/{TRAIN_FILE}", VALIDATION_FILE: f"validation/{VALIDATION_FILE}"}
 _CONTENT_TYPES = {TRAIN_FILE: "text/csv", VALIDATION_FILE: "text/csv", FEATURES_FILE: "application/json"}
 
 
@@ -38,6 +46,12 @@ class Destination:
         self.s3: S3Location | None = (
             parse_s3_uri(uri, what="destination") if uri.startswith("s3://") else None
         )
+
+    def child(self, name: str) -> Destination:
+        """The "directory" ``name`` inside this one."""
+        if self.s3 is None:
+            return Destination(str(Path(self.uri).expanduser() / name))
+        return Destination(f"s3://{self.s3.bucket}/{self._key(name)}/")
 
     def check_writable(self) -> None:
         """Fail early on a missing bucket, before downloading or encoding anything."""
@@ -63,17 +77,47 @@ class Destination:
             return str(Path(self.uri).expanduser().resolve() / name)
         return f"s3://{self.s3.bucket}/{self._key(name)}"
 
+    def directory_uri_of(self, name: str = "") -> str:
+        """The "directory" ``name`` (this one when empty) as a URI ending in '/': an S3Prefix that matches
+        only what lies inside it."""
+        return self.uri_of(name).rstrip("/") + "/"
+
     def _key(self, name: str) -> str:
         assert self.s3 is not None
         prefix = self.s3.key.strip("/")
         return f"{prefix}/{name}"
 
+    def read(self, name: str) -> bytes | None:
+        """The object's bytes, or None when there is none."""
+        if self.s3 is None:
+            path = Path(self.uri).expanduser() / name
+            return path.read_bytes() if path.is_file() else None
+        try:
+            return s3_client().get_object(Bucket=self.s3.bucket, Key=self._key(name))["Body"].read()
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+
+    def size(self, name: str) -> int | None:
+        """The object's size in bytes, or None when there is none."""
+        if self.s3 is None:
+            path = Path(self.uri).expanduser() / name
+            return path.stat().st_size if path.is_file() else None
+        try:
+            return int(s3_client().head_object(Bucket=self.s3.bucket, Key=self._key(name))["ContentLength"])
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+
     def publish(self, directory: Path, names: list[str]) -> None:
+        """Copy ``directory/<name>`` to ``<this>/<name>`` for each relative name, in order."""
         if self.s3 is None:
             target = Path(self.uri).expanduser()
-            target.mkdir(parents=True, exist_ok=True)
             for name in names:
-                partial = target / f".{name}.partial"
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                partial = (target / name).with_name(f".{Path(name).name}.partial")
                 shutil.copyfile(directory / name, partial)
                 os.replace(partial, target / name)
             return
@@ -83,7 +127,7 @@ class Destination:
                 str(directory / name),
                 self.s3.bucket,
                 self._key(name),
-                ExtraArgs={"ContentType": _CONTENT_TYPES[name]},
+                ExtraArgs={"ContentType": _CONTENT_TYPES[Path(name).name]},
             )
 
 
@@ -160,6 +204,34 @@ def _features_document(
     }
 
 
+def _already_staged(target: Destination, document: dict[str, Any]) -> bool:
+    """True when ``target`` holds exactly this staging (its CSVs present at their recorded sizes); raise when it
+    holds the same source staged otherwise, which rewriting would change under a job reading it."""
+    existing_bytes = target.read(FEATURES_FILE)
+    if existing_bytes is None:
+        return False
+    try:
+        existing = json.loads(existing_bytes)
+    except ValueError:
+        existing = None
+    if not isinstance(existing, dict):
+        raise StagingInputError(
+            f"{target.uri_of(FEATURES_FILE)} exists but is not a features.json written by staging; remove it or "
+            "stage under another dataset_version"
+        )
+    ignored = {"source"}  # the same bytes may come from another URI
+    differing = sorted(
+        key for key in (set(existing) | set(document)) - ignored if existing.get(key) != document.get(key)
+    )
+    if differing:
+        raise StagingInputError(
+            f"{target.uri} already holds this source staged differently (differing in {', '.join(differing)}); "
+            "files a training job may be reading are never overwritten: stage these settings under another "
+            "dataset_version"
+        )
+    return all(target.size(CHANNEL_PATHS[name]) == entry["bytes"] for name, entry in document["files"].items())
+
+
 def stage(raw_request: dict[str, Any]) -> dict[str, Any]:
     """Stage the version described by ``raw_request``; return the small result for XCom."""
     request = parse_request(raw_request)
@@ -169,26 +241,36 @@ def stage(raw_request: dict[str, Any]) -> dict[str, Any]:
     data = load_and_encode(source.path, request, request.source)
     train_rows, validation_rows = split_indices(data.rows, request)
     rows = {"train": int(train_rows.size), "validation": int(validation_rows.size)}
+    target = destination.child(source.sha256)
 
     with tempfile.TemporaryDirectory(prefix="sm-staging-") as work:
         directory = Path(work)
         table = _as_table(data)
-        _write_csv(directory / TRAIN_FILE, table, train_rows)
-        _write_csv(directory / VALIDATION_FILE, table, validation_rows)
+        for name, selected in ((TRAIN_FILE, train_rows), (VALIDATION_FILE, validation_rows)):
+            (directory / CHANNEL_PATHS[name]).parent.mkdir()
+            _write_csv(directory / CHANNEL_PATHS[name], table, selected)
         del table
         files = {
-            name: {"sha256": sha256_of(directory / name), "bytes": (directory / name).stat().st_size}
+            name: {
+                "path": CHANNEL_PATHS[name],
+                "sha256": sha256_of(directory / CHANNEL_PATHS[name]),
+                "bytes": (directory / CHANNEL_PATHS[name]).stat().st_size,
+            }
             for name in (TRAIN_FILE, VALIDATION_FILE)
         }
         document = _features_document(request, data, source.sha256, rows, files)
         (directory / FEATURES_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        destination.publish(directory, [TRAIN_FILE, VALIDATION_FILE, FEATURES_FILE])
+        if not _already_staged(target, document):
+            target.publish(directory, [CHANNEL_PATHS[TRAIN_FILE], CHANNEL_PATHS[VALIDATION_FILE], FEATURES_FILE])
 
     return {
         "dataset_version": request.dataset_version,
-        "train_uri": destination.uri_of(TRAIN_FILE),
-        "validation_uri": destination.uri_of(VALIDATION_FILE),
-        "features_uri": destination.uri_of(FEATURES_FILE),
+        "data_uri": target.directory_uri_of(),
+        "train_uri": target.uri_of(CHANNEL_PATHS[TRAIN_FILE]),
+        "validation_uri": target.uri_of(CHANNEL_PATHS[VALIDATION_FILE]),
+        "train_channel_uri": target.directory_uri_of(Path(CHANNEL_PATHS[TRAIN_FILE]).parent.name),
+        "validation_channel_uri": target.directory_uri_of(Path(CHANNEL_PATHS[VALIDATION_FILE]).parent.name),
+        "features_uri": target.uri_of(FEATURES_FILE),
         "rows": rows,
         "n_features": int(data.features.shape[1]),
         "source_sha256": source.sha256,

@@ -14,7 +14,12 @@ from typing import Any
 
 from airflow.sdk import Param, task
 
-from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN, dataset_version_problem
+from sm_explain_ops.dataset_versions import (
+    DATASET_VERSION_PATTERN,
+    PREFIX_PATTERN,
+    announcements,
+    dataset_version_problem,
+)
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
 from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
 from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
@@ -48,12 +53,13 @@ def pipeline_params() -> dict[str, Param]:
         ),
         "source_uri": Param(
             "", type="string",
-            description="s3://, https:// or a local path; empty = s3://<bucket>/<prefix>/raw/<version>/adult.data",
+            description="s3://, or https:// with source_sha256 (a local path only where the deployment sets "
+            "SM_EXPLAIN_ALLOW_LOCAL_SOURCES=1); empty = s3://<bucket>/<prefix>/raw/<version>/adult.data",
         ),
         "source_sha256": Param("", type="string", pattern=r"^$|^[0-9a-f]{64}$",
                                description="Expected sha256 of the source (required for https://)."),
         "bucket": Param(_env("SM_EXPLAIN_BUCKET", "sm-explain-local"), type="string", minLength=3),
-        "prefix": Param(_env("SM_EXPLAIN_PREFIX", "adult-income"), type="string", pattern=r"^[A-Za-z0-9._/-]+$"),
+        "prefix": Param(_env("SM_EXPLAIN_PREFIX", "adult-income"), type="string", pattern=PREFIX_PATTERN),
         "role_arn": Param(
             _env("SM_EXPLAIN_ROLE_ARN", "arn:aws:iam::123456789012:role/SageMakerExecutionRole"),
             type="string", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
@@ -101,16 +107,28 @@ def pipeline_dag_kwargs() -> dict[str, Any]:
     }
 
 
-def resolve_dataset_version(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
-    """The explicit param, else the version announced by a triggering asset event, else the
-    logical date: each backfilled run then processes its own version."""
+def resolve_run_target(params: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The version this run processes and the params that locate it: the explicit param, else the one version
+    announced by the triggering asset event (with the bucket, prefix and source it names), else the logical date,
+    so each backfilled run processes its own version. A run one version at a time cannot serve several
+    announcements; it refuses them by name rather than process only one."""
     version = str(params.get("dataset_version") or "")
+    located = dict(params)
     if not version:
-        for events in (context.get("triggering_asset_events") or {}).values():
-            for event in events:
-                announced = (event.extra or {}).get("dataset_version")
-                if announced:
-                    version = str(announced)
+        announced = announcements(context.get("triggering_asset_events"))
+        if len(announced) > 1:
+            raise ValueError(
+                f"this run was triggered by asset events announcing {len(announced)} data set versions "
+                f"({', '.join(a.describe() for a in announced)}), but it processes one: schedule the pipeline's "
+                "DAG per version (adult_income_explainability_on_new_version triggers one run for each announced "
+                "version), or give the dataset_version param"
+            )
+        if announced:
+            [announcement] = announced
+            version = announcement.dataset_version
+            located.update({key: value for key, value in (
+                ("bucket", announcement.bucket), ("prefix", announcement.prefix),
+                ("source_uri", announcement.source_uri)) if value})
     if not version:
         logical_date = context.get("logical_date")
         if logical_date is None:
@@ -119,7 +137,12 @@ def resolve_dataset_version(params: Mapping[str, Any], context: Mapping[str, Any
     problem = dataset_version_problem(version)
     if problem:
         raise ValueError(problem)
-    return version
+    return version, located
+
+
+def resolve_dataset_version(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The data set version this run processes (see :func:`resolve_run_target`)."""
+    return resolve_run_target(params, context)[0]
 
 
 def run_locations(params: Mapping[str, Any], version: str) -> dict[str, Any]:
@@ -163,8 +186,8 @@ def build_explainability_pipeline(
     @task(task_id="resolve_run_config")
     def resolve_run_config(**context: Any) -> dict[str, Any]:
         """Fix this run's data set version and S3 locations once, for every later task."""
-        params = context["params"]
-        return run_locations(params, resolve_dataset_version(params, context))
+        version, located = resolve_run_target(context["params"], context)
+        return run_locations(located, version)
 
     config = resolve_run_config()
     cfg = "resolve_run_config"
@@ -182,8 +205,10 @@ def build_explainability_pipeline(
         task_id="start_training",
         dataset_version=version,
         spec={
-            "train_uri": _xcom("stage_dataset", "['train_uri']"),
-            "validation_uri": _xcom("stage_dataset", "['validation_uri']"),
+            # The channels are the staged files' own prefixes (".../train/"), each holding that one file: an
+            # S3Prefix on ".../train.csv" would also train on any "train.csv*" object beside it.
+            "train_uri": _xcom("stage_dataset", "['train_channel_uri']"),
+            "validation_uri": _xcom("stage_dataset", "['validation_channel_uri']"),
             "output_s3_uri": _xcom(cfg, "['training_output_uri']"),
             "role_arn": "{{ params.role_arn }}",
             "algorithm_version": "{{ params.algorithm_version }}",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ DEFAULT_SAVE_INTERVAL = 5
 #: InternalServerError (botocore's model allows 1-30; 0 here sends no RetryStrategy).
 DEFAULT_RETRY_ATTEMPTS = 2
 MAX_RETRY_ATTEMPTS = 30
+#: The most boosting rounds a request may ask for: far beyond any useful model (the notebook uses 51, early
+#: stopping usually ends well under 10,000), small enough that a typo such as 1e12 fails here, not days into a job.
+MAX_NUM_ROUND = 100_000
 #: The ``debugger`` setting that sends no DebugHookConfig and no rules: for accounts without Debugger (closed
 #: to new AWS customers since 2026-07-30), best with image 3.0-5 or 3.2-0; explanations come from the model.
 DEBUGGER_OFF = "off"
@@ -131,13 +135,22 @@ def _to_parameter_string(value: object) -> str:
 def _number(
     low: float | None = None, high: float | None = None, *, integer: bool = False, low_open: bool = False
 ) -> Callable[[str], str | None]:
+    """A check that ``text`` is a finite number (an integer literal when ``integer``, as the algorithm
+    parses it with ``int()``) within [low, high] (``low`` excluded when ``low_open``)."""
+
     def check(text: str) -> str | None:
-        try:
-            number = float(text)
-        except ValueError:
-            return "a number"
-        if integer and not float(number).is_integer():
-            return "an integer"
+        if integer:
+            try:
+                number: float = int(text.strip())
+            except ValueError:
+                return "an integer"
+        else:
+            try:
+                number = float(text)
+            except ValueError:
+                return "a number"
+            if not math.isfinite(number):  # float() reads "nan" and "inf", which no hyperparameter accepts
+                return "a finite number"
         if low is not None and (number <= low if low_open else number < low):
             return f"{'>' if low_open else '>='} {low:g}"
         if high is not None and number > high:
@@ -165,7 +178,7 @@ _NON_NEGATIVE = _number(0)
 #: The built-in XGBoost algorithm's hyperparameters (SageMaker docs, 1.x images) and what a
 #: value must look like. A cheap check so a typo fails in Airflow, not minutes into a job.
 XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
-    "num_round": _number(1, integer=True),
+    "num_round": _number(1, MAX_NUM_ROUND, integer=True),
     "num_class": _number(2, integer=True),
     "objective": _choice(
         "binary:logistic",
@@ -219,7 +232,7 @@ XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
     "one_drop": _choice("0", "1"),
     "skip_drop": _number(0, 1),
     "tweedie_variance_power": _number(1, 2, low_open=True),
-    "base_score": _anything,
+    "base_score": _number(),
     "eval_metric": _anything,
     "seed": _number(integer=True),
     "early_stopping_rounds": _number(1, integer=True),
@@ -636,7 +649,7 @@ class TrainingSpec:
     def num_round(self) -> int:
         return int(self.hyperparameters["num_round"])
 
-    def saved_steps(self) -> dict[str, list[int]]:
+    def saved_steps(self) -> dict[str, SavedSteps]:
         """Steps (boosting rounds) at which each configured collection is written."""
         if self.debugger is None:
             return {}
@@ -654,7 +667,7 @@ class TrainingSpec:
         if self.data_shape is None:
             return None
         return estimate_debug_output_bytes(
-            {name: len(steps) for name, steps in self.saved_steps().items()},
+            {name: steps.count for name, steps in self.saved_steps().items()},
             rows=self.data_shape.rows,
             features=self.data_shape.features,
             validation_rows=self.data_shape.validation_rows,
@@ -694,9 +707,7 @@ class TrainingSpec:
             return
         estimate = self.estimated_debug_output_bytes() or 0
         if estimate > debugger.max_output_bytes:
-            per_collection = ", ".join(
-                f"{name} {len(saved)} steps" for name, saved in steps.items() if len(saved)
-            )
+            per_collection = ", ".join(f"{name} {saved.count} steps" for name, saved in steps.items() if saved)
             raise ValueError(
                 f"estimated Debugger output is {_human_bytes(estimate)} ({estimate} bytes) for "
                 f"{self.data_shape.rows} rows x {self.data_shape.features} features ({per_collection}), over the "
@@ -705,7 +716,7 @@ class TrainingSpec:
                 "(final_step_only) or less often, or raise the limit."
             )
 
-    def _check_rule_reads_saved_data(self, rule: RuleSpec, steps: Mapping[str, list[int]]) -> None:
+    def _check_rule_reads_saved_data(self, rule: RuleSpec, steps: Mapping[str, SavedSteps]) -> None:
         read = rule.collections_read()
         if read is None:
             return
@@ -726,10 +737,10 @@ class TrainingSpec:
                     rule.parameters.get("num_steps", "10"), f"rule {rule.name} num_steps"
                 )
                 saved = steps[collection]
-                if saved[-1] - saved[0] < num_steps:
+                if not saved or saved.last - saved.first < num_steps:
                     raise ValueError(
                         f"rule {rule.rule_configuration_name} compares losses num_steps={num_steps} steps apart "
-                        f"but collection {collection!r} is saved only at steps {saved}: it would never "
+                        f"but collection {collection!r} is saved only at {saved.describe()}: it would never "
                         "evaluate anything; save the collection more often or lower num_steps"
                     )
 
@@ -746,21 +757,50 @@ def _human_bytes(size: int) -> str:
 # --------------------------------------------------------------------------- Debugger sizing
 
 
-def saved_steps(parameters: Mapping[str, str], num_round: int) -> list[int]:
-    """Steps 0..num_round-1 that smdebug saves for these collection parameters.
+@dataclass(frozen=True)
+class SavedSteps:
+    """The steps (boosting rounds) a collection is saved at, as a count and the first and last step.
+
+    Computed arithmetically: the checks need only these, and listing every step would cost memory
+    proportional to ``num_round``."""
+
+    count: int
+    first: int | None = None
+    last: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def describe(self) -> str:
+        if self.count == 0:
+            return "no step"
+        if self.count == 1:
+            return f"step {self.first}"
+        return f"{self.count} steps from {self.first} to {self.last}"
+
+
+def saved_steps(parameters: Mapping[str, str], num_round: int) -> SavedSteps:
+    """Which steps 0..num_round-1 smdebug saves for these collection parameters.
 
     Mirrors ``SaveConfigMode.should_save_step``: in ``save_steps``, or inside
     [start_step, end_step) and divisible by ``save_interval`` (hook default 10).
     """
-    interval = int(parameters.get("save_interval", _HOOK_DEFAULT_SAVE_INTERVAL))
-    start = int(parameters.get("start_step", 0))
-    end = int(parameters["end_step"]) if parameters.get("end_step") not in (None, "") else None
-    explicit = {int(step) for step in str(parameters.get("save_steps", "")).split(",") if step.strip()}
-    return [
-        step
-        for step in range(num_round)
-        if step in explicit or (start <= step and (end is None or step < end) and step % interval == 0)
-    ]
+    interval = _positive_int(
+        parameters.get("save_interval", _HOOK_DEFAULT_SAVE_INTERVAL), "Debugger save_interval"
+    )
+    start = _positive_int(parameters.get("start_step", 0), "Debugger start_step", 0)
+    end_text = parameters.get("end_step")
+    end = num_round if end_text in (None, "") else min(_positive_int(end_text, "Debugger end_step", 0), num_round)
+    first_on_interval = -(-start // interval) * interval  # the first multiple of the interval >= start
+    on_interval = (end - 1 - first_on_interval) // interval + 1 if first_on_interval < end else 0
+    steps = [first_on_interval, first_on_interval + (on_interval - 1) * interval] if on_interval else []
+    explicit_text = str(parameters.get("save_steps", "")).split(",")
+    explicit = {_positive_int(part, "Debugger save_steps", 0) for part in explicit_text if part.strip()}
+    explicit = {step for step in explicit if step < num_round and not (start <= step < end and step % interval == 0)}
+    steps += explicit
+    if not steps:
+        return SavedSteps(0)
+    return SavedSteps(on_interval + len(explicit), min(steps), max(steps))
 
 
 def estimate_debug_output_bytes(
@@ -782,6 +822,9 @@ def estimate_debug_output_bytes(
     a few hundred bytes per tensor.
     """
     columns = features + 1
+    # A tree has at most 2^(depth+1) nodes and, with at least one row per leaf, about 2 x rows; max_depth 0
+    # (no limit, lossguide) leaves only the second bound. The exponent is capped so a huge depth costs nothing.
+    nodes_per_tree = 2 * rows if max_depth <= 0 else min(2 ** (min(max_depth, 62) + 1), 2 * rows)
     prediction_rows = validation_rows if validation_rows is not None else rows
     overhead = _TENSOR_OVERHEAD_BYTES
     per_step = {
@@ -793,7 +836,7 @@ def estimate_debug_output_bytes(
         "full_shap": columns * (rows * columns * _FLOAT_BYTES + overhead),
         "predictions": prediction_rows * _FLOAT_BYTES + overhead,
         "labels": prediction_rows * _FLOAT_BYTES + overhead,
-        "trees": max(num_round, 1) * 2 ** (max_depth + 1) * _TREE_NODE_BYTES,
+        "trees": max(num_round, 1) * nodes_per_tree * _TREE_NODE_BYTES,
     }
     total = 0
     for name, count in saved_steps_per_collection.items():

@@ -4,6 +4,7 @@ JSON-safe manifest of S3 URIs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,23 @@ def require_s3_uri(name: str, value: Any, *, allow_local: bool = True) -> str:
     if allow_local and isinstance(value, str) and value.startswith("/"):
         return value
     return validate_s3_uri(value, name)
+
+
+def is_under_prefix(uri: object, prefix: str) -> bool:
+    """Whether ``uri`` lies strictly inside the "directory" ``prefix``: same scheme and bucket, a key below the
+    prefix's with no empty, '.' or '..' segment; a local path must stay inside once symlinks are resolved.
+    (The runtime's ``sm_explain.storage.is_under`` decides the same for the report it writes.)"""
+    if not isinstance(uri, str) or uri.startswith("s3://") != prefix.startswith("s3://"):
+        return False
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        prefix_bucket, _, prefix_key = prefix[len("s3://") :].partition("/")
+        root = prefix_key.strip("/") + "/" if prefix_key.strip("/") else ""
+        if bucket != prefix_bucket or not key.startswith(root):
+            return False
+        return all(segment not in ("", ".", "..") for segment in key[len(root) :].split("/"))
+    path, root_path = os.path.realpath(uri), os.path.realpath(prefix)
+    return path != root_path and os.path.commonpath([path, root_path]) == root_path
 
 
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
@@ -136,12 +154,22 @@ class BuildReportOperator(AwsBaseOperator[S3Hook]):
         for name in ("manifest", "verdict"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be the upstream task's mapping, got {getattr(self, name)!r}")
+        output_uri = require_s3_uri("output_uri", self.output_uri)
+        artifacts = self.manifest.get("artifacts")
+        if not isinstance(artifacts, dict):
+            raise ValueError("manifest must hold an 'artifacts' mapping (the explain task's result)")
+        for name, uri in artifacts.items():
+            if not is_under_prefix(uri, output_uri):
+                raise ValueError(
+                    f"manifest artifact {name!r} {uri!r} is not under the run's output location {output_uri!r}: "
+                    "the report reads only the run's own artifacts"
+                )
         request = {
             "manifest": self.manifest,
             "verdict": self.verdict,
             "job_name": self.job_name,
             "dataset_version": self.dataset_version,
-            "output_uri": require_s3_uri("output_uri", self.output_uri),
+            "output_uri": output_uri,
         }
         result = run_runtime_module("sm_explain.report", request, env=aws_env_from_connection(self.hook))
         self.log.info("Report: %s", result.get("report_uri"))

@@ -7,6 +7,7 @@ has pandas and scikit-learn and gets the connection's credentials and endpoints 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,9 @@ from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: The deployment opt-in for sources on the worker's own disk (local runs, tests, the demo). The runtime
+#: (``sm_staging``) reads the same variable, inherited, and refuses as well: this check only fails sooner.
+ALLOW_LOCAL_SOURCES_ENV = "SM_EXPLAIN_ALLOW_LOCAL_SOURCES"
 
 
 class DatasetRequestError(AirflowFailException, ValueError):
@@ -52,19 +56,25 @@ def validate_staging_request(
         raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
 
     if not isinstance(source, str) or not source:
-        raise DatasetRequestError(
-            f"source must be an s3:// URI, an https:// URL or a local path, got {source!r}"
-        )
+        raise DatasetRequestError(f"source must be an s3:// URI or an https:// URL, got {source!r}")
     if source.startswith("s3://"):
         _check_s3_uri("source", source)
-    elif source.startswith(("https://", "http://")):
+    elif source.startswith("https://"):
         if source_sha256 is None:
             raise DatasetRequestError(
                 f"source {source!r} is a web URL: source_sha256 is required to verify what is downloaded"
             )
-    elif "://" in source:
+    elif source.lower().startswith("http://"):
         raise DatasetRequestError(
-            f"source {source!r} has an unsupported scheme (use s3://, https:// or a path)"
+            f"source {source!r} uses plain http://, which is refused (anyone on the way can change what arrives): "
+            "use https:// with source_sha256, or s3://"
+        )
+    elif "://" in source:
+        raise DatasetRequestError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
+    elif os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() != "1":
+        raise DatasetRequestError(
+            f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
+            f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
         )
 
     if not isinstance(destination, str) or not destination:
@@ -86,13 +96,15 @@ def validate_staging_request(
 class StageDatasetOperator(AwsBaseOperator[S3Hook]):
     """Stage ``source`` as data set version ``dataset_version`` under ``destination``.
 
-    Writes ``train.csv`` and ``validation.csv`` (label first, no header, encoded as the notebook's
-    ``shap.datasets.adult()``, split with ``train_test_split(test_size=0.2, random_state=7)``) and
-    ``features.json``. Rerunning a version rewrites the same keys with the same bytes. Schema fields
+    Writes ``<destination>/<source sha256>/`` ``train/train.csv`` and ``validation/validation.csv`` (label
+    first, no header, encoded as the notebook's ``shap.datasets.adult()``, split with
+    ``train_test_split(test_size=0.2, random_state=7)``) and ``features.json`` (with each file's sha256).
+    Different sources never share objects; rerunning a source finds its files and writes nothing. Schema fields
     left as ``None`` take the Adult defaults of the runtime (``sm_staging.schema``).
 
-    XCom: ``{"dataset_version", "train_uri", "validation_uri", "features_uri", "rows",
-    "n_features", "source_sha256"}``.
+    XCom: ``{"dataset_version", "data_uri", "train_uri", "validation_uri", "train_channel_uri",
+    "validation_channel_uri", "features_uri", "rows", "n_features", "source_sha256"}``: the ``*_channel_uri``
+    are the training channels (a prefix holding exactly that file), the others the files themselves.
     """
 
     aws_hook_class = S3Hook

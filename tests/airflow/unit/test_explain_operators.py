@@ -82,3 +82,32 @@ def test_comparison_needs_two_distinct_versions(runtime_calls) -> None:
                                              versions=["v1", "v1"], output_uri="s3://bucket/adult/comparisons/x/")
     with pytest.raises(ValueError, match="at least two distinct"):
         compare.execute({})
+
+
+def _report(manifest: dict[str, Any]) -> BuildReportOperator:
+    return BuildReportOperator(task_id="report", manifest=manifest, verdict={}, job_name="job",
+                               dataset_version="2026-11-22", output_uri=f"{ROOT}/job/explanations/")
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "planted",
+    ["/proc/self/environ", "s3://other-bucket/adult/2026-11-22/job/explanations/shap_bar.png",
+     f"{ROOT}/job/explanations-old/shap_bar.png", f"{ROOT}/job/explanations/../../data/train.csv"],
+)
+def test_report_refuses_an_artifact_outside_the_output_before_the_runtime_starts(
+    runtime_calls, planted: str, reliability
+) -> None:
+    manifest = {"artifacts": {"metrics.png": f"{ROOT}/job/explanations/metrics.png", "shap_bar.png": planted}}
+    with pytest.raises(ValueError) as raised:
+        _report(manifest).execute({})
+    assert f"manifest artifact 'shap_bar.png' {planted!r} is not under the run's output location" in str(raised.value)
+    assert runtime_calls == []
+    reliability.refused("report task", f"manifest artifact {planted}",
+                        "task fails naming the artifact before the runtime starts", str(raised.value))
+
+
+def test_report_with_the_runs_own_artifacts_reaches_the_runtime(runtime_calls) -> None:
+    manifest = {"artifacts": {"metrics.png": f"{ROOT}/job/explanations/metrics.png"}}
+    assert _report(manifest).execute({})["report_uri"].endswith("report.html")
+    assert runtime_calls[0][0] == "sm_explain.report"

@@ -11,7 +11,9 @@ from sm_explain_ops.request_builder import (
     DEBUGGER_HOOK_VERSIONS,
     DEFAULT_ALGORITHM_VERSION,
     DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
+    MAX_NUM_ROUND,
     DebuggerSpec,
+    SavedSteps,
     TrainingSpec,
     build_training_request,
     estimate_debug_output_bytes,
@@ -106,8 +108,8 @@ def test_notebook_configuration_builds_a_valid_request_with_the_regions_images(r
 def test_defaults_are_cheap_metrics_and_feature_importance_every_five_rounds() -> None:
     spec = TrainingSpec.from_dict(spec_dict())  # no data shape needed: nothing here grows with rows
     assert spec.saved_steps() == {
-        "metrics": list(range(0, 51, 5)),
-        "feature_importance": list(range(0, 51, 5)),
+        "metrics": SavedSteps(11, 0, 50),
+        "feature_importance": SavedSteps(11, 0, 50),
     }
     assert [rule.name for rule in spec.debugger.rules] == ["LossNotDecreasing"]
     request = build_training_request(spec, "adult-v1-job")
@@ -160,19 +162,68 @@ def test_shap_at_the_final_round_only_fits_large_data() -> None:
         ],
     }
     spec = TrainingSpec.from_dict(spec_dict(debugger=debugger, data_shape={"rows": 160_000, "features": 50}))
-    assert spec.saved_steps()["average_shap"] == [50]
+    assert spec.saved_steps()["average_shap"] == SavedSteps(1, 50, 50)
     request = build_training_request(spec, "adult-v1-job")
     parameters = {
         c["CollectionName"]: c["CollectionParameters"]
         for c in request["DebugHookConfig"]["CollectionConfigurations"]
     }
-    assert saved_steps(parameters["average_shap"], 51) == [50]
+    assert saved_steps(parameters["average_shap"], 51) == SavedSteps(1, 50, 50)
 
 
 def test_save_steps_add_to_the_interval_as_in_smdebug() -> None:
     # smdebug saves step s when s is in save_steps OR s is on the interval (hook default 10).
-    assert saved_steps({"save_steps": "3"}, 21) == [0, 3, 10, 20]
-    assert saved_steps({"save_interval": "5", "start_step": "10", "end_step": "20"}, 51) == [10, 15]
+    assert saved_steps({"save_steps": "3"}, 21) == SavedSteps(4, 0, 20)  # steps 0, 3, 10, 20
+    assert saved_steps({"save_interval": "5", "start_step": "10", "end_step": "20"}, 51) == SavedSteps(2, 10, 15)
+
+
+def _listed_steps(parameters: dict[str, str], num_round: int) -> list[int]:
+    """smdebug's SaveConfigMode.should_save_step, step by step: the reference for the arithmetic."""
+    interval = int(parameters.get("save_interval", 10))
+    start = int(parameters.get("start_step", 0))
+    end = int(parameters["end_step"]) if "end_step" in parameters else None
+    explicit = {int(step) for step in parameters.get("save_steps", "").split(",") if step.strip()}
+    return [step for step in range(num_round)
+            if step in explicit or (start <= step and (end is None or step < end) and step % interval == 0)]
+
+
+@pytest.mark.parametrize("num_round", [1, 2, 7, 10, 51])
+def test_saved_steps_arithmetic_equals_smdebugs_step_by_step_rule(num_round: int) -> None:
+    for interval in (1, 2, 3, 5, 10, 60):
+        for start in (None, 0, 1, 4, 50, 70):
+            for end in (None, 0, 1, 5, 30, 51, 80):
+                for explicit in ("", "0", "3,49", "50,100", "2,2,4"):
+                    parameters = {"save_interval": str(interval)}
+                    if start is not None:
+                        parameters["start_step"] = str(start)
+                    if end is not None:
+                        parameters["end_step"] = str(end)
+                    if explicit:
+                        parameters["save_steps"] = explicit
+                    listed = _listed_steps(parameters, num_round)
+                    expected = SavedSteps(len(listed), listed[0], listed[-1]) if listed else SavedSteps(0)
+                    assert saved_steps(parameters, num_round) == expected, (parameters, num_round)
+
+
+def test_a_huge_round_count_is_counted_without_listing_its_steps() -> None:
+    """Every step of 10^15 rounds: a list would need petabytes; the count is arithmetic."""
+    assert saved_steps({"save_interval": "1"}, 10**15) == SavedSteps(10**15, 0, 10**15 - 1)
+    spec = TrainingSpec.from_dict(spec_dict(
+        hyperparameters={**NOTEBOOK_HYPERPARAMETERS, "num_round": MAX_NUM_ROUND}, data_shape=ADULT_SHAPE,
+        debugger={"collections": [{"name": "metrics", "save_interval": 1}, {"name": "trees", "save_interval": 1}],
+                  "rules": [], "max_output_bytes": 10**18}))
+    assert spec.saved_steps()["metrics"] == SavedSteps(MAX_NUM_ROUND, 0, MAX_NUM_ROUND - 1)
+    assert spec.estimated_debug_output_bytes() > 0
+
+
+@pytest.mark.reliability
+def test_a_zero_save_interval_in_the_hook_parameters_is_refused_by_name(reliability) -> None:
+    with pytest.raises(ValueError) as raised:
+        TrainingSpec.from_dict(spec_dict(debugger={"collections": [{"name": "metrics"}], "rules": [],
+                                                   "hook_parameters": {"save_interval": 0}}))
+    assert "Debugger save_interval must be >= 1, got 0" in str(raised.value)
+    reliability.refused("training request", "debugger.hook_parameters save_interval=0",
+                        "refused naming save_interval (no division by zero)", str(raised.value))
 
 
 def test_estimate_formula_per_collection() -> None:
@@ -255,7 +306,7 @@ def test_loss_rule_that_could_never_compare_two_steps_is_refused() -> None:
         "collections": [{"name": "metrics", "final_step_only": True}],
         "rules": [{"name": "LossNotDecreasing", "parameters": {"collection_names": "metrics"}}],
     }
-    with pytest.raises(ValueError, match=r"saved only at steps \[50\]: it would never evaluate"):
+    with pytest.raises(ValueError, match=r"saved only at step 50: it would never evaluate"):
         TrainingSpec.from_dict(spec_dict(debugger=debugger))
 
 
@@ -321,7 +372,7 @@ def test_a_rule_configuration_name_out_of_limits_or_with_separators_is_refused(
         ),
         ({"num_round": 10, "eta": 1.5}, r"hyperparameter eta='1.5' is invalid: expected <= 1"),
         ({"num_round": 0}, r"num_round='0' is invalid: expected >= 1"),
-        ({"num_round": "ten"}, r"num_round='ten' is invalid: expected a number"),
+        ({"num_round": "ten"}, r"num_round='ten' is invalid: expected an integer"),
         (
             {"num_round": 10, "objective": "binary:logit"},
             "objective='binary:logit' is invalid: expected one of",
@@ -333,6 +384,38 @@ def test_a_rule_configuration_name_out_of_limits_or_with_separators_is_refused(
 def test_bad_hyperparameters_are_refused_by_name(hyperparameters: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainingSpec.from_dict(spec_dict(hyperparameters=hyperparameters))
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("eta", "nan", "expected a finite number"),
+        ("gamma", "inf", "expected a finite number"),
+        ("min_child_weight", "-inf", "expected a finite number"),
+        ("base_score", "nan", "expected a finite number"),
+        ("subsample", float("nan"), "expected a finite number"),
+        ("num_round", MAX_NUM_ROUND + 1, f"expected <= {MAX_NUM_ROUND}"),
+        ("num_round", 10**12, f"expected <= {MAX_NUM_ROUND}"),
+        ("num_round", "1e12", "expected an integer"),
+        ("num_round", 51.0, "expected an integer"),  # the algorithm parses it with int(): "51.0" fails there
+        ("max_depth", "inf", "expected an integer"),
+    ],
+)
+def test_non_finite_and_unbounded_hyperparameters_are_refused_by_name(
+    name: str, value: object, expected: str, reliability
+) -> None:
+    hyperparameters = {**NOTEBOOK_HYPERPARAMETERS, name: value}
+    with pytest.raises(ValueError) as raised:
+        TrainingSpec.from_dict(spec_dict(hyperparameters=hyperparameters, debugger="notebook", data_shape=ADULT_SHAPE))
+    assert f"hyperparameter {name}=" in str(raised.value) and expected in str(raised.value)
+    reliability.refused("training request", f"hyperparameter {name}={value!r}",
+                        "refused naming the hyperparameter and its accepted range", str(raised.value))
+
+
+def test_num_round_at_its_maximum_is_accepted() -> None:
+    spec = TrainingSpec.from_dict(spec_dict(hyperparameters={**NOTEBOOK_HYPERPARAMETERS, "num_round": MAX_NUM_ROUND}))
+    assert spec.num_round == MAX_NUM_ROUND == 100_000
 
 
 @pytest.mark.parametrize(
@@ -353,9 +436,9 @@ def test_botocore_model_catches_what_the_spec_does_not_and_names_the_field() -> 
     spec = TrainingSpec.from_dict(spec_dict(role_arn="arn:aws:iam::123:role/too-short-account"))
     with pytest.raises(ValueError, match="RoleArn value .* does not match the pattern"):
         build_training_request(spec, "adult-v1-job")
-    spec = TrainingSpec.from_dict(spec_dict(hyperparameters={"num_round": 51, "base_score": "x" * 2501}))
+    spec = TrainingSpec.from_dict(spec_dict(hyperparameters={"num_round": 51, "eval_metric": "x" * 2501}))
     with pytest.raises(
-        ValueError, match="HyperParameters.base_score is 2501 characters, at most 2500 allowed"
+        ValueError, match="HyperParameters.eval_metric is 2501 characters, at most 2500 allowed"
     ):
         build_training_request(spec, "adult-v1-job")
 

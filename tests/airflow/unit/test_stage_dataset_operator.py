@@ -75,6 +75,30 @@ def test_bad_request_fails_before_the_runtime_starts(
     assert isinstance(raised.value, ValueError)
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("http://example.org/adult.data", "uses plain http://, which is refused"),
+        ("/proc/self/environ", "is a local path, and local sources are off in this deployment"),
+        (str(ADULT), "is a local path, and local sources are off in this deployment"),
+    ],
+)
+def test_plain_http_and_local_sources_are_refused_before_the_runtime_starts(
+    source: str, message: str, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    def must_not_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("the runtime must not start for a refused source")
+
+    monkeypatch.setattr(stage_dataset_module, "run_runtime_module", must_not_run)
+    monkeypatch.delenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", raising=False)
+    with pytest.raises(DatasetRequestError) as raised:
+        _operator(source=source, source_sha256=ADULT_SHA256).execute({})
+    assert message in str(raised.value) and source in str(raised.value)
+    reliability.refused("staging task", f"source_uri {source} (no local-sources opt-in)",
+                        "task fails without retries, before the runtime starts", str(raised.value))
+
+
 @pytest.fixture(scope="module")
 def moto_connection() -> Iterator[str]:
     """moto S3 reachable ONLY through the Airflow connection (service_config endpoint), so the test
@@ -136,26 +160,30 @@ def _objects(client, prefix: str) -> dict[str, bytes]:  # noqa: ANN001
 def test_stages_adult_on_s3_through_the_connection(s3, tmp_path: Path) -> None:  # noqa: ANN001
     operator = _operator(source_sha256=ADULT_SHA256, cache_dir=str(tmp_path / "cache"))
     result = operator.execute({})
+    root = f"adult/v1/data/{ADULT_SHA256}"
     assert result == {
         "dataset_version": "v1",
-        "train_uri": f"s3://{BUCKET}/adult/v1/data/train.csv",
-        "validation_uri": f"s3://{BUCKET}/adult/v1/data/validation.csv",
-        "features_uri": f"s3://{BUCKET}/adult/v1/data/features.json",
+        "data_uri": f"s3://{BUCKET}/{root}/",
+        "train_uri": f"s3://{BUCKET}/{root}/train/train.csv",
+        "validation_uri": f"s3://{BUCKET}/{root}/validation/validation.csv",
+        "train_channel_uri": f"s3://{BUCKET}/{root}/train/",
+        "validation_channel_uri": f"s3://{BUCKET}/{root}/validation/",
+        "features_uri": f"s3://{BUCKET}/{root}/features.json",
         "rows": {"train": 26048, "validation": 6513},
         "n_features": 12,
         "source_sha256": ADULT_SHA256,
     }
     staged = _objects(s3, "adult/v1/")
-    features = json.loads(staged["adult/v1/data/features.json"])
-    for name in ("train.csv", "validation.csv"):
-        body = staged[f"adult/v1/data/{name}"]
+    features = json.loads(staged[f"{root}/features.json"])
+    for name, key in (("train.csv", "train/train.csv"), ("validation.csv", "validation/validation.csv")):
+        body = staged[f"{root}/{key}"]
         assert features["files"][name]["sha256"] == hashlib.sha256(body).hexdigest()
-    train_lines = staged["adult/v1/data/train.csv"].decode().splitlines()
+    train_lines = staged[f"{root}/train/train.csv"].decode().splitlines()
     assert len(train_lines) == 26048
     assert all(line.count(",") == 12 and line[0] in "01" for line in train_lines[:100])
     assert features["feature_names"][:3] == ["Age", "Workclass", "Education-Num"]
 
-    # A retried task rewrites the same keys with the same bytes and leaves other versions alone.
+    # A retried task finds the same files in place and leaves other versions alone.
     assert _operator(source_sha256=ADULT_SHA256, cache_dir=str(tmp_path / "cache")).execute({}) == result
     assert _objects(s3, "adult/v1/") == staged
     assert _objects(s3, "adult/v0/") == {"adult/v0/data/train.csv": b"another version\n"}

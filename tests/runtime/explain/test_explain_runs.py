@@ -4,6 +4,7 @@ Debugger trial written by smdebug's XGBoost hook and a model.tar.gz, both by the
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -49,7 +50,8 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
     np.savetxt(root / "train.csv", np.column_stack([y[:300], x[:300]]), delimiter=",", fmt="%.6g")
     np.savetxt(root / "validation.csv", np.column_stack([y[300:], x[300:]]), delimiter=",", fmt="%.6g")
     (root / "features.json").write_text(json.dumps(
-        {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income"}))
+        {"feature_names": FEATURES, "categorical": {"workclass": WORKCLASS}, "label": "income",
+         "files": {name: {"sha256": _sha256(root / name)} for name in ("train.csv", "validation.csv")}}))
     # Train on what was written (as the container does), so SHAP rows match the CSV exactly; with the default
     # image's own xgboost and smdebug, which write the model file and the tensors as that image does.
     train = np.loadtxt(root / "train.csv", delimiter=",", dtype=np.float32)
@@ -71,6 +73,10 @@ def _write_job(root: Path, collections: list[str] | None) -> dict[str, str]:
         "output_uri": str(root / "explanations"), "outlier_top_n": OUTLIER_N, "stacked_sample_size": 20,
         "beeswarm_sample_size": 150, "step_sample_size": 100,
     }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 NOTEBOOK_COLLECTIONS = ["metrics", "feature_importance", "average_shap", "full_shap"]
@@ -150,6 +156,7 @@ def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[s
     _assert_artifacts(manifest, _read_local)
     summary = manifest["summary"]
     assert summary["source"] == "model" and summary["model_file"] == "legacy binary"  # image 1.7-1's
+    assert summary["staged_data_checked"] is True  # features.json records each file's sha256
     assert summary["explained_rows"] == "validation" and summary["n_rows"] == 100
     assert summary["curve_sources"]["metrics"] == "debugger"
     # 100 rows are too few for TreeShap's tables to pay off (see test_shap_rows for its process): pred_contribs ran,
@@ -283,15 +290,91 @@ def test_bad_request_exits_2_naming_the_problem(job: dict[str, str], tmp_path: P
     assert not Path(job["output_uri"], "ignored").exists()
 
 
+def _minimal_request(tmp_path: Path, **changes: object) -> dict[str, object]:
+    uris = {key: str(tmp_path / name) for key, name in (
+        ("features_uri", "features.json"), ("train_uri", "train.csv"), ("validation_uri", "validation.csv"),
+        ("model_artifact_uri", "model.tar.gz"), ("output_uri", "explanations"))}
+    return {"job_name": "job-1", "dataset_version": "v1", "debug_output_uri": None, **uris, **changes}
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("key", "value", "accepted"),
+    [
+        ("outlier_top_n", 51, "outlier_top_n must be an integer from 1 to 50, got 51"),
+        ("outlier_top_n", 10**9, "outlier_top_n must be an integer from 1 to 50"),
+        ("stacked_sample_size", 1_001, "stacked_sample_size must be an integer from 2 to 1,000"),
+        ("beeswarm_sample_size", 10**7, "beeswarm_sample_size must be an integer from 1 to 20,000"),
+        ("step_sample_size", 100_001, "step_sample_size must be an integer from 1 to 100,000"),
+        ("seed", 2**64, "seed must be an integer from 0 to 4,294,967,295"),
+        ("trial_timeout_seconds", float("inf"), "trial_timeout_seconds must be a number of seconds above 0"),
+        ("trial_timeout_seconds", float("nan"), "at most 3600"),
+    ],
+)
+def test_unbounded_sample_sizes_and_timeouts_are_refused_by_name(
+    tmp_path: Path, key: str, value: object, accepted: str, reliability
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        parse_request(_minimal_request(tmp_path, **{key: value}), check_inputs_exist=False)
+    assert accepted in str(raised.value)
+    reliability.refused("explanations", f"request {key}={value!r}", "refused naming the key and its range",
+                        str(raised.value))
+
+
+def test_sample_sizes_at_their_maximum_are_accepted(tmp_path: Path) -> None:
+    request = parse_request(_minimal_request(tmp_path, outlier_top_n=50, stacked_sample_size=1_000,
+                                             beeswarm_sample_size=20_000, step_sample_size=100_000,
+                                             trial_timeout_seconds=3600), check_inputs_exist=False)
+    assert (request.outlier_top_n, request.stacked_sample_size, request.step_sample_size) == (50, 1_000, 100_000)
+
+
 def test_bad_validation_rows_fail_before_anything_is_written(job: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "validation.csv"
     bad.write_text("1,0.5,0.25\n0,0.1,0.2\n")  # two feature columns where features.json names four
+    features = json.loads(Path(job["features_uri"]).read_text())
+    features["files"]["validation.csv"]["sha256"] = _sha256(bad)  # as if staging had written these rows
+    (tmp_path / "features.json").write_text(json.dumps(features))
     out = tmp_path / "out"
-    code, result, _ = _run_cli("sm_explain", {**job, "validation_uri": str(bad), "output_uri": str(out)}, tmp_path)
+    code, result, _ = _run_cli("sm_explain", {**job, "validation_uri": str(bad), "features_uri": str(tmp_path / "features.json"),
+                                              "output_uri": str(out)}, tmp_path)
     assert code == 2, result
     assert result["error"]["type"] == "BadRequest"
     assert "validation_uri" in result["error"]["message"] and "4 feature columns" in result["error"]["message"]
     assert not out.exists()
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("channel", ["train", "validation"])
+def test_staged_rows_that_changed_after_staging_are_refused_before_any_analysis(
+    job: dict[str, str], tmp_path: Path, channel: str, reliability
+) -> None:
+    """Another staging run (or an edit) replaced the rows the model was trained on: the explanation must not
+    silently explain other data than staging recorded in features.json."""
+    replaced = tmp_path / f"{channel}.csv"
+    lines = Path(job[f"{channel}_uri"]).read_text().splitlines(keepends=True)
+    replaced.write_text("".join(lines[1:] + lines[:1]))  # same rows, same size, another order
+    out = tmp_path / "out"
+    request = {**job, f"{channel}_uri": str(replaced), "output_uri": str(out), "explain_rows": channel,
+               "source": "model"}
+    code, result, _ = _run_cli("sm_explain", request, tmp_path)
+    assert code == 2, result
+    message = result["error"]["message"]
+    assert result["error"]["type"] == "BadRequest"
+    assert f"{channel}_uri {str(replaced)!r} has sha256 {_sha256(replaced)}, but staging recorded" in message
+    assert not out.exists()
+    reliability.refused("explanations", f"{channel}.csv replaced after staging (rows reordered, same size)",
+                        "BadRequest naming the file and both checksums, before any analysis; nothing written",
+                        message)
+
+
+def test_features_json_without_a_record_of_a_read_file_is_refused(job: dict[str, str], tmp_path: Path) -> None:
+    features = json.loads(Path(job["features_uri"]).read_text())
+    del features["files"]["validation.csv"]
+    (tmp_path / "features.json").write_text(json.dumps(features))
+    with pytest.raises(BadRequest, match="records no sha256 for validation.csv .* so validation_uri cannot be checked"):
+        run_explanations(parse_request({**job, "features_uri": str(tmp_path / "features.json"),
+                                        "output_uri": str(tmp_path / "out"), "source": "model"}))
+    assert not (tmp_path / "out").exists()
 
 
 def test_empty_debugger_location_fails_fast_with_a_clear_error(job: dict[str, str], tmp_path: Path) -> None:
@@ -332,6 +415,59 @@ def test_report_embeds_figures_and_verdicts_escaped(job: dict[str, str], tmp_pat
 
     code, result, _ = _run_cli("sm_explain.report", {**request, "manifest_uri": "/nope/manifest.json"}, tmp_path)
     assert code == 2 and "manifest_uri" in result["error"]["message"]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("planted", ["/proc/self/environ", "outside-symlink", "sibling-prefix"])
+def test_report_refuses_an_artifact_outside_the_runs_output(
+    job: dict[str, str], tmp_path: Path, planted: str, reliability
+) -> None:
+    """An edited manifest (it travels through XCom) names a file of the worker: the report must not embed it."""
+    manifest = run_explanations(parse_request({**job, "output_uri": str(tmp_path / "explanations")}))
+    output = Path(manifest["artifacts"]["manifest.json"]).parent
+    case = {"outside-symlink": "a symlink inside the output to a file outside it",
+            "sibling-prefix": "a sibling directory whose name starts with the output's"}.get(planted, planted)
+    if planted == "outside-symlink":
+        secret = tmp_path / "secret.txt"
+        secret.write_text("AWS_SECRET_ACCESS_KEY=do-not-embed\n")
+        link = output / "innocent.png"
+        link.symlink_to(secret)
+        planted = str(link)
+    elif planted == "sibling-prefix":  # shares the output path as a string prefix, not as a directory
+        sibling = Path(str(output) + "-other")
+        sibling.mkdir()
+        (sibling / "shap_bar.png").write_bytes(Path(manifest["artifacts"]["shap_bar.png"]).read_bytes())
+        planted = str(sibling / "shap_bar.png")
+    edited = {**manifest, "artifacts": {**manifest["artifacts"], "shap_bar.png": planted}}
+    request = {"manifest": edited, "verdict": {"rules": []}, "job_name": "job-1", "dataset_version": "v1",
+               "output_uri": str(output)}
+    code, result, _ = _run_cli("sm_explain.report", request, tmp_path)
+    assert code == 2, result
+    message = result["error"]["message"]
+    assert f"manifest artifact 'shap_bar.png' {planted!r} is not under the run's output location" in message
+    assert not (output / "report.html").exists()
+    reliability.refused("report", f"manifest artifact naming {case}",
+                        "refused naming the artifact; no report written, nothing embedded", message)
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "inside"),
+    [
+        ("s3://b/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations/", True),
+        ("s3://b/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations", True),
+        ("s3://b/p/v1/job/explanations-x/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://other/p/v1/job/explanations/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/../../secret", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations//a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/", "s3://b/p/v1/job/explanations/", False),
+        ("/tmp/x/explanations/a.png", "s3://b/p/v1/job/explanations/", False),
+        ("s3://b/p/v1/job/explanations/a.png", "/tmp/x/explanations", False),
+    ],
+)
+def test_is_under_compares_scheme_bucket_and_whole_segments(uri: str, prefix: str, inside: bool) -> None:
+    from sm_explain.storage import is_under
+
+    assert is_under(uri, prefix) is inside
 
 
 # --- S3 (moto server) ---------------------------------------------------------------------------------------------

@@ -58,11 +58,14 @@ def _read(path: str) -> pd.DataFrame:
 
 def test_result_names_the_files_rows_and_checksum(staged: tuple[Path, dict]) -> None:
     root, result = staged
-    data = (root / "v1" / "data").resolve()
+    data = (root / "v1" / "data" / ADULT_SHA256).resolve()  # a function of the source's bytes
     assert result == {
         "dataset_version": "v1",
-        "train_uri": str(data / "train.csv"),
-        "validation_uri": str(data / "validation.csv"),
+        "data_uri": f"{data}/",
+        "train_uri": str(data / "train" / "train.csv"),
+        "validation_uri": str(data / "validation" / "validation.csv"),
+        "train_channel_uri": f"{data}/train/",
+        "validation_channel_uri": f"{data}/validation/",
         "features_uri": str(data / "features.json"),
         "rows": {"train": 26048, "validation": 6513},
         "n_features": 12,
@@ -117,8 +120,9 @@ def test_known_rows_and_code_maps(staged: tuple[Path, dict]) -> None:
     assert categorical["Country"]["39"] == "United-States"
     assert features["rows"] == {"train": 26048, "validation": 6513}
     assert features["source_sha256"] == ADULT_SHA256
-    for name in ("train.csv", "validation.csv"):
-        assert features["files"][name]["sha256"] == _sha256(Path(result["features_uri"]).with_name(name))
+    for name, uri in (("train.csv", result["train_uri"]), ("validation.csv", result["validation_uri"])):
+        assert features["files"][name]["sha256"] == _sha256(Path(uri))
+        assert Path(result["features_uri"]).parent / features["files"][name]["path"] == Path(uri)
 
     # The file's first line: 39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical,
     # Not-in-family, White, Male, 2174, 0, 40, United-States, <=50K. It is row 0 of the source, which
@@ -132,10 +136,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_rerun_is_byte_identical_and_other_versions_are_untouched(staged: tuple[Path, dict]) -> None:
+def _tree(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `directory`: its bytes and modification time (a rewrite of the same bytes changes it)."""
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_rerun_writes_nothing_and_other_versions_are_untouched(staged: tuple[Path, dict]) -> None:
     root, _ = staged
     version_one = root / "v1" / "data"
-    before = {p.name: p.read_bytes() for p in version_one.iterdir()}
+    before = _tree(version_one)
     other = root / "v0" / "data"
     other.mkdir(parents=True)
     (other / "train.csv").write_text("sentinel\n")
@@ -148,14 +158,16 @@ def test_rerun_is_byte_identical_and_other_versions_are_untouched(staged: tuple[
     )
     completed = subprocess.run(
         [sys.executable, "-m", "sm_staging", "--request", str(request), "--result", str(result_file)],
-        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "HOME": str(root)},
+        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
+             "HOME": str(root)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(result_file.read_text())["rows"] == {"train": 26048, "validation": 6513}
-    assert {p.name: p.read_bytes() for p in version_one.iterdir()} == before
-    assert sorted(p.name for p in version_one.iterdir()) == ["features.json", "train.csv", "validation.csv"]
+    assert _tree(version_one) == before, "a rerun of the same source must find its files and write none"
+    assert sorted(before) == [f"{ADULT_SHA256}/{name}" for name in
+                              ("features.json", "train/train.csv", "validation/validation.csv")]
     assert (other / "train.csv").read_text() == "sentinel\n"
     assert sorted(p.name for p in other.iterdir()) == ["train.csv"]

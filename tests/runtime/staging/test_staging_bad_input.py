@@ -194,7 +194,8 @@ def test_cli_exits_2_with_the_error_in_the_result(tmp_path: Path, adult_lines: l
     request_file.write_text(json.dumps(_request(tmp_path, source)))
     completed = subprocess.run(
         [sys.executable, "-m", "sm_staging", "--request", str(request_file), "--result", str(result_file)],
-        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
+             "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -233,3 +234,63 @@ def test_field_count_check_across_chunk_boundaries_and_quotes(
     path.write_text('1,"a,b",2\n3,4\n')
     with pytest.raises(StagingInputError, match="line 2 has 2 fields, expected 3"):
         check_field_counts(path, 3, "quoted.csv")
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("cell", ["inf", "-Infinity", "1e39"])
+def test_a_non_finite_number_is_refused_naming_line_and_column(
+    tmp_path: Path, adult_lines: list[str], cell: str, reliability
+) -> None:
+    """'inf' parses as a float, and 1e39 overflows float32 to inf: neither is a value XGBoost or SHAP can use
+    (a missing value is an empty field or '?')."""
+    fields = adult_lines[11].split(",")
+    fields[12] = cell  # Hours per week
+    lines = adult_lines[:11] + [",".join(fields)] + adult_lines[12:]
+    request = _request(tmp_path, _write(tmp_path, lines))
+    with pytest.raises(StagingInputError) as raised:
+        stage(request)
+    message = str(raised.value)
+    assert "column 'Hours per week' must hold finite numbers but line 12" in message and "1 such rows" in message
+    assert not (tmp_path / "out").exists()
+    reliability.refused("staging", f"numeric cell {cell!r} (Hours per week, line 12)",
+                        "refused naming the column and the line; nothing written", message)
+
+
+def _category_file(tmp_path: Path, labels: list[str]) -> Path:
+    rows = [f"{'yes' if i % 2 else 'no'},{label}\n" for i, label in enumerate(labels * 2)]
+    return _write(tmp_path, rows, "categories.csv")
+
+
+def _custom_schema(**extra: Any) -> dict[str, Any]:
+    return {"columns": ["label", "colour"], "label_column": "label", "positive_label": "yes",
+            "categorical_columns": ["colour"], **extra}
+
+
+def test_a_category_order_past_127_keeps_every_code(tmp_path: Path) -> None:
+    """Codes in a fixed category order were int8: the 129th category came out as -128."""
+    labels = [f"c{i:03d}" for i in range(200)]
+    order = list(reversed(labels))  # code of c{i} is 199 - i
+    request = _request(tmp_path, _category_file(tmp_path, labels), **_custom_schema(category_orders={"colour": order}))
+    result = stage(request)
+    staged = [line.split(",") for name in ("train.csv", "validation.csv")
+              for line in Path(result[f"{name.split('.')[0]}_uri"]).read_text().splitlines()]
+    codes = sorted({int(code) for _, code in staged})
+    assert codes == list(range(200))
+    features = json.loads(Path(result["features_uri"]).read_text())
+    assert features["categorical"]["colour"]["150"] == "c049"
+
+
+@pytest.mark.reliability
+def test_more_categories_than_float32_keeps_exact_are_refused_naming_column_and_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    import sm_staging.encode as encode
+
+    monkeypatch.setattr(encode, "MAX_CATEGORIES", 100)  # 2^24 distinct values would be a 200 MB file
+    request = _request(tmp_path, _category_file(tmp_path, [f"c{i:03d}" for i in range(150)]), **_custom_schema())
+    with pytest.raises(StagingInputError) as raised:
+        stage(request)
+    assert "categorical column 'colour' has 150 distinct values; at most 100 category codes" in str(raised.value)
+    assert not (tmp_path / "out").exists()
+    reliability.refused("staging", "categorical column with more distinct values than float32 keeps exact",
+                        "refused naming the column and the count; nothing written", str(raised.value))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -34,24 +36,55 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _serve(directory: Path, handler: type, context: ssl.SSLContext | None) -> tuple[http.server.HTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(directory)))
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    scheme = "https" if context is not None else "http"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}/adult.data"
+
+
 @pytest.fixture()
-def web_source(tmp_path: Path) -> Iterator[tuple[str, str, list[str]]]:
-    """A small Adult sample served over HTTP on loopback; yields (url, sha256, GET log)."""
+def served_sample(tmp_path: Path) -> tuple[Path, str]:
+    """A small Adult sample in a directory to serve; (directory, sha256)."""
     served = tmp_path / "web"
     served.mkdir()
     with ADULT.open() as handle:
         sample = "".join(next(handle) for _ in range(300))
     (served / "adult.data").write_text(sample)
+    return served, hashlib.sha256(sample.encode()).hexdigest()
+
+
+@pytest.fixture()
+def web_source(
+    tmp_path: Path, served_sample: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str, list[str]]]:
+    """The sample served over HTTPS on loopback with a throwaway self-signed certificate, which this test's
+    clients trust (SSL_CERT_FILE); yields (url, sha256, GET log)."""
+    served, sha256 = served_sample
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl command is needed to make the test server's certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     handler = type("Handler", (_CountingHandler,), {"gets": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, url = _serve(served, handler, context)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/adult.data"
-        yield url, hashlib.sha256(sample.encode()).hexdigest(), handler.gets
+        yield url, sha256, handler.gets
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_web_source_is_verified_cached_and_reused(tmp_path: Path, web_source) -> None:  # noqa: ANN001
@@ -70,10 +103,11 @@ def test_web_source_is_verified_cached_and_reused(tmp_path: Path, web_source) ->
     assert (cache / "sha256" / sha256).is_file()
     assert len(gets) == 1
 
-    staged = {p.name: p.read_bytes() for p in (tmp_path / "out" / "v1" / "data").iterdir()}
+    staged = _files(tmp_path / "out" / "v1" / "data")
+    assert sorted(staged) == [f"{sha256}/{n}" for n in ("features.json", "train/train.csv", "validation/validation.csv")]
     assert stage(request) == first
     assert len(gets) == 1, "a verified cached copy must be reused"
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "v1" / "data").iterdir()} == staged
+    assert _files(tmp_path / "out" / "v1" / "data") == staged
 
     (cache / "sha256" / sha256).write_text("corrupted")
     assert stage(request) == first
@@ -99,6 +133,50 @@ def test_web_source_checksum_mismatch_writes_nothing(tmp_path: Path, web_source)
 
     with pytest.raises(StagingInputError, match="could not be downloaded: HTTP 404"):
         stage({**request, "source": url.replace("adult.data", "missing.data")})
+
+
+@pytest.mark.reliability
+def test_plain_http_is_refused_before_anything_is_downloaded(
+    tmp_path: Path, served_sample: tuple[Path, str], reliability
+) -> None:
+    served, sha256 = served_sample
+    handler = type("Handler", (_CountingHandler,), {"gets": []})
+    server, url = _serve(served, handler, None)
+    try:
+        request = {"source": url, "source_sha256": sha256, "destination": str(tmp_path / "out" / "v1" / "data"),
+                   "dataset_version": "v1", "cache_dir": str(tmp_path / "cache")}
+        with pytest.raises(StagingInputError) as raised:
+            stage(request)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"source {url!r} uses plain http://, which is refused" in str(raised.value)
+    assert handler.gets == [], "nothing may be requested from a plain http source"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    reliability.refused("staging", "source_uri http://... (with a matching source_sha256)",
+                        "refused before any request is sent; nothing written",
+                        f"{raised.value}; GET requests made: {len(handler.gets)}")
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("source", [str(ADULT), "/proc/self/environ", "file:///etc/passwd"])
+def test_a_local_path_is_refused_unless_the_deployment_opts_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, reliability
+) -> None:
+    monkeypatch.delenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", raising=False)
+    request = {"source": source, "destination": str(tmp_path / "out" / "v1" / "data"), "dataset_version": "v1",
+               "cache_dir": str(tmp_path / "cache")}
+    with pytest.raises(StagingInputError) as raised:
+        stage(request)
+    expected = "unsupported scheme" if source.startswith("file:") else "is a local path, and local sources are off"
+    assert expected in str(raised.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    reliability.refused("staging", f"source_uri {source} without SM_EXPLAIN_ALLOW_LOCAL_SOURCES",
+                        "refused before the file is read; nothing written", str(raised.value))
+
+    monkeypatch.setenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")
+    if source == str(ADULT):  # the opt-in is what lets the same request through
+        assert stage(request)["rows"] == {"train": 26048, "validation": 6513}
 
 
 @pytest.fixture(scope="module")
@@ -156,16 +234,18 @@ def test_adult_from_s3_to_s3_rerun_identical_and_versions_isolated(tmp_path: Pat
         "cache_dir": str(tmp_path / "cache"),
     }
     result = stage(request)
-    assert result["train_uri"] == "s3://sm-explain-data/adult/v2/data/train.csv"
-    assert result["features_uri"] == "s3://sm-explain-data/adult/v2/data/features.json"
+    root = f"adult/v2/data/{ADULT_SHA256}"
+    assert result["train_uri"] == f"s3://sm-explain-data/{root}/train/train.csv"
+    assert result["train_channel_uri"] == f"s3://sm-explain-data/{root}/train/"
+    assert result["features_uri"] == f"s3://sm-explain-data/{root}/features.json"
     assert result["rows"] == {"train": 26048, "validation": 6513}
     staged = _objects(client, "sm-explain-data", "adult/v2/")
-    assert sorted(staged) == [f"adult/v2/data/{n}" for n in ("features.json", "train.csv", "validation.csv")]
+    assert sorted(staged) == [f"{root}/{n}" for n in ("features.json", "train/train.csv", "validation/validation.csv")]
 
     # Same bytes as staging the local file (S3 changes nothing but the transport).
     local = stage({**request, "source": str(ADULT), "destination": str(tmp_path / "v2" / "data")})
-    for name in ("train.csv", "validation.csv"):
-        assert staged[f"adult/v2/data/{name}"] == (tmp_path / "v2" / "data" / name).read_bytes()
+    for name in ("train/train.csv", "validation/validation.csv"):
+        assert staged[f"{root}/{name}"] == (tmp_path / "v2" / "data" / ADULT_SHA256 / name).read_bytes()
     assert local["rows"] == result["rows"]
 
     assert stage(request) == result
