@@ -27,14 +27,19 @@ RANKING_ARTIFACT = "shap_bar.csv"
 MAX_LINES_IN_FIGURE = 12
 
 
-def _load_manifest(version: str, manifest: Any) -> Mapping[str, Any]:
+def _load_manifest(version: str, manifest: Any) -> tuple[Mapping[str, Any], str]:
+    """The manifest and where it lives: the explanations "directory" its artifacts must be inside."""
     if isinstance(manifest, Mapping):
-        return manifest
+        location = (manifest.get("artifacts") or {}).get("manifest.json")
+        if not isinstance(location, str):
+            raise BadRequest(f"the manifest of version {version} does not say where it lives (artifacts "
+                             "'manifest.json'), so its artifacts cannot be checked")
+        return manifest, location
     if isinstance(manifest, str):
         storage.validate_uri(manifest, f"manifest of version {version}")
         if not storage.exists(manifest):
             raise BadRequest(f"the manifest of version {version} does not exist: {manifest}")
-        return json.loads(storage.read_bytes(manifest))
+        return json.loads(storage.read_bytes(manifest)), manifest
     raise BadRequest(f"the manifest of version {version} must be a mapping or a URI, got {manifest!r}")
 
 
@@ -48,9 +53,16 @@ def _validate(request: Mapping[str, Any]) -> tuple[dict[str, Mapping[str, Any]],
     output_uri = storage.validate_uri(request.get("output_uri"), "output_uri")
     loaded = {}
     for version in sorted(manifests):
-        manifest = _load_manifest(str(version), manifests[version])
-        if RANKING_ARTIFACT not in (manifest.get("artifacts") or {}):
+        manifest, location = _load_manifest(str(version), manifests[version])
+        ranking = (manifest.get("artifacts") or {}).get(RANKING_ARTIFACT)
+        if not isinstance(ranking, str):
             raise BadRequest(f"the manifest of version {version} lists no {RANKING_ARTIFACT}")
+        # A manifest is outside input (anyone who can write the bucket can write one): it may only point at
+        # its own explanations, never at another run's objects or a file of the worker.
+        directory = location.rsplit("/", 1)[0] + "/"
+        if not storage.is_under(ranking, directory):
+            raise BadRequest(f"the manifest of version {version} names {RANKING_ARTIFACT} at {ranking!r}, which is "
+                             f"not inside its own explanations {directory!r}")
         loaded[str(version)] = manifest
     return loaded, output_uri
 

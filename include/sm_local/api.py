@@ -176,7 +176,15 @@ class TrainingJobsApi:
             image = parse_algorithm_image(spec["TrainingImage"])
         except UnsupportedImageError as exc:
             raise validation_error(str(exc)) from exc
+        channel_names: set[str] = set()
         for index, channel in enumerate(request.get("InputDataConfig") or []):
+            # Two channels of one name would share /opt/ml/input/data/<name> (SageMaker refuses them too).
+            if channel["ChannelName"] in channel_names:
+                raise validation_error(
+                    f"InputDataConfig[{index}].ChannelName {channel['ChannelName']!r} is used more than once: "
+                    "every channel needs a name of its own."
+                )
+            channel_names.add(channel["ChannelName"])
             # The model's pattern admits '.' and '..', which as /opt/ml/input/data/<name> are not a directory
             # of their own; every other allowed name ([A-Za-z0-9.-_]+) is one path segment.
             if channel["ChannelName"] in (".", ".."):

@@ -69,28 +69,41 @@ def _channel_base(key: str, prefix: str) -> str:
     return prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
 
 
-def download_prefix(
-    client: Any, uri: str, destination: Path, check_stop: Callable[[], None] | None = None
-) -> int:
-    """Download every object under the S3 prefix `uri` into `destination`; returns how many.
+class VolumeTooSmallError(Exception):
+    """The objects under a prefix do not fit in the bytes left on the job's training volume."""
 
-    Raises NoObjectsFoundError when the bucket is missing or the prefix holds no object, and
-    safe_keys.UnsafeKeyError (before anything is written) when a key has no path below `destination`.
-    `check_stop` is called between objects so a stop request interrupts a long download.
+
+def download_prefix(
+    client: Any, uri: str, destination: Path, check_stop: Callable[[], None] | None = None,
+    max_bytes: int | None = None,
+) -> tuple[int, int]:
+    """Download every object under the S3 prefix `uri` into `destination`; returns how many, and their bytes.
+
+    Raises NoObjectsFoundError when the bucket is missing or the prefix holds no object,
+    safe_keys.UnsafeKeyError when a key has no path below `destination`, and VolumeTooSmallError when the
+    objects add up to more than `max_bytes` (File mode copies them to the job's volume): both before anything
+    is written. `check_stop` is called between objects so a stop request interrupts a long download.
     """
     from botocore.exceptions import ClientError
 
     bucket, prefix = parse_s3_uri(uri)
     keys: list[str] = []
+    total = 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):
+                    keys.append(item["Key"])
+                    total += int(item.get("Size") or 0)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404", "AccessDenied"):
             raise NoObjectsFoundError(f"{error.response['Error'].get('Message', error)}") from error
         raise
     if not keys:
         raise NoObjectsFoundError("the prefix holds no object")
+    if max_bytes is not None and total > max_bytes:
+        raise VolumeTooSmallError(f"its {len(keys)} objects hold {total} bytes, more than the {max_bytes} bytes left "
+                                  "on the training volume")
     targets = {
         key: safe_keys.local_path_for_key(destination, key, _channel_base(key, prefix)) for key in keys
     }
@@ -106,7 +119,7 @@ def download_prefix(
     with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(keys))) as pool:
         for _ in pool.map(fetch, keys):
             pass
-    return len(keys)
+    return len(keys), total
 
 
 def upload_file(client: Any, path: Path, uri: str) -> None:

@@ -58,6 +58,7 @@ DEFAULT_ALGORITHM_MODULE = "sm_local.xgboost_container"
 DEFAULT_RULES_MODULE = "sm_local.rules"
 DEFAULT_RULE_TIMEOUT_SECONDS = 3600.0
 DEFAULT_MAX_RUNTIME_SECONDS = 86_400  # SageMaker's default StoppingCondition
+DEFAULT_VOLUME_SIZE_GB = 30  # what a request without VolumeSizeInGB gets
 
 POLL_SECONDS = 0.1
 TENSOR_SYNC_SECONDS = 2.0
@@ -255,19 +256,28 @@ class TrainingJobSupervisor:
         self.status.update(TrainingStartTime=self.status.data["LastModifiedTime"])
         self._write_opt_ml_config()
         self._s3 = s3io.aws_client("s3", self.region)
+        # File mode copies every channel to the instance's ML storage volume: what does not fit fails the job.
+        volume_gb = int((self.job.get("ResourceConfig") or {}).get("VolumeSizeInGB") or DEFAULT_VOLUME_SIZE_GB)
+        left = volume_gb * 1024**3
         for channel in self.job.get("InputDataConfig") or []:
             name = channel["ChannelName"]
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
             try:
-                count = s3io.download_prefix(
-                    self._s3, uri, self.opt_ml / "input" / "data" / name, self._check_stop
+                count, size = s3io.download_prefix(
+                    self._s3, uri, self.opt_ml / "input" / "data" / name, self._check_stop, max_bytes=left
                 )
+                left -= size
             except s3io.NoObjectsFoundError as error:
                 bucket, _ = s3io.parse_s3_uri(uri)
                 raise JobFailure(
                     f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source '
                     f'for channel "{name}" ({error}). Please ensure that the bucket "{bucket}" exists in '
                     f"the selected region ({self.region}) and that objects exist under that S3 prefix."
+                ) from error
+            except s3io.VolumeTooSmallError as error:
+                raise JobFailure(
+                    f'ClientError: Cannot download channel "{name}" from "{uri}": {error} '
+                    f"(ResourceConfig.VolumeSizeInGB={volume_gb}). Give the job a larger volume or less data."
                 ) from error
             except safe_keys.UnsafeKeyError as error:
                 raise JobFailure(

@@ -132,6 +132,11 @@ def _to_parameter_string(value: object) -> str:
 # --------------------------------------------------------------------------- XGBoost hyperparameters
 
 
+def _bound(value: float) -> str:
+    """1048576, not 1.04858e+06; 0.5 as 0.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _number(
     low: float | None = None, high: float | None = None, *, integer: bool = False, low_open: bool = False
 ) -> Callable[[str], str | None]:
@@ -152,9 +157,9 @@ def _number(
             if not math.isfinite(number):  # float() reads "nan" and "inf", which no hyperparameter accepts
                 return "a finite number"
         if low is not None and (number <= low if low_open else number < low):
-            return f"{'>' if low_open else '>='} {low:g}"
+            return f"{'>' if low_open else '>='} {_bound(low)}"
         if high is not None and number > high:
-            return f"<= {high:g}"
+            return f"<= {_bound(high)}"
         return None
 
     return check
@@ -179,7 +184,9 @@ _NON_NEGATIVE = _number(0)
 #: value must look like. A cheap check so a typo fails in Airflow, not minutes into a job.
 XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
     "num_round": _number(1, MAX_NUM_ROUND, integer=True),
-    "num_class": _number(2, integer=True),
+    # The upper bounds below are far past any useful model and keep a typo from sizing a job: a class per
+    # output column, a tree's depth and leaves, and histogram bins all multiply its memory.
+    "num_class": _number(2, 10_000, integer=True),
     "objective": _choice(
         "binary:logistic",
         "binary:logitraw",
@@ -205,7 +212,7 @@ XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
     "booster": _choice("gbtree", "gblinear", "dart"),
     "eta": _number(0, 1),
     "gamma": _NON_NEGATIVE,
-    "max_depth": _number(0, integer=True),
+    "max_depth": _number(0, 100, integer=True),
     "min_child_weight": _NON_NEGATIVE,
     "max_delta_step": _NON_NEGATIVE,
     "subsample": _FRACTION,
@@ -224,8 +231,8 @@ XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
     "refresh_leaf": _choice("0", "1"),
     "process_type": _choice("default", "update"),
     "grow_policy": _choice("depthwise", "lossguide"),
-    "max_leaves": _number(0, integer=True),
-    "max_bin": _number(2, integer=True),
+    "max_leaves": _number(0, 1 << 20, integer=True),
+    "max_bin": _number(2, 1 << 16, integer=True),
     "sample_type": _choice("uniform", "weighted"),
     "normalize_type": _choice("tree", "forest"),
     "rate_drop": _number(0, 1),

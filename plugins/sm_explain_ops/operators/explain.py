@@ -13,17 +13,25 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
+from sm_explain_ops.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 EXPLANATION_SOURCES = ("model", "debugger", "auto")
 
 
-def require_s3_uri(name: str, value: Any, *, allow_local: bool = True) -> str:
+def require_s3_uri(name: str, value: Any, *, allow_local: bool | None = None) -> str:
     """Refuse a malformed location before the runtime process (and any download) starts: S3 URIs get
-    the request builder's check; a local absolute path is accepted for local runs."""
-    if allow_local and isinstance(value, str) and value.startswith("/"):
-        return value
+    the request builder's check; a local absolute path only where the deployment allows local paths
+    (`local_paths.local_paths_allowed`, the default) or the caller says so."""
+    local_ok = local_paths_allowed() if allow_local is None else allow_local
+    if isinstance(value, str) and value.startswith("/"):
+        if local_ok:
+            return value
+        raise ValueError(
+            f"{name} {value!r} is a local path, and local paths are off in this deployment: use an s3:// URI "
+            f"(local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
+        )
     return validate_s3_uri(value, name)
 
 

@@ -7,7 +7,6 @@ has pandas and scikit-learn and gets the connection's credentials and endpoints 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,13 +18,13 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_ops.dataset_versions import dataset_version_problem
+from sm_explain_ops.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 #: The deployment opt-in for sources on the worker's own disk (local runs, tests, the demo). The runtime
 #: (``sm_staging``) reads the same variable, inherited, and refuses as well: this check only fails sooner.
-ALLOW_LOCAL_SOURCES_ENV = "SM_EXPLAIN_ALLOW_LOCAL_SOURCES"
 
 
 class DatasetRequestError(AirflowFailException, ValueError):
@@ -71,7 +70,7 @@ def validate_staging_request(
         )
     elif "://" in source:
         raise DatasetRequestError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
-    elif os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() != "1":
+    elif not local_paths_allowed():
         raise DatasetRequestError(
             f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
             f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"

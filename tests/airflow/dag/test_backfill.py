@@ -1,6 +1,7 @@
 """A real local backfill: Airflow's own components (`airflow standalone`: scheduler, dag-processor,
-triggerer, api-server with the LocalExecutor) run `airflow backfill create` over three weekly data set
-versions seeded into the local S3, then the comparison DAG draws the three versions side by side."""
+triggerer, api-server with the LocalExecutor) run `airflow backfill create` over five weekly data set
+versions seeded into the local S3, five runs at once, while two manual runs of one more version run beside them;
+then the comparison DAG draws the five versions side by side. No run may write over another's objects."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 BUCKET = "sm-explain-backfill"
 PREFIX = "adult-income"
-VERSIONS = weekly_versions(__import__("datetime").date(2026, 11, 22), 3)  # 2026-11-08, -15, -22
+VERSIONS = weekly_versions(__import__("datetime").date(2026, 11, 22), 5)  # 2026-10-25 .. 2026-11-22
+SAME_VERSION = "2026-11-29-twice"  # two manual runs of this one version, at the same time as the backfill
 # Cheap settings: the point here is scheduling, versioning and isolation, not SHAP at every step.
 RUN_CONF = {
     "debugger": "default",
@@ -40,7 +42,9 @@ DEADLINE_SECONDS = 1500
 @pytest.fixture(scope="module")
 def airflow_services(local_stack, adult_data_path, tmp_path_factory) -> Iterator[dict[str, str]]:
     """`airflow standalone` on a free port against the local stack, as `make airflow` runs it."""
-    seed_versions(BUCKET, PREFIX, VERSIONS, adult_data_path)
+    seed_versions(BUCKET, PREFIX, [*VERSIONS, SAME_VERSION], adult_data_path)
+    # With versioning on, an object written twice keeps both versions: the test counts them.
+    boto3.client("s3").put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     home = tmp_path_factory.mktemp("airflow-standalone")
     port = free_port()
     env = {
@@ -117,23 +121,49 @@ def _keys(prefix: str) -> list[str]:
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
-def test_backfill_trains_and_explains_each_version_on_its_own(airflow_services) -> None:
+def _object_versions() -> dict[str, int]:
+    s3 = boto3.client("s3")
+    counts: dict[str, int] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/"):
+        for version in page.get("Versions", []):
+            counts[version["Key"]] = counts.get(version["Key"], 0) + 1
+    return counts
+
+
+@pytest.mark.reliability
+def test_backfill_trains_and_explains_each_version_on_its_own(airflow_services, reliability) -> None:
     env = airflow_services
     _airflow(env, "backfill", "create", "--dag-id", "adult_income_explainability",
-             "--from-date", VERSIONS[0], "--to-date", VERSIONS[-1], "--max-active-runs", "3",
+             "--from-date", VERSIONS[0], "--to-date", VERSIONS[-1], "--max-active-runs", "5",
              "--dag-run-conf", json.dumps(RUN_CONF))
-    runs = _wait_for_runs(env, "adult_income_explainability", len(VERSIONS))
-    assert [r["state"] for r in runs] == ["success"] * len(VERSIONS), runs
-    assert all(r["run_id"].startswith("backfill__") for r in runs), runs
+    for _ in range(2):
+        _airflow(env, "dags", "trigger", "adult_income_explainability",
+                 "--conf", json.dumps({**RUN_CONF, "dataset_version": SAME_VERSION}))
+    runs = _wait_for_runs(env, "adult_income_explainability", len(VERSIONS) + 2)
+    assert [r["state"] for r in runs] == ["success"] * (len(VERSIONS) + 2), runs
+    assert sum(r["run_id"].startswith("backfill__") for r in runs) == len(VERSIONS), runs
 
     jobs = boto3.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
     job_names = sorted(j["TrainingJobName"] for j in jobs if j["TrainingJobName"].startswith("adult-income"))
-    assert len(job_names) == len(VERSIONS), job_names
-    for version in VERSIONS:
+    assert len(job_names) == len(set(job_names)) == len(VERSIONS) + 2, job_names
+    for version, expected_runs in [*((v, 1) for v in VERSIONS), (SAME_VERSION, 2)]:
         reports = [k for k in _keys(f"{PREFIX}/{version}/") if k.endswith("/explanations/report.html")]
-        assert len(reports) == 1, f"version {version} should have exactly one report: {reports}"
-        job = reports[0].split("/")[2]
-        assert job in job_names and version in job
+        assert len(reports) == expected_runs, f"version {version} should have {expected_runs} report(s): {reports}"
+        for report in reports:
+            job = report.split("/")[2]
+            assert job in job_names and version[:10] in job
+    # No object was written twice: the two runs of one version share its staged files (written once) and keep
+    # their own jobs and explanations; a job's own Debugger sync may refresh its own files, nothing else.
+    rewritten = {key: n for key, n in _object_versions().items() if n > 1 and "/debug-output/" not in key}
+    assert rewritten == {}, rewritten
+    staged = [k for k in _keys(f"{PREFIX}/{SAME_VERSION}/data/") if k.endswith(".csv")]
+    assert len(staged) == 2, staged  # train and validation, once, for both runs
+    reliability.survived(
+        "DAG", f"{len(VERSIONS)} backfill runs of distinct versions at once, plus 2 runs of one version beside them",
+        "every run succeeds on its own job; no object written twice; the same version's data staged once",
+        f"{len(runs)} runs {sorted({r['state'] for r in runs})}; {len(job_names)} distinct jobs; objects written "
+        f"twice: {len(rewritten)}; staged files of the shared version: {len(staged)}",
+        artifacts_lost=len(rewritten))
 
     _airflow(env, "dags", "trigger", "adult_income_version_comparison",
              "--conf", json.dumps({"versions": VERSIONS, "bucket": BUCKET, "prefix": PREFIX}))

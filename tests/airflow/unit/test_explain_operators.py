@@ -111,3 +111,21 @@ def test_report_with_the_runs_own_artifacts_reaches_the_runtime(runtime_calls) -
     manifest = {"artifacts": {"metrics.png": f"{ROOT}/job/explanations/metrics.png"}}
     assert _report(manifest).execute({})["report_uri"].endswith("report.html")
     assert runtime_calls[0][0] == "sm_explain.report"
+
+
+@pytest.mark.reliability
+def test_local_input_paths_are_refused_unless_the_deployment_allows_them(
+    runtime_calls, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    """An edited upstream XCom must not make the explanation read a file of the worker."""
+    monkeypatch.delenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", raising=False)
+    with pytest.raises(ValueError, match=r"model_artifact_uri '/proc/self/environ' is a local path, and local paths "
+                                         r"are off in this deployment") as refused:
+        _explain(model_artifact_uri="/proc/self/environ").execute({})
+    assert runtime_calls == []
+    monkeypatch.setenv("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")  # the local stack and the tests opt in
+    _explain(model_artifact_uri="/tmp/job/model.tar.gz").execute({})
+    assert runtime_calls[0][1]["model_artifact_uri"] == "/tmp/job/model.tar.gz"
+    reliability.refused("explanations", "a local path (/proc/self/environ) as the model artifact in the XCom",
+                        "refused before the runtime starts, unless the deployment allows local paths",
+                        str(refused.value))

@@ -400,6 +400,9 @@ def test_bad_hyperparameters_are_refused_by_name(hyperparameters: dict[str, Any]
         ("num_round", "1e12", "expected an integer"),
         ("num_round", 51.0, "expected an integer"),  # the algorithm parses it with int(): "51.0" fails there
         ("max_depth", "inf", "expected an integer"),
+        ("max_depth", 101, "expected <= 100"),
+        ("max_leaves", 2**21, "expected <= 1048576"),
+        ("max_bin", 2**17, "expected <= 65536"),
     ],
 )
 def test_non_finite_and_unbounded_hyperparameters_are_refused_by_name(

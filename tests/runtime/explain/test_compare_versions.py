@@ -53,3 +53,19 @@ def test_mean_abs_shap_and_rank_move_across_versions(tmp_path: Path) -> None:
 def test_bad_requests_name_the_problem(request_, message) -> None:
     with pytest.raises(BadRequest, match=message):
         compare(request_)
+
+
+@pytest.mark.reliability
+def test_a_manifest_pointing_outside_its_own_explanations_is_refused(tmp_path: Path, reliability) -> None:
+    """An edited manifest must not make the comparison read a file of the worker or another run's objects."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("feature,mean_abs_shap\nAWS_SECRET_ACCESS_KEY,1\n")
+    manifests = {"2026-11-08": _version(tmp_path, "2026-11-08", {"Age": 0.9}),
+                 "2026-11-15": _version(tmp_path, "2026-11-15", {"Age": 0.7})}
+    edited = Path(manifests["2026-11-15"])
+    edited.write_text(json.dumps({"artifacts": {"shap_bar.csv": str(secret)}, "summary": {}}))
+    with pytest.raises(BadRequest, match=r"names shap_bar.csv at .*secret.csv.*not inside its own explanations") as raised:
+        compare({"manifests": manifests, "output_uri": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+    reliability.refused("comparison", "a version's manifest naming a file outside its explanations",
+                        "refused naming the file; nothing read or written", str(raised.value))

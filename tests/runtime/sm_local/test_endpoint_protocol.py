@@ -213,6 +213,23 @@ def test_a_channel_name_that_is_no_directory_name_is_refused(
                         "ValidationException naming the field before anything starts", message)
 
 
+@pytest.mark.reliability
+def test_two_channels_of_one_name_are_refused(endpoint: EndpointProcess, reliability) -> None:
+    """They would share /opt/ml/input/data/<name>: the second's objects mixed into the first's."""
+    name = "channel-twice"
+    request = training_job_request(name)
+    request["InputDataConfig"] = [request["InputDataConfig"][0], dict(request["InputDataConfig"][0])]
+    with pytest.raises(ClientError) as excinfo:
+        endpoint.client().create_training_job(**request)
+    code, message = _error(excinfo)
+    assert code == "ValidationException"
+    channel = request["InputDataConfig"][0]["ChannelName"]
+    assert f"InputDataConfig[1].ChannelName {channel!r} is used more than once" in message, message
+    assert not (endpoint.state_dir / "jobs" / name).exists(), "nothing may start"
+    reliability.refused("local endpoint", "two InputDataConfig channels of one name",
+                        "ValidationException naming the second before anything starts", message)
+
+
 def test_unknown_operation_is_refused(endpoint: EndpointProcess) -> None:
     with pytest.raises(ClientError) as excinfo:
         endpoint.client().list_models()

@@ -35,14 +35,14 @@ def test_download_prefix_lays_out_channel_like_sagemaker(tmp_path: Path, bucket:
         "other/a",
     ):
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
-    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train/", tmp_path / "dir") == 2
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train/", tmp_path / "dir")[0] == 2
     assert sorted(p.relative_to(tmp_path / "dir").as_posix() for p in (tmp_path / "dir").rglob("*.csv")) == [
         "part-0.csv",
         "sub/part-1.csv",
     ]
     # Without the trailing slash the prefix also matches `trainX.csv` (S3 prefixes are not folders);
     # keys under the `data/train/` "folder" still land at the channel root.
-    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train", tmp_path / "partial") == 3
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/train", tmp_path / "partial")[0] == 3
     assert sorted(
         p.relative_to(tmp_path / "partial").as_posix() for p in (tmp_path / "partial").rglob("*.csv")
     ) == [
@@ -51,7 +51,7 @@ def test_download_prefix_lays_out_channel_like_sagemaker(tmp_path: Path, bucket:
         "trainX.csv",
     ]
     # A whole key as prefix: one file with its own name.
-    assert s3io.download_prefix(s3, f"s3://{bucket}/data/trainX.csv", tmp_path / "single") == 1
+    assert s3io.download_prefix(s3, f"s3://{bucket}/data/trainX.csv", tmp_path / "single") == (1, 15)
     assert (tmp_path / "single" / "trainX.csv").read_bytes() == b"data/trainX.csv"
 
 
@@ -99,6 +99,25 @@ def test_channel_keys_that_leave_the_channel_directory_are_refused_before_anythi
         assert _files_under(tmp_path) == [], "nothing may be written, inside or outside the channel"
     reliability.refused("local endpoint", f"channel object key {what} ({bad_key[:60]!r})",
                         "refused naming the key; nothing written inside or outside the channel", str(raised.value))
+
+
+@pytest.mark.reliability
+def test_a_channel_larger_than_the_volume_left_is_refused_before_anything_is_written(
+    tmp_path: Path, bucket: str, reliability
+) -> None:
+    """File mode copies the channel to the job's ML storage volume; what cannot fit fails before the copy."""
+    s3 = s3io.aws_client("s3")
+    for index in range(3):
+        s3.put_object(Bucket=bucket, Key=f"big/train/part-{index}.csv", Body=b"x" * 1000)
+    destination = tmp_path / "train"
+    with pytest.raises(s3io.VolumeTooSmallError) as raised:
+        s3io.download_prefix(s3, f"s3://{bucket}/big/train/", destination, max_bytes=2999)
+    assert str(raised.value) == ("its 3 objects hold 3000 bytes, more than the 2999 bytes left on the training "
+                                 "volume")
+    assert _files_under(tmp_path) == []
+    assert s3io.download_prefix(s3, f"s3://{bucket}/big/train/", destination, max_bytes=3000) == (3, 3000)
+    reliability.refused("local endpoint", "channel data larger than the job's VolumeSizeInGB",
+                        "the job fails with a ClientError before anything is copied", str(raised.value))
 
 
 def test_directory_sync_uploads_only_new_and_changed_files(tmp_path: Path, bucket: str) -> None:
