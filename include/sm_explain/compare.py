@@ -27,14 +27,12 @@ RANKING_ARTIFACT = "shap_bar.csv"
 MAX_LINES_IN_FIGURE = 12
 
 
-def _load_manifest(version: str, manifest: Any) -> tuple[Mapping[str, Any], str]:
-    """The manifest and where it lives: the explanations "directory" its artifacts must be inside."""
+def _load_manifest(version: str, manifest: Any) -> tuple[Mapping[str, Any], str | None]:
+    """The manifest and where it lives (the explanations "directory" its artifacts must be inside), as far as
+    it says so itself when given as a mapping."""
     if isinstance(manifest, Mapping):
         location = (manifest.get("artifacts") or {}).get("manifest.json")
-        if not isinstance(location, str):
-            raise BadRequest(f"the manifest of version {version} does not say where it lives (artifacts "
-                             "'manifest.json'), so its artifacts cannot be checked")
-        return manifest, location
+        return manifest, location if isinstance(location, str) else None
     if isinstance(manifest, str):
         storage.validate_uri(manifest, f"manifest of version {version}")
         if not storage.exists(manifest):
@@ -57,6 +55,9 @@ def _validate(request: Mapping[str, Any]) -> tuple[dict[str, Mapping[str, Any]],
         ranking = (manifest.get("artifacts") or {}).get(RANKING_ARTIFACT)
         if not isinstance(ranking, str):
             raise BadRequest(f"the manifest of version {version} lists no {RANKING_ARTIFACT}")
+        if location is None:
+            raise BadRequest(f"the manifest of version {version} does not say where it lives (artifacts "
+                             "'manifest.json'), so its artifacts cannot be checked")
         # A manifest is outside input (anyone who can write the bucket can write one): it may only point at
         # its own explanations, never at another run's objects or a file of the worker.
         directory = location.rsplit("/", 1)[0] + "/"
