@@ -26,23 +26,35 @@ define make_venv
 	  $(1)/bin/python -m pip install -q --upgrade pip; \
 	  $(1)/bin/python -m pip install -q -r $(2); \
 	fi
-	@touch $(1)/.installed
 endef
 
-$(VENV)/.installed: requirements.txt
+# The contracts both sides share (standard library only), installed editable into both environments.
+define install_contracts
+	@if [ -n "$(UV)" ]; then \
+	  VIRTUAL_ENV=$(1) $(UV) pip install -q -e contracts; \
+	else \
+	  $(1)/bin/python -m pip install -q -e contracts; \
+	fi
+endef
+
+$(VENV)/.installed: requirements.txt contracts/pyproject.toml
 	$(call make_venv,$(VENV),requirements.txt)
+	$(call install_contracts,$(VENV))
+	@touch $@
 
 # xgboost-cpu replaces xgboost (both install the module `xgboost`): a venv made before the switch drops it.
-$(RUNTIME_VENV)/.installed: include/runtime-requirements.txt
+$(RUNTIME_VENV)/.installed: include/runtime-requirements.txt contracts/pyproject.toml
 	@if [ -x $(RUNTIME_PY) ] && $(RUNTIME_PY) -m pip --version >/dev/null 2>&1; then \
 	  $(RUNTIME_PY) -m pip uninstall -q -y xgboost >/dev/null 2>&1 || true; \
 	elif [ -x $(RUNTIME_PY) ] && [ -n "$(UV)" ]; then \
 	  VIRTUAL_ENV=$(RUNTIME_VENV) $(UV) pip uninstall -q xgboost >/dev/null 2>&1 || true; \
 	fi
 	$(call make_venv,$(RUNTIME_VENV),include/runtime-requirements.txt)
+	$(call install_contracts,$(RUNTIME_VENV))
+	@touch $@
 
 # The default image's environment, built ahead of the first job ("pulled"); other versions on first use.
-$(IMAGE_CACHE)/.default-pulled: $(RUNTIME_VENV)/.installed include/xgboost_images.py
+$(IMAGE_CACHE)/.default-pulled: $(RUNTIME_VENV)/.installed contracts/src/sm_explain_contracts/images.py
 	PYTHONPATH=include $(RUNTIME_PY) -m sm_local.image_envs pull $(DEFAULT_IMAGE)
 	@touch $@
 

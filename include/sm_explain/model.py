@@ -1,6 +1,6 @@
 """The trained booster from the job's `model.tar.gz`, whichever built-in XGBoost image wrote it.
 
-The member `xgboost-model` is what the image's train.py saved (xgboost_images.IMAGES): a pickled Booster
+The member `xgboost-model` is what the image's train.py saved (sm_explain_contracts.images.IMAGES): a pickled Booster
 (0.90-1 .. 1.2-2), xgboost 1.x's legacy binary (1.3-1 .. 1.7-1) or UBJSON (3.0-5, 3.2-0); JSON is read too.
 The runtime's xgboost (3.0.x) reads all of them: legacy binary was removed only in 3.1.
 
@@ -25,7 +25,7 @@ import xgboost as xgb
 
 from sm_explain import storage
 from sm_explain.errors import BadRequest
-from xgboost_images import PICKLE, describe_formats, detect_model_format, versions_writing
+from sm_explain_contracts.images import PICKLE, describe_formats, detect_model_format, versions_writing
 
 MODEL_MEMBER = "xgboost-model"
 

@@ -2,7 +2,7 @@
 
 SageMaker runs each image version with its own xgboost (and smdebug); a model trained "by 1.7-1" under
 another xgboost is a different model, saved in a different format. So the local endpoint runs the algorithm
-of image V in an environment pinned to V's libraries (`xgboost_images.IMAGES[V].requirements`), built on
+of image V in an environment pinned to V's libraries (`sm_explain_contracts.images.IMAGES[V].requirements`), built on
 first use and cached, as an image pull is. `make setup` builds the default version ahead of time:
 
     python -m sm_local.image_envs pull 1.7-1      # or --all; `list` shows what is cached
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xgboost_images import IMAGES, XGBOOST_VERSIONS, ImageVersion
+from sm_explain_contracts.images import IMAGES, XGBOOST_VERSIONS, ImageVersion
 
 CACHE_ENV = "SM_LOCAL_IMAGE_CACHE"
 TIMEOUT_ENV = "SM_LOCAL_IMAGE_BUILD_TIMEOUT_SECONDS"

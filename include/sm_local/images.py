@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import botocore.session
 
-from xgboost_images import DEBUGGER_HOOK_VERSIONS, XGBOOST_VERSIONS
+from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, XGBOOST_VERSIONS
 
 XGBOOST_REPOSITORY = "sagemaker-xgboost"
 RULES_REPOSITORY = "sagemaker-debugger-rules"

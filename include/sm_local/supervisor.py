@@ -33,7 +33,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
 import safe_keys  # noqa: E402
-from sm_local import cwlogs, image_envs, s3io  # noqa: E402
+from sm_local import code_path, cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402
 from sm_local.job_status import (  # noqa: E402
     PULLING_IMAGE_MESSAGE,
@@ -134,19 +134,14 @@ class AlgorithmRun:
     last_metrics: tuple[float, list[tuple[str, float]]] | None = None
 
 
-def _include_dir() -> str:
-    """The directory that holds the `sm_local` package, so children import the same code."""
-    return str(Path(__file__).resolve().parent.parent)
-
-
 def _lower_priority() -> None:
     """Run in a rule's child process before exec: a nicer CPU priority than the training."""
     os.nice(10)
 
 
-def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def _child_env(job_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    paths = [_include_dir()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = code_path.child_pythonpath(job_dir) + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -351,7 +346,7 @@ class TrainingJobSupervisor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_child_env(extra_env),
+            env=_child_env(self.job_dir, extra_env),
             cwd=self.job_dir,
             start_new_session=True,
         )
@@ -512,7 +507,7 @@ class TrainingJobSupervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    env=_child_env(),
+                    env=_child_env(self.job_dir),
                     cwd=rule_dir,
                     start_new_session=True,
                     # Rules finish after training anyway: never take CPU from the algorithm.

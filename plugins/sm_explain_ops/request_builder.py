@@ -21,7 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_ALGORITHM_VERSION = "1.7-1"
+# The image table: which versions run the Debugger hook (3.0-5 and newer have it commented out, so a
+# DebugHookConfig there writes no tensors and rules see nothing) and the default version.
+from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION
+
+DEFAULT_ALGORITHM_VERSION = DEFAULT_VERSION
 DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
 DEFAULT_SAVE_INTERVAL = 5
 #: RetryStrategy.MaximumRetryAttempts: how often SageMaker itself restarts a job that failed with
@@ -35,9 +39,6 @@ MAX_NUM_ROUND = 100_000
 #: to new AWS customers since 2026-07-30), best with image 3.0-5 or 3.2-0; explanations come from the model.
 DEBUGGER_OFF = "off"
 
-#: Built-in XGBoost images that attach smdebug's hook; 3.0-5 and newer install smdebug but have
-#: the hook commented out, so a DebugHookConfig there writes no tensors and rules see nothing.
-DEBUGGER_HOOK_VERSIONS = frozenset({"0.90-2", "1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1"})
 
 #: Collections the XGBoost hook knows (smdebug's DEFAULT_XGBOOST_COLLECTIONS).
 XGBOOST_COLLECTIONS = frozenset(

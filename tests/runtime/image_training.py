@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from sm_explain_contracts.images import IMAGES, PICKLE
 from sm_local import image_envs
-from xgboost_images import IMAGES, PICKLE
 
 SCRIPT = Path(__file__).with_name("image_training_script.py")
 

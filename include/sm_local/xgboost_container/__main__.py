@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xgboost_images import XGBOOST_VERSIONS as FRAMEWORK_VERSIONS
+from sm_explain_contracts.images import XGBOOST_VERSIONS as FRAMEWORK_VERSIONS
 
 
 def main(argv: list[str] | None = None) -> int:

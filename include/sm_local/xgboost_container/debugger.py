@@ -12,7 +12,7 @@ given to `xgb.train`), `train_data` (SHAP values are computed on it) and `valida
 and labels), and appends the hook to the training callbacks. Images 3.0-5 and newer have that code
 commented out: they write no tensors, and neither does this container for them.
 
-Each image runs its own smdebug beside its own xgboost (xgboost_images: 1.0.10 for 0.90-2 .. 1.2-2, whose hook
+Each image runs its own smdebug beside its own xgboost (sm_explain_contracts.images: 1.0.10 for 0.90-2 .. 1.2-2, whose hook
 is a function-style callback, 1.0.34 for 1.3-1 .. 1.7-1, a TrainingCallback).
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import xgboost
 
-from xgboost_images import DEBUGGER_HOOK_VERSIONS
+from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS
 
 log = logging.getLogger(__name__)
 

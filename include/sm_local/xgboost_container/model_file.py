@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sm_explain_contracts.images import PICKLE, ImageVersion, detect_model_format
 from sm_local.xgboost_container.errors import AlgorithmError
-from xgboost_images import PICKLE, ImageVersion, detect_model_format
 
 if TYPE_CHECKING:
     import xgboost

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from lean_xgboost import import_xgboost
+from sm_explain_contracts.images import IMAGES, ImageVersion
 from sm_local.xgboost_container import data as data_mod
 from sm_local.xgboost_container.errors import AlgorithmError, ContainerError, UserError
 from sm_local.xgboost_container.hyperparameters import Hyperparameters, parse_hyperparameters
 from sm_local.xgboost_container.model_file import MODEL_NAME, save_model
 from sm_local.xgboost_container.training import training_kwargs
-from xgboost_images import IMAGES, ImageVersion
 
 log = logging.getLogger("sm_local.xgboost_container")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sm_explain_contracts.images import ImageVersion
 from sm_local.xgboost_container.hyperparameters import MAXIMIZE_METRICS, Hyperparameters
 from sm_local.xgboost_container.model_file import save_model
-from xgboost_images import ImageVersion
 
 log = logging.getLogger("sm_local.xgboost_container")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sm_explain_ops.request_builder import (
-    DEBUGGER_HOOK_VERSIONS,
     DEFAULT_ALGORITHM_VERSION,
     DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
     MAX_NUM_ROUND,
@@ -263,20 +261,19 @@ def test_debugger_off_sends_no_hook_or_rules_with_any_image() -> None:
         TrainingSpec.from_dict(spec_dict(debugger="of"))
 
 
-def test_the_debugger_image_versions_are_the_runtime_table() -> None:
-    """The Airflow side cannot import the runtime's image table (xgboost_images, stdlib only) yet; its copy
-    must say the same."""
-    import importlib.util
-    import sys
+def test_the_debugger_image_versions_come_from_the_one_image_table() -> None:
+    """The request builder refuses Debugger settings on exactly the images the local endpoint runs without the
+    hook: both read sm_explain_contracts.images."""
+    from sm_explain_contracts import images
 
-    location = Path(__file__).resolve().parents[3] / "include" / "xgboost_images.py"
-    module_spec = importlib.util.spec_from_file_location("xgboost_images_for_test", location)
-    assert module_spec is not None and module_spec.loader is not None
-    table = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = table  # dataclasses look their module up while the class is made
-    module_spec.loader.exec_module(table)
-    assert DEBUGGER_HOOK_VERSIONS == table.DEBUGGER_HOOK_VERSIONS
-    assert DEFAULT_ALGORITHM_VERSION == table.DEFAULT_VERSION
+    assert DEFAULT_ALGORITHM_VERSION == images.DEFAULT_VERSION
+    for version, image in images.IMAGES.items():
+        spec = dict(spec_dict(algorithm_version=version, debugger="default"))
+        if image.debugger_hook:
+            TrainingSpec.from_dict(spec)
+        else:
+            with pytest.raises(ValueError, match=f"XGBoost image {version} does not run the Debugger hook"):
+                TrainingSpec.from_dict(spec)
 
 
 def test_loss_not_decreasing_on_the_unsaved_losses_collection_is_refused() -> None:

@@ -28,8 +28,8 @@ from local_stack import free_port
 from sm_explain.errors import BadRequest
 from sm_explain.explain import run_explanations
 from sm_explain.request import parse_request
+from sm_explain_contracts.images import DEFAULT_VERSION
 from tests.runtime.image_training import train_in_image
-from xgboost_images import DEFAULT_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT_NAME = "<script>alert(1)</script>"

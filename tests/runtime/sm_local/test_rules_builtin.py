@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sm_explain_contracts.images import DEFAULT_VERSION
 from sm_local.rules import SUPPORTED_RULES, evaluate_rule
 from tests.runtime.image_training import train_in_image
-from xgboost_images import DEFAULT_VERSION
 
 SAVE_INTERVAL = 5
 COLLECTIONS = ["metrics", "losses", "trees", "labels", "predictions"]

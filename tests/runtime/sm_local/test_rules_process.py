@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sm_explain_contracts.images import DEFAULT_VERSION
 from sm_local.rules import RISING_LOSS_HYPERPARAMETERS, evaluate_rule
 from tests.runtime.image_training import train_in_image
-from xgboost_images import DEFAULT_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
 ADULT = REPO.parent / "shared" / "data" / "adult.data"

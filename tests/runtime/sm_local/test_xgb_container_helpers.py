@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from sm_local.code_path import child_pythonpath
+
 REPO = Path(__file__).resolve().parents[3]
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 
@@ -94,7 +96,7 @@ def run_container(
     """Run the algorithm process like the supervisor, in the image's environment: SMDEBUG_CONFIG_FILE_PATH set
     when the job has Debugger."""
     environment = {key: value for key, value in os.environ.items() if key not in ("SMDEBUG_CONFIG_FILE_PATH", "TRAINING_JOB_NAME")}
-    environment["PYTHONPATH"] = str(REPO / "include")
+    environment["PYTHONPATH"] = os.pathsep.join(child_pythonpath(opt_ml.parent))
     hook_config = opt_ml / "input" / "config" / "debughookconfig.json"
     if hook_config.exists():
         environment["SMDEBUG_CONFIG_FILE_PATH"] = str(hook_config)
