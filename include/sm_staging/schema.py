@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sm_explain_contracts.versions import dataset_version_problem
 from sm_staging.errors import StagingInputError
 
 # shap.datasets.adult(): column names in file order; it drops Education (redundant with
@@ -52,8 +53,6 @@ REGRESSION_OBJECTIVES = frozenset(
     {"reg:squarederror", "reg:squaredlogerror", "reg:absoluteerror", "reg:pseudohubererror"}
 )
 
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-RESERVED_VERSIONS = frozenset({"raw"})
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lower case, digits, dots, hyphens.
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -165,13 +164,9 @@ def _names(request: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple
 
 
 def validate_version(version: str) -> None:
-    if not VERSION_PATTERN.match(version):
-        raise StagingInputError(
-            f"dataset_version {version!r} is invalid: 1-128 characters, letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit"
-        )
-    if version in RESERVED_VERSIONS:
-        raise StagingInputError(f"dataset_version {version!r} is reserved (raw sources live under it)")
+    problem = dataset_version_problem(version)  # the DAGs' and the staging task's rule, from one place
+    if problem:
+        raise StagingInputError(problem)
 
 
 def _check_destination(destination: str, version: str) -> None:

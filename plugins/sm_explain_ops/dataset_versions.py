@@ -1,8 +1,4 @@
-"""What a data set version may be, in one place, and which versions asset events announce.
-
-A version names an S3 prefix (`<prefix>/<version>/`, beside `<prefix>/raw/` and `<prefix>/comparisons/`), goes
-into training job names and is a DAG Param that Airflow may render natively (so "20261122" would arrive as a
-number): letters, digits, '.', '_' and '-', at most 64 characters, not all digits, and not a reserved prefix name.
+"""Which data set versions asset events announce (what a version may be is `sm_explain_contracts.versions`).
 
 An announcement is an asset event whose extra names a version (`dataset_version`) and where it landed (`bucket`,
 `prefix`, `source_uri`). Airflow merges the events that arrive between two runs of an asset-scheduled DAG into one
@@ -16,22 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DATASET_VERSION_PATTERN = r"^(?=.*[A-Za-z._-])[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-RESERVED_VERSIONS = frozenset({"raw", "comparisons"})
+from sm_explain_contracts.versions import DATASET_VERSION_PATTERN, RESERVED_VERSIONS, dataset_version_problem
+
+__all__ = ["DATASET_VERSION_PATTERN", "RESERVED_VERSIONS", "Announcement", "announcements", "dataset_version_problem"]
+
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 PREFIX_PATTERN = r"^[A-Za-z0-9._/-]+$"
-
-
-def dataset_version_problem(version: object) -> str | None:
-    """None for a valid version, else a sentence that names what is wrong with it."""
-    if not isinstance(version, str) or not re.match(DATASET_VERSION_PATTERN, version):
-        return (
-            f"dataset_version {version!r} is invalid: 1-64 characters, letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit and not all digits"
-        )
-    if version in RESERVED_VERSIONS:
-        return f"dataset_version {version!r} is reserved (one of {sorted(RESERVED_VERSIONS)} under the prefix)"
-    return None
 
 
 @dataclass(frozen=True)

@@ -294,3 +294,18 @@ def test_more_categories_than_float32_keeps_exact_are_refused_naming_column_and_
     assert not (tmp_path / "out").exists()
     reliability.refused("staging", "categorical column with more distinct values than float32 keeps exact",
                         "refused naming the column and the count; nothing written", str(raised.value))
+
+
+@pytest.mark.parametrize("version", ["20261122", "comparisons", "raw", "a" * 65, "v1/../v2", "-v1"])
+def test_staging_refuses_the_versions_the_dags_refuse_with_the_same_sentence(tmp_path: Path, version: str) -> None:
+    """One rule for a data set version (sm_explain_contracts.versions): the staging runtime answers exactly as the
+    DAG params and the staging task do, so no version passes one side and fails the other."""
+    from sm_explain_contracts.versions import dataset_version_problem
+    from sm_staging.schema import parse_request
+
+    expected = dataset_version_problem(version)
+    assert expected is not None
+    with pytest.raises(StagingInputError) as refused:
+        parse_request({"source": str(tmp_path / "adult.data"), "destination": str(tmp_path / version / "data"),
+                       "dataset_version": version})
+    assert str(refused.value) == expected
