@@ -65,6 +65,8 @@ lint: setup
 # Airflow-side tests (operators, sensors, DAG, end to end) in the Airflow env.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(RUNTIME_PY) -m pytest -q tests/contracts
+	$(AIRFLOW_PY) -m pytest -q tests/contracts
 	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime
 	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
 

@@ -6,7 +6,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sm_explain.cli import run_cli
+from sm_explain.errors import BadRequest
+from sm_explain_contracts.envelope import run_cli
 
 
 def handle(raw: dict[str, Any]) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def handle(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(argv, "Explain one XGBoost training job (SHAP from the model or Debugger tensors).", handle)
+    return run_cli(argv, "Explain one XGBoost training job (SHAP from the model or Debugger tensors).", handle, BadRequest)
 
 
 if __name__ == "__main__":

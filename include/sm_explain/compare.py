@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sm_explain import storage  # noqa: E402
-from sm_explain.cli import run_cli  # noqa: E402
 from sm_explain.errors import BadRequest  # noqa: E402
+from sm_explain_contracts.envelope import run_cli  # noqa: E402
 
 RANKING_ARTIFACT = "shap_bar.csv"
 MAX_LINES_IN_FIGURE = 12
@@ -134,7 +134,7 @@ def compare(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(argv, "Compare mean |SHAP| across data set versions", compare)
+    return run_cli(argv, "Compare mean |SHAP| across data set versions", compare, BadRequest)
 
 
 if __name__ == "__main__":

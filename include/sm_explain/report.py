@@ -19,8 +19,8 @@ from html import escape
 from typing import Any
 
 from sm_explain import storage
-from sm_explain.cli import run_cli
 from sm_explain.errors import BadRequest
+from sm_explain_contracts.envelope import run_cli
 
 REPORT_NAME = "report.html"
 _FIGURE_SECTIONS: list[tuple[str, list[str]]] = [
@@ -184,7 +184,7 @@ def build_report(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(argv, "Write the self-contained HTML report of one explanation run.", build_report)
+    return run_cli(argv, "Write the self-contained HTML report of one explanation run.", build_report, BadRequest)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import safe_keys
 from sm_explain.errors import BadRequest
+from sm_explain_contracts.envelope import write_bytes_atomic
 
 
 @functools.cache
@@ -123,11 +124,7 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-st
         bucket, key = _split_s3(uri)
         _s3_client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         return
-    path = local_path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(local_path(uri), data)
 
 
 # What `mirror_prefix` copies at most: the request builder caps Debugger output at 2 GiB (an estimate), so a

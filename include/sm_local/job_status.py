@@ -2,7 +2,7 @@
 
 Keys are botocore's DescribeTrainingJob member names and timestamps epoch floats, so the server can
 merge the file into its answer without translating anything. Every change is written at once
-(temp file + rename, `store.write_json_atomic`): the server may read it at any moment.
+(temp file + rename, `sm_explain_contracts.envelope.write_json_atomic`): the server may read it at any moment.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sm_local.store import write_json_atomic
+from sm_explain_contracts.envelope import write_json_atomic
 
 MAX_REASON_CHARS = 1024  # FailureReason and StatusDetails limits in botocore's SageMaker model
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import botocore.session
 
+from sm_explain_contracts.envelope import write_json_atomic
+
 ACCOUNT_ID = "123456789012"
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
@@ -69,21 +71,6 @@ def rule_dir_name(rule_name: str) -> str:
     rule's config.json and in the job's status."""
     digest = hashlib.sha256(rule_name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{_name_fragment(rule_name, 40, 'A-Za-z0-9_-').strip('-') or 'rule'}-{digest}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write via a temp file in the same directory + rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

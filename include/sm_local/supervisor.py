@@ -33,6 +33,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
 import safe_keys  # noqa: E402
+from sm_explain_contracts.envelope import write_json_atomic  # noqa: E402
 from sm_local import code_path, cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402
 from sm_local.job_status import (  # noqa: E402
@@ -48,7 +49,6 @@ from sm_local.store import (  # noqa: E402
     read_json,
     rule_dir_name,
     rule_evaluation_job_arn,
-    write_json_atomic,
 )
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"

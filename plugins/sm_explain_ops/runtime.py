@@ -22,10 +22,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore import utils as botocore_utils
 from botocore.exceptions import BotoCoreError
 
+from sm_explain_contracts.envelope import EXIT_BAD_INPUT, bad_input_message, read_result
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-EXIT_BAD_INPUT = 2
 _TAIL_LINES = 30
 _KILL_GRACE_SECONDS = 10
 # What the child inherits besides AWS_* and SM_EXPLAIN_*: enough to run Python and reach endpoints,
@@ -158,13 +159,6 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def run_runtime_module(
     module: str,
     request: dict[str, Any],
@@ -211,10 +205,9 @@ def run_runtime_module(
             for pump in pumps:
                 pump.join(timeout=_KILL_GRACE_SECONDS)
 
-        result = _read_json(result_path)
+        result = read_result(result_path)
         if returncode == EXIT_BAD_INPUT:
-            error = result.get("error") if isinstance(result, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
+            message = bad_input_message(result)
             raise RuntimeInputError(message or f"`python -m {module}` refused its input: " + " | ".join(tail))
         if returncode != 0:
             how = (

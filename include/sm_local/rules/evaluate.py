@@ -11,7 +11,6 @@ smdebug (unmaintained since 2023) stays behind this module and builtin.py.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sm_explain_contracts.envelope import write_json_atomic
 from sm_local.rules.parameters import RuleConfigurationError
 from sm_local.rules.registry import resolve_rule
 
@@ -58,12 +58,8 @@ class _Timeout(Exception):
 
 
 def write_result(path: str | os.PathLike[str], result: RuleResult) -> None:
-    """Atomically (tmp + rename) so a reader never sees half a result."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result.to_dict()), encoding="utf-8")
-    os.replace(tmp, target)
+    """Whole (tmp + rename): the supervisor never sees half a result."""
+    write_json_atomic(Path(path), result.to_dict())
 
 
 def _preload_smdebug() -> None:

@@ -1,0 +1,101 @@
+"""The runtime entry points' contract with the Airflow side, and the one way files are written whole.
+
+Every runtime module (`python -m sm_staging`, `sm_explain`, `sm_explain.report`, `sm_explain.compare`) runs as
+`<runtime python> -m <module> --request REQUEST.json --result RESULT.json`:
+- exit 0: RESULT.json is the result, a small JSON object;
+- exit 2 (`EXIT_BAD_INPUT`): RESULT.json is `{"error": {"type": "<Exception>", "message": "<names the problem>"}}`;
+- any other exit: an unexpected failure, its traceback on stderr.
+`run_cli` is that entry point's body; the Airflow side (`sm_explain_ops.runtime`) reads the result with
+`read_result`. Result, status and record files are replaced whole (`write_json_atomic`, `write_bytes_atomic`):
+a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any, *, indent: int | None = 1) -> None:
+    write_bytes_atomic(path, json.dumps(data, indent=indent, sort_keys=True).encode("utf-8"))
+
+
+def error_result(error: BaseException) -> dict[str, Any]:
+    return {"error": {"type": type(error).__name__, "message": str(error)}}
+
+
+def run_cli(
+    argv: Sequence[str] | None,
+    description: str,
+    handler: Callable[[dict[str, Any]], dict[str, Any]],
+    bad_input: type[Exception] | tuple[type[Exception], ...],
+) -> int:
+    """Parse the two paths, call `handler(request)`, write the result; returns the process exit code.
+
+    `bad_input` is the module's bad-request exception: it ends in exit 2 with its message in the result. A request
+    file that is not a JSON object is bad input too. Anything else propagates (a traceback, a non-2 exit).
+    """
+    refused: tuple[type[Exception], ...] = (_BadRequestFile, *(bad_input if isinstance(bad_input, tuple) else (bad_input,)))
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--request", required=True, type=Path, help="JSON request file")
+    parser.add_argument("--result", required=True, type=Path, help="where the JSON result is written")
+    args = parser.parse_args(argv)
+    try:
+        try:
+            request = json.loads(args.request.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _BadRequestFile(f"cannot read the request file {args.request}: {exc}") from exc
+        if not isinstance(request, dict):
+            raise _BadRequestFile(f"the request in {args.request} must be a JSON object")
+        result = handler(request)
+    except refused as exc:
+        payload = error_result(exc)
+        if isinstance(exc, _BadRequestFile):
+            payload["error"]["type"] = "BadRequest"
+        write_json_atomic(args.result, payload, indent=2)
+        print(f"bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    write_json_atomic(args.result, result, indent=2)
+    return 0
+
+
+class _BadRequestFile(Exception):
+    """The request file itself is unreadable or not a JSON object."""
+
+
+def read_result(path: Path) -> Any:
+    """The result file's JSON, or None when it is missing or not JSON (the child crashed before writing it)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def bad_input_message(result: Any) -> str | None:
+    """The message of an exit-2 result, or None when the file does not hold one."""
+    error = result.get("error") if isinstance(result, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else None

@@ -1,0 +1,84 @@
+"""sm_explain_contracts, the rules both environments share: standard library only, and the runtime envelope."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sm_explain_contracts
+from sm_explain_contracts.envelope import (
+    EXIT_BAD_INPUT,
+    bad_input_message,
+    read_result,
+    run_cli,
+    write_json_atomic,
+)
+
+SOURCE = Path(sm_explain_contracts.__file__).resolve().parent
+
+
+def test_every_module_imports_with_the_standard_library_alone() -> None:
+    """No site-packages at all (-S -s): what an image's environment, or either side's, can always import."""
+    modules = [f"sm_explain_contracts.{m.name}" for m in pkgutil.iter_modules([str(SOURCE)])]
+    assert {"sm_explain_contracts.images", "sm_explain_contracts.versions", "sm_explain_contracts.envelope"} <= set(modules)
+    code = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\nprint('ok')"
+    completed = subprocess.run([sys.executable, "-S", "-s", "-c", code, *modules], capture_output=True, text=True,
+                               env={"PYTHONPATH": str(SOURCE.parent)}, cwd="/")
+    assert completed.stdout.strip() == "ok", completed.stderr
+
+
+class Refused(Exception):
+    pass
+
+
+def _handler(request: dict) -> dict:
+    if request.get("bad"):
+        raise Refused(f"bad is {request['bad']!r}: give nothing")
+    return {"echo": request}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "code", "message"),
+    [
+        ('{"x": 1}', 0, None),
+        ('{"bad": 3}', EXIT_BAD_INPUT, "bad is 3: give nothing"),
+        ("[1, 2]", EXIT_BAD_INPUT, "must be a JSON object"),
+        ("{not json", EXIT_BAD_INPUT, "cannot read the request file"),
+    ],
+)
+def test_run_cli_writes_the_result_or_the_named_error(tmp_path: Path, request_text: str, code: int,
+                                                      message: str | None) -> None:
+    request, result = tmp_path / "request.json", tmp_path / "result.json"
+    request.write_text(request_text)
+    assert run_cli(["--request", str(request), "--result", str(result)], "test", _handler, Refused) == code
+    written = read_result(result)
+    if message is None:
+        assert written == {"echo": {"x": 1}}
+    else:
+        assert message in (bad_input_message(written) or "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["request.json", "result.json"], "no temp file left"
+
+
+def test_an_unexpected_error_is_not_dressed_as_bad_input(tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text("{}")
+
+    def broken(_: dict) -> dict:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        run_cli(["--request", str(request), "--result", str(tmp_path / "result.json")], "test", broken, Refused)
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_write_json_atomic_replaces_whole(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "status.json"
+    write_json_atomic(target, {"a": 1})
+    write_json_atomic(target, {"b": [1, 2]})
+    assert json.loads(target.read_text()) == {"b": [1, 2]}
+    assert [p.name for p in target.parent.iterdir()] == ["status.json"]
