@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 import safe_keys
 from sm_explain.errors import BadRequest
 from sm_explain_contracts.envelope import write_bytes_atomic
+from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
+from sm_explain_contracts.s3_uris import is_under as is_under
 
 
 @functools.cache
@@ -31,8 +33,10 @@ def validate_uri(uri: object, what: str) -> str:
         raise BadRequest(f"{what} must be a non-empty string (an s3:// URI or a local path), got {uri!r}")
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
-        if not parsed.netloc:
-            raise BadRequest(f"{what} {uri!r} has no bucket")
+        try:
+            parse_s3_uri(uri, what)
+        except S3UriError as error:
+            raise BadRequest(str(error)) from None
         return uri
     if parsed.scheme == "file" or parsed.scheme == "":
         return uri
@@ -40,8 +44,8 @@ def validate_uri(uri: object, what: str) -> str:
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
+    location = parse_s3_uri(uri, "S3 URI")
+    return location.bucket, location.key
 
 
 def local_path(uri: str) -> Path:
@@ -51,24 +55,6 @@ def local_path(uri: str) -> Path:
 def join(prefix: str, name: str) -> str:
     """`prefix` is a "directory" (with or without a trailing slash)."""
     return prefix.rstrip("/") + "/" + name
-
-
-def is_under(uri: str, prefix: str) -> bool:
-    """Whether `uri` names an object strictly inside the "directory" `prefix`: the same scheme, the same bucket
-    and a key below the prefix's key, with no empty, '.' or '..' segment; a local path must stay inside after
-    every symlink is resolved."""
-    if is_s3(uri) != is_s3(prefix):
-        return False
-    if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        prefix_bucket, prefix_key = _split_s3(prefix)
-        root = prefix_key.strip("/")
-        if bucket != prefix_bucket or not key.startswith(root + "/" if root else ""):
-            return False
-        segments = key[len(root) + 1 if root else 0:].split("/")
-        return all(segment not in ("", ".", "..") for segment in segments)
-    path, root_path = local_path(uri).resolve(), local_path(prefix).resolve()
-    return path != root_path and path.is_relative_to(root_path)
 
 
 def exists(uri: str) -> bool:

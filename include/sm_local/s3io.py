@@ -13,16 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import safe_keys
+from sm_explain_contracts.s3_uris import S3UriError as S3UriError
+from sm_explain_contracts.s3_uris import join_s3_uri as join_s3_uri
+from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri
 
 TRANSFER_THREADS = 8
 SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024  # above this, s3transfer's multipart upload_file
-
-
-class S3UriError(ValueError):
-    """An S3 URI that does not have the `s3://bucket/key` shape."""
 
 
 class NoObjectsFoundError(RuntimeError):
@@ -45,17 +43,9 @@ def aws_client(service: str, region: str | None = None) -> Any:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key/prefix` -> (bucket, key prefix)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise S3UriError(f"{uri!r} is not an S3 URI of the form s3://bucket/prefix")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def join_s3_uri(base: str, *parts: str) -> str:
-    """`base` + parts with exactly one '/' between them."""
-    pieces = [base.rstrip("/")] + [part.strip("/") for part in parts if part.strip("/")]
-    return "/".join(pieces)
+    """`s3://bucket/key/prefix` -> (bucket, key prefix), or S3UriError (sm_explain_contracts.s3_uris)."""
+    location = contract_parse_s3_uri(uri, "S3 URI")
+    return location.bucket, location.key
 
 
 def _channel_base(key: str, prefix: str) -> str:

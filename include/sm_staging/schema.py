@@ -4,11 +4,13 @@ and its validation, so every mistake is reported before any data is read or writ
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
+from sm_explain_contracts.s3_uris import S3Location, S3UriError
+from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri
 from sm_explain_contracts.versions import dataset_version_problem
 from sm_staging.errors import StagingInputError
 
@@ -55,10 +57,8 @@ REGRESSION_OBJECTIVES = frozenset(
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lower case, digits, dots, hyphens.
-BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: A deployment opt-in: with it set to 1, a source may be a path on the machine that stages (local runs,
 #: tests, the demo). Off by default, so whoever may trigger a run cannot stage any file the worker can read.
-ALLOW_LOCAL_SOURCES_ENV = "SM_EXPLAIN_ALLOW_LOCAL_SOURCES"
 
 KNOWN_KEYS = frozenset(
     {
@@ -80,31 +80,12 @@ KNOWN_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    key: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
 def parse_s3_uri(uri: str, *, what: str, require_key: bool = True) -> S3Location:
     """Split ``s3://bucket/key`` and refuse shapes S3 would reject (or that would hit the wrong place)."""
-    if not uri.startswith("s3://"):
-        raise StagingInputError(f"{what} {uri!r} is not an S3 URI (expected s3://bucket/key)")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not BUCKET_PATTERN.match(bucket) or ".." in bucket:
-        raise StagingInputError(
-            f"{what} {uri!r} has an invalid bucket name {bucket!r} "
-            "(3-63 characters: lower-case letters, digits, dots and hyphens)"
-        )
-    if require_key and not key.strip("/"):
-        raise StagingInputError(f"{what} {uri!r} names no object key after the bucket")
-    if "//" in key:
-        raise StagingInputError(f"{what} {uri!r} contains an empty path segment ('//')")
-    return S3Location(bucket, key)
+    try:
+        return contract_parse_s3_uri(uri, what, require_key=require_key)
+    except S3UriError as error:
+        raise StagingInputError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -184,10 +165,6 @@ def _check_destination(destination: str, version: str) -> None:
         )
 
 
-def local_sources_allowed() -> bool:
-    return os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() == "1"
-
-
 def _check_source(source: str, sha256: str | None) -> None:
     """Only locations a deployment means to read: S3, https with a checksum, a local path only when opted in."""
     if source.startswith("s3://"):
@@ -204,7 +181,7 @@ def _check_source(source: str, sha256: str | None) -> None:
         )
     elif "://" in source:
         raise StagingInputError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
-    elif not local_sources_allowed():
+    elif not local_paths_allowed():
         raise StagingInputError(
             f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
             f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"

@@ -18,8 +18,9 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_staging.errors import StagingInputError
-from sm_staging.schema import ALLOW_LOCAL_SOURCES_ENV, S3Location, local_sources_allowed, parse_s3_uri
+from sm_staging.schema import S3Location, parse_s3_uri
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "sm-explain"
 _CHUNK = 1 << 20
@@ -155,7 +156,7 @@ def fetch_source(source: str, expected_sha256: str | None, cache_dir: str | None
         fetched = _fetch_s3(parse_s3_uri(source, what="source"), cache, expected_sha256)
     elif source.startswith("https://"):
         fetched = _fetch_http(source, cache, expected_sha256)
-    elif "://" not in source and local_sources_allowed():
+    elif "://" not in source and local_paths_allowed():
         fetched = _local(source, expected_sha256)
     else:  # parse_request refuses these first; this keeps the rule for any other caller
         raise StagingInputError(

@@ -24,6 +24,7 @@ from typing import Any
 # The image table: which versions run the Debugger hook (3.0-5 and newer have it commented out, so a
 # DebugHookConfig there writes no tensors and rules see nothing) and the default version.
 from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION
+from sm_explain_contracts.s3_uris import parse_s3_uri
 
 DEFAULT_ALGORITHM_VERSION = DEFAULT_VERSION
 DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
@@ -68,8 +69,6 @@ _FLOAT_BYTES = 4
 _FEATURE_IMPORTANCE_TYPES = 5  # weight, gain, cover, total_gain, total_cover
 _TREE_NODE_BYTES = 96  # one row of the trees dataframe (about a dozen columns)
 
-_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)(?:/(?P<key>.*))?$")
-_S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ALGORITHM_VERSION = re.compile(r"^\d+\.\d+-\d+$")
 _RULE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
@@ -79,20 +78,8 @@ _RULE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 def validate_s3_uri(value: object, field_name: str) -> str:
     """Return an ``s3://bucket/prefix`` URI unchanged, or raise ValueError naming the field."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{field_name} must be an s3:// URI, got {value!r}")
-    match = _S3_URI.match(value)
-    if not match:
-        raise ValueError(f"{field_name} {value!r} is not an s3:// URI (expected s3://<bucket>/<prefix>)")
-    bucket = match.group("bucket")
-    if not _S3_BUCKET.match(bucket):
-        raise ValueError(
-            f"{field_name} {value!r} has an invalid bucket name {bucket!r} (3-63 lowercase letters, "
-            "digits, dots and hyphens, starting and ending with a letter or digit)"
-        )
-    if any(ch.isspace() for ch in value):
-        raise ValueError(f"{field_name} {value!r} contains whitespace")
-    return value
+    parse_s3_uri(value, field_name)
+    return str(value)
 
 
 def _positive_int(value: object, field_name: str, minimum: int = 1) -> int:

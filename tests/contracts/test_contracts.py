@@ -82,3 +82,42 @@ def test_write_json_atomic_replaces_whole(tmp_path: Path) -> None:
     write_json_atomic(target, {"b": [1, 2]})
     assert json.loads(target.read_text()) == {"b": [1, 2]}
     assert [p.name for p in target.parent.iterdir()] == ["status.json"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "inside"),
+    [
+        ("s3://bkt/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations/", True),
+        ("s3://bkt/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations", True),
+        ("s3://bkt/p/v1/job/explanations-x/a.png", "s3://bkt/p/v1/job/explanations/", False),
+        ("s3://other/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations/", False),
+        ("s3://bkt/p/v1/job/explanations/../../secret", "s3://bkt/p/v1/job/explanations/", False),
+        ("s3://bkt/p/v1/job/explanations//a.png", "s3://bkt/p/v1/job/explanations/", False),
+        ("s3://b/p/a.png", "s3://b/p/", False),  # no valid bucket: inside nothing
+        ("/proc/self/environ", "s3://bkt/p/", False),
+        (None, "s3://bkt/p/", False),
+    ],
+)
+def test_is_under_is_one_rule_for_both_sides(uri: object, prefix: str, inside: bool) -> None:
+    from sm_explain_contracts.s3_uris import is_under
+
+    assert is_under(uri, prefix) is inside
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("", "must be an s3:// URI"),
+        ("https://bkt/x", "is not an s3:// URI"),
+        ("s3://Bad_Bucket/x", "invalid bucket name 'Bad_Bucket'"),
+        ("s3://xn--bkt/x", "invalid bucket name"),
+        ("s3://bkt/a b", "contains whitespace"),
+        ("s3://bkt/a//b", "empty path segment"),
+    ],
+)
+def test_s3_uris_are_refused_naming_field_and_problem(value: str, named: str) -> None:
+    from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
+
+    with pytest.raises(S3UriError, match=named) as refused:
+        parse_s3_uri(value, "train_uri")
+    assert str(refused.value).startswith("train_uri")

@@ -4,7 +4,6 @@ JSON-safe manifest of S3 URIs."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,8 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
-from sm_explain_ops.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
+from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
+from sm_explain_contracts.s3_uris import is_under
 from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
@@ -33,23 +33,6 @@ def require_s3_uri(name: str, value: Any, *, allow_local: bool | None = None) ->
             f"(local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
         )
     return validate_s3_uri(value, name)
-
-
-def is_under_prefix(uri: object, prefix: str) -> bool:
-    """Whether ``uri`` lies strictly inside the "directory" ``prefix``: same scheme and bucket, a key below the
-    prefix's with no empty, '.' or '..' segment; a local path must stay inside once symlinks are resolved.
-    (The runtime's ``sm_explain.storage.is_under`` decides the same for the report it writes.)"""
-    if not isinstance(uri, str) or uri.startswith("s3://") != prefix.startswith("s3://"):
-        return False
-    if uri.startswith("s3://"):
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        prefix_bucket, _, prefix_key = prefix[len("s3://") :].partition("/")
-        root = prefix_key.strip("/") + "/" if prefix_key.strip("/") else ""
-        if bucket != prefix_bucket or not key.startswith(root):
-            return False
-        return all(segment not in ("", ".", "..") for segment in key[len(root) :].split("/"))
-    path, root_path = os.path.realpath(uri), os.path.realpath(prefix)
-    return path != root_path and os.path.commonpath([path, root_path]) == root_path
 
 
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
@@ -167,7 +150,7 @@ class BuildReportOperator(AwsBaseOperator[S3Hook]):
         if not isinstance(artifacts, dict):
             raise ValueError("manifest must hold an 'artifacts' mapping (the explain task's result)")
         for name, uri in artifacts.items():
-            if not is_under_prefix(uri, output_uri):
+            if not is_under(uri, output_uri):
                 raise ValueError(
                     f"manifest artifact {name!r} {uri!r} is not under the run's output location {output_uri!r}: "
                     "the report reads only the run's own artifacts"

@@ -17,9 +17,9 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
+from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
 from sm_explain_ops.dataset_versions import dataset_version_problem
-from sm_explain_ops.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
-from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -33,15 +33,9 @@ class DatasetRequestError(AirflowFailException, ValueError):
 
 def _check_s3_uri(name: str, uri: str) -> list[str]:
     try:
-        validate_s3_uri(uri, name)
-    except ValueError as error:
+        return parse_s3_uri(uri, name, require_key=True).segments
+    except S3UriError as error:
         raise DatasetRequestError(str(error)) from None
-    key = uri[len("s3://") :].partition("/")[2]
-    if not key.strip("/"):
-        raise DatasetRequestError(f"{name} {uri!r} names no key or prefix after the bucket")
-    if "//" in key:
-        raise DatasetRequestError(f"{name} {uri!r} contains an empty path segment ('//')")
-    return key.strip("/").split("/")
 
 
 def validate_staging_request(

@@ -61,7 +61,7 @@ def test_download_of_nothing_raises(tmp_path: Path, bucket: str) -> None:
         s3io.download_prefix(s3, f"s3://{bucket}/missing/", tmp_path)
     with pytest.raises(s3io.NoObjectsFoundError):
         s3io.download_prefix(s3, f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", tmp_path)
-    with pytest.raises(s3io.S3UriError, match="is not an S3 URI"):
+    with pytest.raises(s3io.S3UriError, match="is not an s3:// URI"):
         s3io.download_prefix(s3, "https://example.com/x", tmp_path)
 
 

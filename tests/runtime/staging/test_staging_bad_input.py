@@ -71,7 +71,7 @@ CASES = [
         {"source": "s3://Bad_Bucket/raw/v1/adult.data"},
         "invalid bucket name 'Bad_Bucket'",
     ),
-    _case("s3 uri without key", None, {"source": "s3://bucket-a"}, "names no object key"),
+    _case("s3 uri without key", None, {"source": "s3://bucket-a"}, "names no key or prefix after the bucket"),
     _case("bad destination uri", None, {"destination": "s3://x/v1/data/"}, "invalid bucket name 'x'"),
     _case("unsupported scheme", None, {"source": "ftp://host/adult.data"}, "unsupported scheme"),
     _case(

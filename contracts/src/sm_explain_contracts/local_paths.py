@@ -1,4 +1,4 @@
-"""Whether this deployment lets tasks read local files named in params and XComs.
+"""Whether this deployment lets tasks and the runtime read local files named in params and XComs.
 
 A local path in a DAG param (`source_uri`) or an upstream XCom (the explanation's inputs) is read on the worker
 with the worker's rights: a user who may only trigger runs could make a task read any file there. So local paths
