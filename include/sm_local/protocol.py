@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.utils import parse_to_aware_datetime
-from botocore.validate import ParamValidator
+
+from sm_explain_contracts.botocore_shapes import shape_errors as shape_errors
 
 TARGET_PREFIX = "SageMaker."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -77,64 +76,6 @@ def encode_body(payload: dict[str, Any]) -> bytes:
 # Validation: botocore's ParamValidator checks required members, types and minimums; it skips
 # maximums, patterns and enums (the server's job), which `_constraint_errors` adds from the model.
 # ---------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _compiled_pattern(pattern: str) -> re.Pattern[str] | None:
-    """The model's patterns are Java regexes matched in full; the few Python cannot compile
-    (`\\p{Alnum}` classes, only on fields this endpoint does not use) are not checked."""
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def _walk_constraints(value: Any, shape: Shape, path: str) -> Iterator[str]:
-    meta = shape.metadata
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
-        for key, member_value in value.items():
-            if key in shape.members and member_value is not None:
-                yield from _walk_constraints(member_value, shape.members[key], f"{path}.{key}".lstrip("."))
-        return
-    if kind == "list" and isinstance(value, list):
-        if "max" in meta and len(value) > meta["max"]:
-            yield f"Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}"
-        for index, item in enumerate(value):
-            yield from _walk_constraints(item, shape.member, f"{path}[{index}]")
-        return
-    if kind == "map" and isinstance(value, dict):
-        if "max" in meta and len(value) > meta["max"]:
-            yield f"Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}"
-        for key, item in value.items():
-            yield from _walk_constraints(key, shape.key, f"{path} key {key!r}")
-            yield from _walk_constraints(item, shape.value, f"{path}.{key}")
-        return
-    if kind == "string" and isinstance(value, str):
-        if "max" in meta and len(value) > meta["max"]:
-            yield f"Value '{value[:80]}' at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}"
-        if shape.enum and value not in shape.enum:
-            yield f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(shape.enum)}]"
-        pattern = meta.get("pattern")
-        compiled = _compiled_pattern(pattern) if pattern else None
-        if compiled is not None and not compiled.fullmatch(value):
-            yield f"Value '{value[:80]}' at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
-        return
-    if (
-        kind in ("integer", "long", "float", "double")
-        and isinstance(value, int | float)
-        and not isinstance(value, bool)
-    ):
-        if "max" in meta and value > meta["max"]:
-            yield f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}"
-
-
-def shape_errors(params: dict[str, Any], shape: Shape) -> list[str]:
-    """Every way `params` breaks `shape`: botocore's own checks first, then the model's limits."""
-    report = ParamValidator().validate(params, shape)
-    errors = report.generate_report().splitlines() if report.has_errors() else []
-    errors.extend(_walk_constraints(params, shape, ""))
-    return errors
 
 
 def validate_request(operation: OperationModel, params: dict[str, Any]) -> dict[str, Any]:

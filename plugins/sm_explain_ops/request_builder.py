@@ -23,6 +23,7 @@ from typing import Any
 
 # The image table: which versions run the Debugger hook (3.0-5 and newer have it commented out, so a
 # DebugHookConfig there writes no tensors and rules see nothing) and the default version.
+from sm_explain_contracts.botocore_shapes import shape_errors
 from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION
 from sm_explain_contracts.s3_uris import parse_s3_uri
 
@@ -971,53 +972,9 @@ def _create_training_job_shape() -> Any:
     return model.operation_model("CreateTrainingJob").input_shape
 
 
-@functools.cache
-def _pattern(text: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(text)
-    except re.error:  # Java-only syntax such as \p{L}: botocore's model is checked server-side anyway
-        return None
-
-
-def _constraint_errors(value: Any, shape: Any, path: str) -> list[str]:
-    """The max-length and pattern checks that botocore's ParamValidator leaves to the server."""
-    errors: list[str] = []
-    meta = shape.metadata
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, Mapping):
-        for key, item in value.items():
-            if key in shape.members:
-                errors += _constraint_errors(item, shape.members[key], f"{path}.{key}" if path else key)
-    elif kind == "list" and isinstance(value, list):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path} has {len(value)} items, at most {meta['max']} allowed")
-        for index, item in enumerate(value):
-            errors += _constraint_errors(item, shape.member, f"{path}[{index}]")
-    elif kind == "map" and isinstance(value, Mapping):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path} has {len(value)} entries, at most {meta['max']} allowed")
-        for key, item in value.items():
-            errors += _constraint_errors(key, shape.key, f"{path} key {key!r}")
-            errors += _constraint_errors(item, shape.value, f"{path}.{key}")
-    elif kind == "string" and isinstance(value, str):
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(f"{path} is {len(value)} characters, at most {meta['max']} allowed")
-        pattern = _pattern(meta["pattern"]) if "pattern" in meta else None
-        if pattern is not None and not pattern.fullmatch(value):
-            errors.append(f"{path} value {value!r} does not match the pattern {meta['pattern']!r}")
-    elif kind in ("integer", "long") and isinstance(value, int) and "max" in meta and value > meta["max"]:
-        errors.append(f"{path} is {value}, at most {meta['max']} allowed")
-    return errors
-
-
 def validate_request(request: Mapping[str, Any]) -> None:
     """Check a CreateTrainingJob request against botocore's SageMaker model (types, required
     members, lengths, patterns); raise ValueError naming every offending field."""
-    from botocore.validate import ParamValidator
-
-    shape = _create_training_job_shape()
-    report = ParamValidator().validate(request, shape)
-    problems = report.generate_report().splitlines() if report.has_errors() else []
-    problems += _constraint_errors(request, shape, "")
+    problems = shape_errors(dict(request), _create_training_job_shape())
     if problems:
         raise ValueError("invalid CreateTrainingJob request: " + "; ".join(problems))

@@ -104,3 +104,26 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(
     # A later retry of the finished run still attaches: ListTrainingJobs keeps one job.
     assert _operator().execute(minimal_context()) == first_result
     assert jobs_of_this_dag() == [expected_name]
+
+
+@pytest.mark.reliability
+def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_same_words(local_stack, reliability) -> None:
+    """One walker over botocore's model on both sides (sm_explain_contracts.botocore_shapes): a limit the builder
+    enforces is the limit the endpoint (and SageMaker) enforces, worded alike."""
+    from botocore.exceptions import ClientError
+
+    from sm_explain_ops.request_builder import build_training_request, validate_request
+
+    request = build_training_request(_spec(), "drift-check-job", region=local_stack.region)
+    request["RoleArn"] = "arn:aws:iam::123:role/too-short-account"
+    with pytest.raises(ValueError) as builder:
+        validate_request(request)
+    with pytest.raises(ClientError) as endpoint:
+        boto3.client("sagemaker").create_training_job(**request)
+    sentence = ("Value 'arn:aws:iam::123:role/too-short-account' at 'RoleArn' failed to satisfy constraint: Member "
+                "must satisfy regular expression pattern")
+    assert sentence in str(builder.value)
+    assert endpoint.value.response["Error"]["Code"] == "ValidationException"
+    assert sentence in endpoint.value.response["Error"]["Message"]
+    reliability.refused("training request", "a RoleArn outside botocore's pattern, from Airflow and at the endpoint",
+                        "both refuse it in SageMaker's words", endpoint.value.response["Error"]["Message"])

@@ -434,12 +434,12 @@ def test_bad_s3_uris_are_refused_by_field(field: str, uri: str, message: str) ->
 
 def test_botocore_model_catches_what_the_spec_does_not_and_names_the_field() -> None:
     spec = TrainingSpec.from_dict(spec_dict(role_arn="arn:aws:iam::123:role/too-short-account"))
-    with pytest.raises(ValueError, match="RoleArn value .* does not match the pattern"):
+    with pytest.raises(ValueError, match="Value 'arn:aws:iam::123:role/too-short-account' at 'RoleArn' failed to "
+                                         "satisfy constraint: Member must satisfy regular expression pattern"):
         build_training_request(spec, "adult-v1-job")
     spec = TrainingSpec.from_dict(spec_dict(hyperparameters={"num_round": 51, "eval_metric": "x" * 2501}))
-    with pytest.raises(
-        ValueError, match="HyperParameters.eval_metric is 2501 characters, at most 2500 allowed"
-    ):
+    with pytest.raises(ValueError, match="at 'HyperParameters.eval_metric' failed to satisfy constraint: Member must "
+                                         "have length less than or equal to 2500"):
         build_training_request(spec, "adult-v1-job")
 
 
