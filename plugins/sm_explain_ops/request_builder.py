@@ -13,18 +13,18 @@ Two stages, so DAG parsing stays cheap and bad input fails before anything is su
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 # The image table: which versions run the Debugger hook (3.0-5 and newer have it commented out, so a
 # DebugHookConfig there writes no tensors and rules see nothing) and the default version.
 from sm_explain_contracts.botocore_shapes import shape_errors
-from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION
+from sm_explain_contracts.hyperparameters import SPECS as HYPERPARAMETER_SPECS
+from sm_explain_contracts.hyperparameters import parse_hyperparameters
+from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION, IMAGES
 from sm_explain_contracts.s3_uris import parse_s3_uri
 
 DEFAULT_ALGORITHM_VERSION = DEFAULT_VERSION
@@ -121,149 +121,29 @@ def _to_parameter_string(value: object) -> str:
 # --------------------------------------------------------------------------- XGBoost hyperparameters
 
 
-def _bound(value: float) -> str:
-    """1048576, not 1.04858e+06; 0.5 as 0.5."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+# The project's own caps, on top of what the algorithm accepts: far past any useful model, so that a typo (a
+# class per output column, a tree's depth and leaves, histogram bins and rounds all multiply a job's memory and
+# time) fails here, not days into a job.
+PROJECT_LIMITS = {"num_round": MAX_NUM_ROUND, "num_class": 10_000, "max_depth": 100, "max_leaves": 1 << 20,
+                  "max_bin": 1 << 16}
 
 
-def _number(
-    low: float | None = None, high: float | None = None, *, integer: bool = False, low_open: bool = False
-) -> Callable[[str], str | None]:
-    """A check that ``text`` is a finite number (an integer literal when ``integer``, as the algorithm
-    parses it with ``int()``) within [low, high] (``low`` excluded when ``low_open``)."""
-
-    def check(text: str) -> str | None:
-        if integer:
-            try:
-                number: float = int(text.strip())
-            except ValueError:
-                return "an integer"
-        else:
-            try:
-                number = float(text)
-            except ValueError:
-                return "a number"
-            if not math.isfinite(number):  # float() reads "nan" and "inf", which no hyperparameter accepts
-                return "a finite number"
-        if low is not None and (number <= low if low_open else number < low):
-            return f"{'>' if low_open else '>='} {_bound(low)}"
-        if high is not None and number > high:
-            return f"<= {_bound(high)}"
-        return None
-
-    return check
-
-
-def _choice(*options: str) -> Callable[[str], str | None]:
-    def check(text: str) -> str | None:
-        return None if text in options else "one of " + ", ".join(options)
-
-    return check
-
-
-def _anything(text: str) -> str | None:
-    return None
-
-
-_BOOLEAN = _choice("true", "false")
-_FRACTION = _number(0, 1, low_open=True)
-_NON_NEGATIVE = _number(0)
-
-#: The built-in XGBoost algorithm's hyperparameters (SageMaker docs, 1.x images) and what a
-#: value must look like. A cheap check so a typo fails in Airflow, not minutes into a job.
-XGBOOST_HYPERPARAMETERS: dict[str, Callable[[str], str | None]] = {
-    "num_round": _number(1, MAX_NUM_ROUND, integer=True),
-    # The upper bounds below are far past any useful model and keep a typo from sizing a job: a class per
-    # output column, a tree's depth and leaves, and histogram bins all multiply its memory.
-    "num_class": _number(2, 10_000, integer=True),
-    "objective": _choice(
-        "binary:logistic",
-        "binary:logitraw",
-        "binary:hinge",
-        "reg:squarederror",
-        "reg:squaredlogerror",
-        "reg:logistic",
-        "reg:pseudohubererror",
-        "reg:absoluteerror",
-        "reg:quantileerror",
-        "reg:linear",
-        "reg:gamma",
-        "reg:tweedie",
-        "count:poisson",
-        "survival:cox",
-        "survival:aft",
-        "multi:softmax",
-        "multi:softprob",
-        "rank:pairwise",
-        "rank:ndcg",
-        "rank:map",
-    ),
-    "booster": _choice("gbtree", "gblinear", "dart"),
-    "eta": _number(0, 1),
-    "gamma": _NON_NEGATIVE,
-    "max_depth": _number(0, 100, integer=True),
-    "min_child_weight": _NON_NEGATIVE,
-    "max_delta_step": _NON_NEGATIVE,
-    "subsample": _FRACTION,
-    "sampling_method": _choice("uniform", "gradient_based"),
-    "colsample_bytree": _FRACTION,
-    "colsample_bylevel": _FRACTION,
-    "colsample_bynode": _FRACTION,
-    "lambda": _NON_NEGATIVE,
-    "alpha": _NON_NEGATIVE,
-    "lambda_bias": _NON_NEGATIVE,
-    "tree_method": _choice("auto", "exact", "approx", "hist", "gpu_hist"),
-    "sketch_eps": _number(0, 1, low_open=True),
-    "scale_pos_weight": _number(0, low_open=True),
-    "updater": _anything,
-    "dsplit": _choice("row", "col"),
-    "refresh_leaf": _choice("0", "1"),
-    "process_type": _choice("default", "update"),
-    "grow_policy": _choice("depthwise", "lossguide"),
-    "max_leaves": _number(0, 1 << 20, integer=True),
-    "max_bin": _number(2, 1 << 16, integer=True),
-    "sample_type": _choice("uniform", "weighted"),
-    "normalize_type": _choice("tree", "forest"),
-    "rate_drop": _number(0, 1),
-    "one_drop": _choice("0", "1"),
-    "skip_drop": _number(0, 1),
-    "tweedie_variance_power": _number(1, 2, low_open=True),
-    "base_score": _number(),
-    "eval_metric": _anything,
-    "seed": _number(integer=True),
-    "early_stopping_rounds": _number(1, integer=True),
-    "csv_weights": _choice("0", "1"),
-    "nthread": _number(1, integer=True),
-    "verbosity": _choice("0", "1", "2", "3"),
-    "interaction_constraints": _anything,
-    "monotone_constraints": _anything,
-    "single_precision_histogram": _BOOLEAN,
-    "deterministic_histogram": _BOOLEAN,
-    "use_dask_gpu_training": _BOOLEAN,
-    "save_model_on_termination": _BOOLEAN,
-    "prob_buffer_row": _number(0, 1, low_open=True),
-    "_tuning_objective_metric": _anything,
-}
-
-
-def validate_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
-    """Convert values to strings and refuse unknown names and impossible values, naming them."""
+def validate_hyperparameters(
+    hyperparameters: Mapping[str, Any], algorithm_version: str = DEFAULT_ALGORITHM_VERSION
+) -> dict[str, str]:
+    """Convert values to strings and refuse what the image's algorithm would refuse (its own table,
+    sm_explain_contracts.hyperparameters, in its own words) or what exceeds the project's caps."""
     if not isinstance(hyperparameters, Mapping):
         raise ValueError(f"hyperparameters must be a mapping, got {type(hyperparameters).__name__}")
     converted = _string_map(hyperparameters, "hyperparameters")
-    for name, value in converted.items():
-        check = XGBOOST_HYPERPARAMETERS.get(name)
-        if check is None:
-            close = difflib.get_close_matches(name, XGBOOST_HYPERPARAMETERS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown XGBoost hyperparameter {name!r}{hint}")
-        expected = check(value)
-        if expected is not None:
-            raise ValueError(f"hyperparameter {name}={value!r} is invalid: expected {expected}")
-    if "num_round" not in converted:
-        raise ValueError("hyperparameter num_round is required by the built-in XGBoost algorithm")
-    if converted.get("objective", "").startswith("multi:") and "num_class" not in converted:
-        raise ValueError(f"hyperparameter num_class is required with objective={converted['objective']}")
+    image = IMAGES.get(algorithm_version)
+    parse_hyperparameters(converted, xgboost_version=image.xgboost if image else IMAGES[DEFAULT_VERSION].xgboost)
+    for name, limit in PROJECT_LIMITS.items():
+        if name in converted and int(converted[name].strip()) > limit:
+            raise ValueError(
+                f"Hyperparameter {name}: value {converted[name].strip()} is over the limit of {limit} this project "
+                "sets (far past any useful model)."
+            )
     return converted
 
 
@@ -594,11 +474,16 @@ class TrainingSpec:
         set_("output_s3_uri", self.output_s3_uri.rstrip("/"))
         if not isinstance(self.role_arn, str) or not self.role_arn.startswith("arn:"):
             raise ValueError(f"role_arn must be an IAM role ARN, got {self.role_arn!r}")
-        set_("hyperparameters", validate_hyperparameters(self.hyperparameters))
         if not isinstance(self.algorithm_version, str) or not _ALGORITHM_VERSION.match(
             self.algorithm_version
         ):
             raise ValueError(f"algorithm_version {self.algorithm_version!r} must look like '1.7-1'")
+        if self.algorithm_version not in IMAGES:
+            raise ValueError(
+                f"algorithm_version {self.algorithm_version!r} is not a built-in XGBoost image version; "
+                f"versions: {', '.join(IMAGES)}"
+            )
+        set_("hyperparameters", validate_hyperparameters(self.hyperparameters, self.algorithm_version))
         set_("instance_count", _positive_int(self.instance_count, "instance_count"))
         set_("volume_size_gb", _positive_int(self.volume_size_gb, "volume_size_gb"))
         set_("max_runtime_seconds", _positive_int(self.max_runtime_seconds, "max_runtime_seconds"))
@@ -826,7 +711,7 @@ def estimate_debug_output_bytes(
     per_step = {
         "metrics": metric_tensors * (_FLOAT_BYTES + overhead),
         "losses": metric_tensors * (_FLOAT_BYTES + overhead),
-        "hyperparameters": len(XGBOOST_HYPERPARAMETERS) * (_FLOAT_BYTES + overhead),
+        "hyperparameters": len(HYPERPARAMETER_SPECS) * (_FLOAT_BYTES + overhead),
         "feature_importance": _FEATURE_IMPORTANCE_TYPES * features * (_FLOAT_BYTES + overhead),
         "average_shap": columns * (_FLOAT_BYTES + overhead),
         "full_shap": columns * (rows * columns * _FLOAT_BYTES + overhead),

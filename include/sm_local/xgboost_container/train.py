@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lean_xgboost import import_xgboost
+from sm_explain_contracts.hyperparameters import HyperparameterError, Hyperparameters, parse_hyperparameters
 from sm_explain_contracts.images import IMAGES, ImageVersion
 from sm_local.xgboost_container import data as data_mod
 from sm_local.xgboost_container.errors import AlgorithmError, ContainerError, UserError
-from sm_local.xgboost_container.hyperparameters import Hyperparameters, parse_hyperparameters
 from sm_local.xgboost_container.model_file import MODEL_NAME, save_model
 from sm_local.xgboost_container.training import training_kwargs
 
@@ -93,7 +93,10 @@ def train(opt_ml: Path, framework_version: str) -> None:
     raw_hyperparameters = read_json(config_dir / "hyperparameters.json", {})
     if not isinstance(raw_hyperparameters, dict):
         raise UserError("hyperparameters.json must be a JSON object of name -> string value.")
-    hyperparameters = parse_hyperparameters(raw_hyperparameters, xgboost_version=image.xgboost)
+    try:
+        hyperparameters = parse_hyperparameters(raw_hyperparameters, xgboost_version=image.xgboost)
+    except HyperparameterError as error:
+        raise UserError(str(error)) from None
     data_config = read_json(config_dir / "inputdataconfig.json", {})
     content_type = _validate_channels(data_config)
     resources = read_json(config_dir / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sm_explain_contracts.hyperparameters import MAXIMIZE_METRICS, Hyperparameters
 from sm_explain_contracts.images import ImageVersion
-from sm_local.xgboost_container.hyperparameters import MAXIMIZE_METRICS, Hyperparameters
 from sm_local.xgboost_container.model_file import save_model
 
 log = logging.getLogger("sm_local.xgboost_container")

@@ -127,3 +127,37 @@ def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_sam
     assert sentence in endpoint.value.response["Error"]["Message"]
     reliability.refused("training request", "a RoleArn outside botocore's pattern, from Airflow and at the endpoint",
                         "both refuse it in SageMaker's words", endpoint.value.response["Error"]["Message"])
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "accepted"),
+    [
+        ({"num_round": "3", "learning_rate": "0.3", "reg_alpha": "0.1"}, True),  # aliases the algorithm knows
+        ({"num_round": "3", "num_parallel_tree": "2"}, True),
+        ({"num_round": "3", "objective": "reg:quantileerror"}, False),  # not in the images' objective list
+        ({"num_round": "3", "eta": "1.5"}, False),
+        ({"num_round": "3", "max_depth": "3.5"}, False),
+    ],
+)
+def test_the_request_builder_and_the_algorithm_accept_and_refuse_the_same_hyperparameters(
+    local_stack, hyperparameters: dict[str, str], accepted: bool
+) -> None:
+    """One table (sm_explain_contracts.hyperparameters): what Airflow refuses before a job exists is what the
+    image's algorithm process refuses on the endpoint, with the same sentence; what it accepts trains."""
+    from sm_explain_ops.request_builder import TrainingSpec, build_training_request, validate_hyperparameters
+
+    spec = {**_spec(), "hyperparameters": {"num_round": 3}, "debugger": None}
+    request = build_training_request(TrainingSpec.from_dict(spec), f"hp-{abs(hash(str(hyperparameters))) % 10**8}",
+                                     region=local_stack.region)
+    request["HyperParameters"] = dict(hyperparameters)
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = _wait_until_terminal(sagemaker, request["TrainingJobName"])
+    if accepted:
+        validate_hyperparameters(hyperparameters)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    else:
+        with pytest.raises(ValueError) as refused:
+            validate_hyperparameters(hyperparameters)
+        assert described["TrainingJobStatus"] == "Failed"
+        assert str(refused.value) in described["FailureReason"], (str(refused.value), described["FailureReason"])

@@ -317,7 +317,7 @@ def test_on_kill_stops_the_job_the_task_started() -> None:
         ({"spec": spec_dict(train_uri="s3:/ml-bucket/train.csv")}, "train_uri .* is not an s3:// URI"),
         (
             {"spec": spec_dict(hyperparameters={"num_round": 10, "etta": 0.1})},
-            "unknown XGBoost hyperparameter 'etta'",
+            "Extraneous hyperparameter found: etta",
         ),
         ({"job_name": "x" * 64}, "job_name .* is 64 characters"),
         ({"job_name": "bad_name"}, "job_name 'bad_name' is invalid"),

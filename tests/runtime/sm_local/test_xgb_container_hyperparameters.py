@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sm_local.xgboost_container.errors import UserError
-from sm_local.xgboost_container.hyperparameters import parse_hyperparameters
+from sm_explain_contracts.hyperparameters import HyperparameterError as UserError
+from sm_explain_contracts.hyperparameters import parse_hyperparameters
 from tests.runtime.sm_local.test_xgb_container_helpers import layout_opt_ml, run_container
 
 # Train data that fails to parse: if the process read it, the failure would be about the data instead.

@@ -1,4 +1,5 @@
-"""Parse and validate the job's hyperparameters the way the built-in XGBoost algorithm (1.7-1) does.
+"""The built-in XGBoost algorithm's hyperparameters: one table for the request builder (a bad request fails in
+Airflow, before a job exists) and the local endpoint's algorithm process (which fails the job as the image does).
 
 SageMaker passes every value as a string. The algorithm refuses unknown names, missing `num_round`,
 values of the wrong type or outside their range, and a few inconsistent combinations, before it reads
@@ -16,7 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sm_local.xgboost_container.errors import UserError
+
+class HyperparameterError(ValueError):
+    """A hyperparameter the built-in algorithm refuses; the message is the sentence the algorithm fails with."""
+
 
 # Metrics XGBoost computes itself, and those the container computes (with scikit-learn) and reports
 # under the same `<eval>-<metric>` names. Larger-is-better ones steer early stopping's direction.
@@ -90,11 +94,11 @@ def integer(interval: Interval) -> Callable[[str, str], int]:
         try:
             value = int(raw.strip())
         except ValueError:
-            raise UserError(
+            raise HyperparameterError(
                 f"Hyperparameter {name}: value {raw!r} is not a valid integer; expected an integer in {interval}."
             ) from None
         if value not in interval:
-            raise UserError(f"Hyperparameter {name}: value {value} is out of range; expected an integer in {interval}.")
+            raise HyperparameterError(f"Hyperparameter {name}: value {value} is out of range; expected an integer in {interval}.")
         return value
 
     return parse
@@ -105,11 +109,11 @@ def number(interval: Interval) -> Callable[[str, str], float]:
         try:
             value = float(raw.strip())
         except ValueError:
-            raise UserError(
+            raise HyperparameterError(
                 f"Hyperparameter {name}: value {raw!r} is not a valid float; expected a number in {interval}."
             ) from None
         if not math.isfinite(value) or value not in interval:
-            raise UserError(f"Hyperparameter {name}: value {raw.strip()} is out of range; expected a number in {interval}.")
+            raise HyperparameterError(f"Hyperparameter {name}: value {raw.strip()} is out of range; expected a number in {interval}.")
         return value
 
     return parse
@@ -119,7 +123,7 @@ def choice(*values: str) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip()
         if value not in values:
-            raise UserError(f"Hyperparameter {name}: value {raw!r} is not one of {', '.join(values)}.")
+            raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} is not one of {', '.join(values)}.")
         return value
 
     return parse
@@ -128,21 +132,21 @@ def choice(*values: str) -> Callable[[str, str], str]:
 def _metric_list(name: str, raw: str) -> list[str]:
     metrics = [metric.strip() for metric in raw.split(",") if metric.strip()]
     if not metrics:
-        raise UserError(f"Hyperparameter {name}: value {raw!r} names no metric; expected a comma-separated list.")
+        raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} names no metric; expected a comma-separated list.")
     for metric in metrics:
         if "@" in metric:
             base, _, threshold = metric.partition("@")
             if base.strip() not in _THRESHOLD_METRICS:
-                raise UserError(
+                raise HyperparameterError(
                     f"Hyperparameter {name}: metric {metric!r} is not supported; a '@t' threshold is only "
                     f"allowed for {', '.join(_THRESHOLD_METRICS)}."
                 )
             try:
                 float(threshold)
             except ValueError:
-                raise UserError(f"Hyperparameter {name}: threshold in {metric!r} is not a number.") from None
+                raise HyperparameterError(f"Hyperparameter {name}: threshold in {metric!r} is not a number.") from None
         elif metric not in MAXIMIZE_METRICS | MINIMIZE_METRICS:
-            raise UserError(
+            raise HyperparameterError(
                 f"Hyperparameter {name}: metric {metric!r} is not supported; expected a comma-separated list of "
                 f"{', '.join(sorted(MAXIMIZE_METRICS | MINIMIZE_METRICS))}."
             )
@@ -152,7 +156,7 @@ def _metric_list(name: str, raw: str) -> list[str]:
 def _tuning_metric(name: str, raw: str) -> str:
     channel, _, metric = raw.strip().partition(":")
     if channel != "validation" or metric not in MAXIMIZE_METRICS | MINIMIZE_METRICS:
-        raise UserError(f"Hyperparameter {name}: value {raw!r} is not 'validation:<metric>' with a supported metric.")
+        raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} is not 'validation:<metric>' with a supported metric.")
     return metric
 
 
@@ -164,7 +168,7 @@ def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
     if isinstance(value, int):
         value = (value,)
     if not isinstance(value, tuple | list) or any(element not in (-1, 0, 1) for element in value):
-        raise UserError(f"Hyperparameter {name}: value {raw!r} is not a tuple of -1, 0 and 1, e.g. '(1,0,-1)'.")
+        raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} is not a tuple of -1, 0 and 1, e.g. '(1,0,-1)'.")
     return tuple(value)
 
 
@@ -177,7 +181,7 @@ def _nested_list(name: str, raw: str) -> list[list[int]]:
         isinstance(group, list) and all(isinstance(index, int) and index >= 0 for index in group) for group in value
     )
     if not valid:
-        raise UserError(f"Hyperparameter {name}: value {raw!r} is not a list of lists of feature indices, e.g. '[[0,1],[2]]'.")
+        raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} is not a list of lists of feature indices, e.g. '[[0,1],[2]]'.")
     return value
 
 
@@ -187,7 +191,7 @@ def _updater(name: str, raw: str) -> str:
     updaters = [part.strip() for part in raw.split(",") if part.strip()]
     unknown = [part for part in updaters if part not in known]
     if not updaters or unknown:
-        raise UserError(f"Hyperparameter {name}: value {raw!r} is not a comma-separated list of {', '.join(known)}.")
+        raise HyperparameterError(f"Hyperparameter {name}: value {raw!r} is not a comma-separated list of {', '.join(known)}.")
     return ",".join(updaters)
 
 
@@ -272,7 +276,7 @@ class Hyperparameters:
 
 
 def parse_hyperparameters(raw: Mapping[str, Any], *, xgboost_version: str) -> Hyperparameters:
-    """Validate `hyperparameters.json` (a string map) or raise `UserError` naming the first problem.
+    """Validate `hyperparameters.json` (a string map) or raise `HyperparameterError` naming the first problem.
 
     `xgboost_version` is the image's library: what xgboost 2+ removed is dropped only for those.
     """
@@ -282,13 +286,13 @@ def parse_hyperparameters(raw: Mapping[str, Any], *, xgboost_version: str) -> Hy
         if name not in SPECS:
             close = difflib.get_close_matches(name, list(SPECS) + list(ALIASES), n=1)
             hint = f"; did you mean {close[0]}?" if close else "."
-            raise UserError(f"Extraneous hyperparameter found: {key} is not a hyperparameter of the XGBoost algorithm{hint}")
+            raise HyperparameterError(f"Extraneous hyperparameter found: {key} is not a hyperparameter of the XGBoost algorithm{hint}")
         if name in values:
-            raise UserError(f"Hyperparameter {name} is given twice (as {name} and as its alias {key}).")
+            raise HyperparameterError(f"Hyperparameter {name} is given twice (as {name} and as its alias {key}).")
         text = value if isinstance(value, str) else json_scalar(value)
         values[name] = SPECS[name].parse(name, text)
     if "num_round" not in values:
-        raise UserError("Missing required hyperparameter: num_round (an integer in [1, +inf)).")
+        raise HyperparameterError("Missing required hyperparameter: num_round (an integer in [1, +inf)).")
     _check_combinations(values)
     return _split(values, xgboost_major=int(xgboost_version.split(".")[0]))
 
@@ -303,24 +307,24 @@ def json_scalar(value: Any) -> str:
 def _check_combinations(values: dict[str, Any]) -> None:
     objective = values.get("objective")
     if objective in ("multi:softmax", "multi:softprob") and "num_class" not in values:
-        raise UserError(f"Hyperparameter num_class is required for objective {objective} (an integer in [2, +inf)).")
+        raise HyperparameterError(f"Hyperparameter num_class is required for objective {objective} (an integer in [2, +inf)).")
     if "num_class" in values and objective not in ("multi:softmax", "multi:softprob"):
-        raise UserError("Hyperparameter num_class is only used with objective multi:softmax or multi:softprob.")
+        raise HyperparameterError("Hyperparameter num_class is only used with objective multi:softmax or multi:softprob.")
     metrics = values.get("eval_metric", [])
     effective_objective = objective or "reg:squarederror"
     if "auc" in metrics and not effective_objective.startswith(("binary:", "rank:")):
-        raise UserError("Hyperparameter eval_metric: metric 'auc' can only be applied to binary: and rank: objectives.")
+        raise HyperparameterError("Hyperparameter eval_metric: metric 'auc' can only be applied to binary: and rank: objectives.")
     if "aft-nloglik" in metrics and effective_objective != "survival:aft":
-        raise UserError("Hyperparameter eval_metric: metric 'aft-nloglik' can only be applied to objective survival:aft.")
+        raise HyperparameterError("Hyperparameter eval_metric: metric 'aft-nloglik' can only be applied to objective survival:aft.")
     tree_method = values.get("tree_method")
     if "monotone_constraints" in values and tree_method not in ("exact", "hist"):
-        raise UserError("Hyperparameter monotone_constraints needs tree_method 'exact' or 'hist'.")
+        raise HyperparameterError("Hyperparameter monotone_constraints needs tree_method 'exact' or 'hist'.")
     if "interaction_constraints" in values and tree_method not in ("exact", "hist", "approx"):
-        raise UserError("Hyperparameter interaction_constraints needs tree_method 'exact', 'hist' or 'approx'.")
+        raise HyperparameterError("Hyperparameter interaction_constraints needs tree_method 'exact', 'hist' or 'approx'.")
     if tree_method == "gpu_hist" or values.get("use_dask_gpu_training") == "true":
-        raise UserError("Hyperparameter tree_method: GPU training is not available on the local endpoint (no GPU).")
+        raise HyperparameterError("Hyperparameter tree_method: GPU training is not available on the local endpoint (no GPU).")
     if "_kfold" in values or "_num_cv_round" in values:
-        raise UserError("Hyperparameter _kfold: cross-validation training is not supported by the local endpoint.")
+        raise HyperparameterError("Hyperparameter _kfold: cross-validation training is not supported by the local endpoint.")
 
 
 def _split(values: dict[str, Any], xgboost_major: int) -> Hyperparameters:
