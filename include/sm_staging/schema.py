@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_explain_contracts.s3_uris import S3Location, S3UriError
 from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri
+from sm_explain_contracts.sources import source_problem
 from sm_explain_contracts.versions import dataset_version_problem
 from sm_staging.errors import StagingInputError
 
@@ -166,26 +166,9 @@ def _check_destination(destination: str, version: str) -> None:
 
 
 def _check_source(source: str, sha256: str | None) -> None:
-    """Only locations a deployment means to read: S3, https with a checksum, a local path only when opted in."""
-    if source.startswith("s3://"):
-        parse_s3_uri(source, what="source")
-    elif source.startswith("https://"):
-        if sha256 is None:
-            raise StagingInputError(
-                f"source {source!r} is a web URL: 'source_sha256' is required to verify what is downloaded"
-            )
-    elif source.lower().startswith("http://"):
-        raise StagingInputError(
-            f"source {source!r} uses plain http://, which is refused (anyone on the way can change what arrives): "
-            "use https:// with source_sha256, or s3://"
-        )
-    elif "://" in source:
-        raise StagingInputError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
-    elif not local_paths_allowed():
-        raise StagingInputError(
-            f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
-            f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
-        )
+    problem = source_problem(source, sha256)  # the staging task's rule too
+    if problem:
+        raise StagingInputError(problem)
 
 
 def parse_request(request: Any) -> StagingRequest:

@@ -93,7 +93,9 @@ def test_write_json_atomic_replaces_whole(tmp_path: Path) -> None:
         ("s3://other/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations/", False),
         ("s3://bkt/p/v1/job/explanations/../../secret", "s3://bkt/p/v1/job/explanations/", False),
         ("s3://bkt/p/v1/job/explanations//a.png", "s3://bkt/p/v1/job/explanations/", False),
+        ("s3://bkt/p/v1/job/explanations/", "s3://bkt/p/v1/job/explanations/", False),  # the prefix itself
         ("s3://b/p/a.png", "s3://b/p/", False),  # no valid bucket: inside nothing
+        ("s3://bkt/p/v1/job/explanations/a.png", "/tmp/x/explanations", False),
         ("/proc/self/environ", "s3://bkt/p/", False),
         (None, "s3://bkt/p/", False),
     ],

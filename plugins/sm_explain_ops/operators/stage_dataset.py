@@ -17,8 +17,8 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
+from sm_explain_contracts.sources import source_problem
 from sm_explain_ops.dataset_versions import dataset_version_problem
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
@@ -48,27 +48,9 @@ def validate_staging_request(
     if source_sha256 is not None and not _SHA256.match(source_sha256):
         raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
 
-    if not isinstance(source, str) or not source:
-        raise DatasetRequestError(f"source must be an s3:// URI or an https:// URL, got {source!r}")
-    if source.startswith("s3://"):
-        _check_s3_uri("source", source)
-    elif source.startswith("https://"):
-        if source_sha256 is None:
-            raise DatasetRequestError(
-                f"source {source!r} is a web URL: source_sha256 is required to verify what is downloaded"
-            )
-    elif source.lower().startswith("http://"):
-        raise DatasetRequestError(
-            f"source {source!r} uses plain http://, which is refused (anyone on the way can change what arrives): "
-            "use https:// with source_sha256, or s3://"
-        )
-    elif "://" in source:
-        raise DatasetRequestError(f"source {source!r} has an unsupported scheme (use s3:// or https://)")
-    elif not local_paths_allowed():
-        raise DatasetRequestError(
-            f"source {source!r} is a local path, and local sources are off in this deployment: use s3:// or "
-            f"https:// with source_sha256 (local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
-        )
+    source_issue = source_problem(source, source_sha256)  # the staging runtime's rule too
+    if source_issue:
+        raise DatasetRequestError(source_issue)
 
     if not isinstance(destination, str) or not destination:
         raise DatasetRequestError(f"destination must be an s3:// URI, got {destination!r}")

@@ -450,26 +450,6 @@ def test_report_refuses_an_artifact_outside_the_runs_output(
                         "refused naming the artifact; no report written, nothing embedded", message)
 
 
-@pytest.mark.parametrize(
-    ("uri", "prefix", "inside"),
-    [
-        ("s3://bkt/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations/", True),
-        ("s3://bkt/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations", True),
-        ("s3://bkt/p/v1/job/explanations-x/a.png", "s3://bkt/p/v1/job/explanations/", False),
-        ("s3://other/p/v1/job/explanations/a.png", "s3://bkt/p/v1/job/explanations/", False),
-        ("s3://bkt/p/v1/job/explanations/../../secret", "s3://bkt/p/v1/job/explanations/", False),
-        ("s3://bkt/p/v1/job/explanations//a.png", "s3://bkt/p/v1/job/explanations/", False),
-        ("s3://bkt/p/v1/job/explanations/", "s3://bkt/p/v1/job/explanations/", False),
-        ("/tmp/x/explanations/a.png", "s3://bkt/p/v1/job/explanations/", False),
-        ("s3://bkt/p/v1/job/explanations/a.png", "/tmp/x/explanations", False),
-    ],
-)
-def test_is_under_compares_scheme_bucket_and_whole_segments(uri: str, prefix: str, inside: bool) -> None:
-    from sm_explain.storage import is_under
-
-    assert is_under(uri, prefix) is inside
-
-
 # --- S3 (moto server) ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ CASES = [
         "https without checksum",
         None,
         {"source": "https://example.org/adult.data"},
-        "'source_sha256' is required",
+        "source_sha256 is required to verify what is downloaded",
     ),
     _case("checksum mismatch", lambda lines: lines, {"source_sha256": "0" * 64}, "checksum mismatch"),
     _case("empty file", lambda lines: [], {}, "is empty"),
