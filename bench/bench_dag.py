@@ -1,4 +1,4 @@
-"""Benchmark (issue 5): the whole DAG on the local stack against a bare script doing the notebook's work.
+"""Benchmark: the whole DAG on the local stack against a bare script doing the notebook's work.
 
 One invocation, N repetitions of each variant in alternating order, on the real Adult data:
   BARE: `bench/notebook_bare.py` as one cold process in the runtime environment: stage Adult to a local
@@ -8,7 +8,7 @@ One invocation, N repetitions of each variant in alternating order, on the real 
         SageMaker endpoint, started here and stopped at the end), as `scripts/run_dag_locally.py` runs it,
         timed from `dag.test()` start to return, with per-task durations (TaskInstance start/end).
 It prints a Markdown table (medians, DAG / BARE, where the DAG's time goes) and refreshes the
-"Whole DAG vs bare script (issue 5)" section of bench/RESULTS.md. Target: DAG <= 1.5x BARE.
+"Whole DAG vs bare script" section of bench/RESULTS.md. Target: DAG <= 1.5x BARE.
 
 Run: `.venv/bin/python bench/bench_dag.py [--repeat 2]` (Airflow environment; needs `make setup`).
 """
@@ -40,7 +40,7 @@ ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
 BARE_SCRIPT = REPO / "bench" / "notebook_bare.py"
 RESULTS_FILE = REPO / "bench" / "RESULTS.md"
-SECTION_TITLE = "## Whole DAG vs bare script (issue 5)"
+SECTION_TITLE = "## Whole DAG vs bare script"
 BUCKET = "bench-dag"
 TARGET_RATIO = 1.5
 LOAD_THRESHOLD = 1.5

@@ -1,4 +1,4 @@
-"""Benchmark (issue 2): what the local SageMaker endpoint adds to the notebook's Debugger training.
+"""Benchmark: what the local SageMaker endpoint adds to the notebook's Debugger training.
 
 One invocation measures, N times in alternating order, on the real Adult data:
   (a) baseline: a bare script in the image's own environment (xgboost 1.7.4 and smdebug, the libraries the
@@ -9,7 +9,7 @@ One invocation measures, N times in alternating order, on the real Adult data:
       notebook's exact configuration until `DescribeTrainingJob` shows `Completed` and every rule
       terminal (polled every 0.1 s).
 It prints a Markdown table (medians, b - a, b / a, where the endpoint's extra time goes) and refreshes
-the "Local endpoint overhead (issue 2)" section of bench/RESULTS.md. Target: b - a <= 3 s.
+the "Local endpoint overhead" section of bench/RESULTS.md. Target: b - a <= 3 s.
 
 Run: `.venv-runtime/bin/python bench/bench_endpoint.py [--repetitions 3]` (or `make bench`).
 """
@@ -42,7 +42,7 @@ for _path in (INCLUDE, REPO):
         sys.path.insert(0, str(_path))
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 RESULTS_FILE = REPO / "bench" / "RESULTS.md"
-SECTION_TITLE = "## Local endpoint overhead (issue 2)"
+SECTION_TITLE = "## Local endpoint overhead"
 TARGET_OVERHEAD_SECONDS = 3.0
 POLL_SECONDS = 0.1
 JOB_TIMEOUT_SECONDS = 900.0

@@ -1,4 +1,4 @@
-"""Benchmark (issue 4): every explanation artifact at scale, against the compute floor, in one invocation.
+"""Benchmark: every explanation artifact at scale, against the compute floor, in one invocation.
 
 On seeded synthetic binary-classification data (`--rows` training rows x `--features` float32 features, a
 quarter as many validation rows), staged like `sm_staging` stages (train/validation CSV, label first, no
@@ -14,7 +14,7 @@ header, and features.json) in a temporary local directory, it measures `--repeat
          xgboost 1.7.4 and smdebug), then sm_explain with `source: "debugger"`.
 It waits (up to `--max-wait` s) for the 1-minute load average to drop below `--quiet-load`, prints a
 Markdown table (medians, OURS / FLOOR, seconds beyond the floor, peak RSS) and rewrites the
-"Explanations at scale (issue 4)" section of bench/RESULTS.md. `--profile` adds one untimed cProfile run
+"Explanations at scale" section of bench/RESULTS.md. `--profile` adds one untimed cProfile run
 of the explanation subprocess and prints its hot spots.
 
 Run: `.venv-runtime/bin/python bench/bench_explain.py --rows 160000 --features 50`
@@ -50,7 +50,7 @@ for _path in (REPO / "include", REPO):  # the runtime packages, and the tests' h
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 RESULTS = REPO / "bench" / "RESULTS.md"
-SECTION = "## Explanations at scale (issue 4)"
+SECTION = "## Explanations at scale"
 # The notebook's hyperparameters (XGBoost 1.7-1 built-in algorithm), as xgboost.train takes them.
 PARAMS: dict[str, Any] = {
     "max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6, "subsample": 0.7,
@@ -364,7 +364,7 @@ def section_text(args: argparse.Namespace, table: str, context: dict[str, Any]) 
         f"sm_staging does (CSV label first, no header; features.json) in a local temporary directory. "
         f"Hyperparameters as the notebook: max_depth 5, eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, "
         f"binary:logistic, num_round {NUM_ROUND}; train and validation evaluated every round in every variant. "
-        f"Explained rows: the train rows. OURS writes {context['artifacts']} artifacts (every analysis of issue 4, "
+        f"Explained rows: the train rows. OURS writes {context['artifacts']} artifacts (every analysis, "
         f"manifest included); its mean |SHAP| per feature (computed by {' / '.join(sorted(MEAN_ABS_METHODS))}) "
         f"is checked equal to the floor's pass (rtol 1e-5). Data generation and CSV writing are not timed; the explanation subprocess's time includes its interpreter start and "
         f"imports ({context['import_s']:.2f} s cold for `import sm_explain.explain`, measured once).",

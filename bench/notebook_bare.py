@@ -1,4 +1,4 @@
-"""The notebook's whole workflow as one bare process (issue 5 baseline for `bench/bench_dag.py`).
+"""The notebook's whole workflow as one bare process (the baseline of `bench/bench_dag.py`).
 
 Stage the real Adult data to a local directory, train the notebook's XGBoost with smdebug's XGBoost hook
 (metrics, feature_importance, full_shap, average_shap every 5 steps; a process in image 1.7-1's environment, with

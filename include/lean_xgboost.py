@@ -1,8 +1,8 @@
 """`import xgboost` without its optional scikit-learn integration, for the runtime's processes that start often.
 
 `xgboost.compat` imports scikit-learn (and with it scipy.stats) only for the sklearn-style estimators, which
-neither the local built-in algorithm nor the explanations use: that is about 1 s of every process's start-up
-(measured: 1.2-1.5 s -> 0.3-0.4 s). scikit-learn stays importable afterwards for whoever needs it (the algorithm's
+neither the local built-in algorithm nor the explanations use: most of every such process's start-up. scikit-learn
+stays importable afterwards for whoever needs it (the algorithm's
 metrics, shap).
 """
 

@@ -1,8 +1,8 @@
 """Exact TreeSHAP of a plain gbtree model, vectorized over rows, for the mean |SHAP| pass over every explained row.
 
 Why not xgboost's `pred_contribs` for that pass: it walks every tree once per row with the recursive TreeSHAP
-algorithm, which costs O(leaves x depth^2) per row and tree; at 160,000 rows x 50 features it is most of an
-explanation run (20-35 s on two cores here). The values are the same path-dependent TreeSHAP values xgboost
+algorithm, which costs O(leaves x depth^2) per row and tree: on large data it is most of an explanation run. The
+values are the same path-dependent TreeSHAP values xgboost
 computes, but tabulated (the "Fast TreeSHAP v2" idea, Yang 2021, arXiv:2109.09847):
 
   By linearity, a tree's SHAP values are the sum over its leaves of the Shapley values of one game per leaf,
@@ -16,10 +16,9 @@ Written here, not imported: the paper's package, fasttreeshap, last released in 
 cp39 only; elsewhere it builds from source, with its own fork of shap and numba) and reads xgboost models through
 that old shap fork. The algorithm is short; the tests hold it to xgboost's own values.
 
-At 160,000 x 50 (the notebook's model) that is 3 s on one core against 35 s on two for `pred_contribs`, a
-twentieth of the CPU (bench/bench_tree_shap.py). Building the tables costs about 2 us per entry, independent of
-the rows: 0.3 s for the notebook's 51 trees, but about 20 s for 100 trees of depth 8, so `pred_contribs_reason` keeps
-few rows with deep trees on `pred_contribs`. But it is many small numpy calls: run it where no other Python
+A row then costs look-ups instead of a tree walk (bench/bench_tree_shap.py measures it against `pred_contribs`).
+Building the tables costs per table entry, independent of the rows, and grows as 2^depth, so `pred_contribs_reason`
+keeps few rows with deep trees on `pred_contribs`. But it is many small numpy calls: run it where no other Python
 thread competes for the GIL (shap_rows runs it in its own process). `unsupported_reason` lists the models it does
 not handle (then xgboost's `pred_contribs` is used); the tests compare it with `pred_contribs` on models with
 missing values, repeated features on a path, weights, deep trees and several objectives.

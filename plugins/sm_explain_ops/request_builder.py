@@ -698,8 +698,7 @@ def estimate_debug_output_bytes(
 
     ``saved_steps_per_collection`` maps a collection name to how many steps it is saved at.
     full_shap dominates: every ``full_shap/fN`` tensor holds the WHOLE (rows, features+1) matrix,
-    so one saved step costs rows x (features+1)^2 x 4 bytes (160,000 x 50 rows every 5 of 51
-    rounds measured 17 GB). average_shap is (features+1) x 4 bytes, metrics and feature importance
+    so one saved step costs rows x (features+1)^2 x 4 bytes. average_shap is (features+1) x 4 bytes, metrics and feature importance
     a few hundred bytes per tensor.
     """
     columns = features + 1

@@ -1,4 +1,4 @@
-"""StageDatasetOperator: stage one data set version for training (issue 3, item 2).
+"""StageDatasetOperator: stage one data set version for training.
 
 Cheap checks (URI shapes, version name) run here so a typo fails in seconds; reading, validating,
 encoding and splitting the data run in the runtime environment (``python -m sm_staging``), which
