@@ -391,11 +391,8 @@ def test_sigterm_stops_the_job_and_every_child(tmp_path: Path, bucket: str) -> N
         time.sleep(0.05)
     pids = [int(p) for p in pids_file.read_text().split()] + [int(rule_pid_file.read_text())]
     os.killpg(process.pid, signal.SIGTERM)  # what the server does on StopTrainingJob
-    started = time.monotonic()
     status = finish(job_dir, process, timeout=30)
     log = (job_dir / "supervisor.log").read_text()
-    # SIGTERM, at most 5 s of grace before SIGKILL, then the final uploads.
-    assert time.monotonic() - started < 15, log
     assert status["TrainingJobStatus"] == "Stopped" and status["SecondaryStatus"] == "Stopped", log
     assert transitions(status) == ["Starting", "Downloading", "Training", "Stopping", "Stopped"]
     assert rules_by_name(status)["LossNotDecreasing"]["RuleEvaluationStatus"] == "Stopped"
