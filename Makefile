@@ -12,51 +12,59 @@ UV := $(shell command -v uv 2>/dev/null)
 export SM_EXPLAIN_RUNTIME_PYTHON := $(abspath $(RUNTIME_PY))
 export SM_EXPLAIN_AIRFLOW_PYTHON := $(abspath $(AIRFLOW_PY))
 
-.PHONY: setup test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images reliability
+.PHONY: setup constraints env-sizes test-fast test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images reliability
 
 setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed $(IMAGE_CACHE)/.default-pulled
 
+# Airflow's constraints pin everything requirements.txt resolves to; a URL works too (Airflow's own file).
+AIRFLOW_CONSTRAINTS ?= constraints/airflow-3.3.2-python-3.11.txt
+
 # uv when present, pip otherwise; each venv is rebuilt only when its requirements change.
+# $(1): the venv, $(2): what `pip install` gets.
 define make_venv
 	@if [ -n "$(UV)" ]; then \
 	  [ -x $(1)/bin/python ] || $(UV) venv -q -p $(PYTHON) $(1); \
-	  VIRTUAL_ENV=$(1) $(UV) pip install -q -r $(2); \
+	  VIRTUAL_ENV=$(1) $(UV) pip install -q $(2); \
 	else \
 	  [ -x $(1)/bin/python ] || $(PYTHON) -m venv $(1); \
 	  $(1)/bin/python -m pip install -q --upgrade pip; \
-	  $(1)/bin/python -m pip install -q -r $(2); \
+	  $(1)/bin/python -m pip install -q $(2); \
 	fi
 endef
 
-# The contracts both sides share (standard library only), installed editable into both environments.
-define install_contracts
-	@if [ -n "$(UV)" ]; then \
-	  VIRTUAL_ENV=$(1) $(UV) pip install -q -e contracts; \
-	else \
-	  $(1)/bin/python -m pip install -q -e contracts; \
-	fi
-endef
-
-$(VENV)/.installed: requirements.txt contracts/pyproject.toml
-	$(call make_venv,$(VENV),requirements.txt)
-	$(call install_contracts,$(VENV))
+# The Airflow environment: requirements.txt with Airflow's constraints, the dev/test tools under the same
+# constraints (so they never move a dependency Airflow was tested with), and the provider (sm-explain-ops)
+# and the contracts both sides share, editable.
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(wildcard $(AIRFLOW_CONSTRAINTS)) pyproject.toml contracts/pyproject.toml
+	$(call make_venv,$(VENV),-c $(AIRFLOW_CONSTRAINTS) -r requirements.txt -r requirements-dev.txt -e ./contracts -e .)
 	@touch $@
 
-# xgboost-cpu replaces xgboost (both install the module `xgboost`): a venv made before the switch drops it.
-$(RUNTIME_VENV)/.installed: include/runtime-requirements.txt contracts/pyproject.toml
+# The runtime environment: the runtime distribution (include/), the local endpoint (local_endpoint/, dev and
+# test only) and the contracts, editable. xgboost-cpu replaces xgboost (both install the module `xgboost`): a
+# venv made before the switch drops it and the NCCL wheel only the full xgboost needs.
+$(RUNTIME_VENV)/.installed: include/runtime-requirements.txt requirements-runtime-dev.txt include/pyproject.toml local_endpoint/pyproject.toml contracts/pyproject.toml
 	@if [ -x $(RUNTIME_PY) ] && $(RUNTIME_PY) -m pip --version >/dev/null 2>&1; then \
-	  $(RUNTIME_PY) -m pip uninstall -q -y xgboost >/dev/null 2>&1 || true; \
+	  $(RUNTIME_PY) -m pip uninstall -q -y xgboost nvidia-nccl-cu12 >/dev/null 2>&1 || true; \
 	elif [ -x $(RUNTIME_PY) ] && [ -n "$(UV)" ]; then \
-	  VIRTUAL_ENV=$(RUNTIME_VENV) $(UV) pip uninstall -q xgboost >/dev/null 2>&1 || true; \
+	  VIRTUAL_ENV=$(RUNTIME_VENV) $(UV) pip uninstall -q xgboost nvidia-nccl-cu12 >/dev/null 2>&1 || true; \
 	fi
-	$(call make_venv,$(RUNTIME_VENV),include/runtime-requirements.txt)
-	$(call install_contracts,$(RUNTIME_VENV))
+	$(call make_venv,$(RUNTIME_VENV),-r include/runtime-requirements.txt -r requirements-runtime-dev.txt -e ./contracts -e ./include -e ./local_endpoint)
 	@touch $@
 
 # The default image's environment, built ahead of the first job ("pulled"); other versions on first use.
 $(IMAGE_CACHE)/.default-pulled: $(RUNTIME_VENV)/.installed contracts/src/sm_explain_contracts/images.py
-	PYTHONPATH=include $(RUNTIME_PY) -m sm_local.image_envs pull $(DEFAULT_IMAGE)
+	$(RUNTIME_PY) -m sm_local.image_envs pull $(DEFAULT_IMAGE)
 	@touch $@
+
+# Re-resolve the Airflow constraints from requirements.txt (after changing a pin there).
+constraints: $(VENV)/.installed
+	@{ sed -n '/^#/p' $(AIRFLOW_CONSTRAINTS); \
+	  $(UV) pip compile -q requirements.txt --python $(AIRFLOW_PY) --no-header --no-annotate -o -; } > build/constraints.txt
+	mv build/constraints.txt $(AIRFLOW_CONSTRAINTS)
+
+# Size of each environment and what in it a deployment does not need (docs/environments.md has the figures).
+env-sizes: setup
+	$(AIRFLOW_PY) scripts/env_sizes.py $(VENV)=requirements.txt $(RUNTIME_VENV)=include/runtime-requirements.txt
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -67,11 +75,18 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(RUNTIME_PY) -m pytest -q tests/contracts
 	$(AIRFLOW_PY) -m pytest -q tests/contracts
-	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime
+	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime tests/local_endpoint
 	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
 
+# The unit tests only: no local stack, no full-data training, no Airflow DAG runs (a couple of minutes).
+FAST := -q -m "not stack and not slow"
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(RUNTIME_PY) -m pytest $(FAST) tests/contracts tests/runtime tests/local_endpoint
+	$(AIRFLOW_PY) -m pytest $(FAST) tests/contracts tests/airflow/unit
+
 test-runtime: setup
-	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime
+	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime tests/local_endpoint
 
 test-airflow: setup
 	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
@@ -112,7 +127,7 @@ airflow: local-up
 RELIABILITY_LOG := $(abspath build/reliability.jsonl)
 reliability: setup
 	@mkdir -p build && rm -f $(RELIABILITY_LOG)
-	SM_EXPLAIN_RELIABILITY_LOG=$(RELIABILITY_LOG) $(RUNTIME_PY) -m pytest -q -m reliability tests/runtime
+	SM_EXPLAIN_RELIABILITY_LOG=$(RELIABILITY_LOG) $(RUNTIME_PY) -m pytest -q -m reliability tests/runtime tests/local_endpoint
 	SM_EXPLAIN_RELIABILITY_LOG=$(RELIABILITY_LOG) $(AIRFLOW_PY) -m pytest -q -m reliability tests/airflow
 	$(AIRFLOW_PY) scripts/reliability_report.py $(RELIABILITY_LOG) > docs/reliability.md
 

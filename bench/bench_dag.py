@@ -103,7 +103,6 @@ def run_bare(work: Path) -> tuple[float, dict[str, Any]]:
     work.mkdir(parents=True)
     result = work / "result.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW", "SM_EXPLAIN_"))}
-    env["PYTHONPATH"] = str(REPO / "include")
     env["SM_EXPLAIN_ALLOW_LOCAL_SOURCES"] = "1"  # it stages the shared Adult file from this machine
     started = time.perf_counter()
     proc = subprocess.run([str(runtime_python()), str(BARE_SCRIPT), "--work", str(work / "run"),

@@ -204,7 +204,7 @@ def start_stack(
     procs = [moto]
     try:
         _wait_healthy(f"{placeholder.s3_endpoint}/moto-api/", moto.pid, "local S3 (moto)", moto_log)
-        sm_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "include"), env.get("PYTHONPATH")]))}
+        sm_env = dict(env)
         sm_log = state_dir / "sagemaker.log"
         sagemaker = _spawn(
             [str(runtime_python()), "-m", "sm_local.server", "--host", "127.0.0.1",
@@ -254,7 +254,7 @@ def _stop_jobs(state_dir: Path) -> bool:
     python = runtime_python()
     if not python.exists():
         raise StackError(f"{python} is missing: cannot stop the jobs under {endpoint_state} without it")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "include"), os.environ.get("PYTHONPATH")]))}
+    env = dict(os.environ)
     try:
         result = subprocess.run(
             [str(python), "-m", "sm_local.stop_jobs", "--state-dir", str(endpoint_state)],

@@ -3,6 +3,6 @@ HTML report. Runtime environment only: `python -m sm_explain` and `python -m sm_
 
 # Every module here imports xgboost; importing it first without its scikit-learn integration saves ~1 s before the
 # SHAP pass can start (shap imports scikit-learn later, while the pass runs). See lean_xgboost.
-from lean_xgboost import import_xgboost
+from sm_explain_contracts.lean_xgboost import import_xgboost
 
 import_xgboost()

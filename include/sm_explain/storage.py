@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import safe_keys
 from sm_explain.errors import BadRequest
+from sm_explain_contracts import safe_keys
 from sm_explain_contracts.envelope import write_bytes_atomic
 from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
 from sm_explain_contracts.s3_uris import is_under as is_under

@@ -1,7 +1,7 @@
 """Run a runtime-environment CLI (``python -m <module> --request R --result S``) from an Airflow task.
 
 smdebug, shap, xgboost and pandas-heavy work cannot live beside Airflow 3, so operators hand a small
-JSON request to a module of ``include/`` run by the runtime interpreter, stream its output into the
+JSON request to a module of the runtime distribution (``include/``) run by the runtime interpreter, stream its output into the
 task log and return its small JSON result (contract: docs/architecture.md, "Runtime entry points").
 """
 
@@ -77,9 +77,13 @@ def runtime_python() -> Path:
     return python
 
 
-def include_dir() -> Path:
-    """Where the runtime packages live: ``SM_EXPLAIN_INCLUDE_DIR`` or ``<repo>/include``."""
-    return Path(os.environ.get("SM_EXPLAIN_INCLUDE_DIR") or REPO / "include")
+def include_dir() -> Path | None:
+    """An extra directory of runtime packages (``SM_EXPLAIN_INCLUDE_DIR``), or None.
+
+    The runtime modules normally come from the runtime environment itself, where the sm-explain-runtime
+    distribution is installed; a deployment that ships them as a plain folder instead names it here."""
+    configured = os.environ.get("SM_EXPLAIN_INCLUDE_DIR")
+    return Path(configured) if configured else None
 
 
 def _endpoint_env_name(service: str) -> str:
@@ -132,8 +136,10 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
         if key in _INHERITED or key.startswith(_INHERITED_PREFIXES)
     }
     env.update(extra or {})
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(include_dir()) + (os.pathsep + existing if existing else "")
+    extra_dir = include_dir()
+    if extra_dir is not None:
+        existing = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(extra_dir) + (os.pathsep + existing if existing else "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

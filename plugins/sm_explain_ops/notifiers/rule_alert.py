@@ -96,21 +96,36 @@ def fire_rule_alerts(
     return failures
 
 
+class SnsRuleAlertNotifier(SnsNotifier):
+    """The provider's SNS notifier, templated to publish the rule alert (text, subject, rule/job/status)."""
+
+    def __init__(
+        self,
+        *,
+        target_arn: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            target_arn=target_arn,
+            message="{{ rule_alert.text }}",
+            subject="{{ rule_alert.subject }}",
+            message_attributes={
+                "rule_name": "{{ rule_alert.rule_name }}",
+                "job_name": "{{ rule_alert.job_name }}",
+                "status": "{{ rule_alert.status }}",
+            },
+            **kwargs,
+        )
+
+
 def sns_rule_alert_notifier(
     target_arn: str,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
-) -> SnsNotifier:
-    """The provider's SNS notifier, templated to publish the rule alert (text and subject)."""
-    return SnsNotifier(
-        aws_conn_id=aws_conn_id,
-        region_name=region_name,
-        target_arn=target_arn,
-        message="{{ rule_alert.text }}",
-        subject="{{ rule_alert.subject }}",
-        message_attributes={
-            "rule_name": "{{ rule_alert.rule_name }}",
-            "job_name": "{{ rule_alert.job_name }}",
-            "status": "{{ rule_alert.status }}",
-        },
-    )
+) -> SnsRuleAlertNotifier:
+    """The rule-alert SNS notifier for `target_arn` (what the pipeline's `sns_topic_arn` param configures)."""
+    return SnsRuleAlertNotifier(target_arn=target_arn, aws_conn_id=aws_conn_id, region_name=region_name)

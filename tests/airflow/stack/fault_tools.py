@@ -39,7 +39,7 @@ class RestartableEndpoint:
 
     def start(self) -> RestartableEndpoint:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(self.stack.env, PYTHONPATH=str(REPO / "include"))
+        env.update(self.stack.env)
         log = (self.state_dir.parent / f"endpoint-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
             [str(runtime_python()), "-m", "sm_local.server", "--host", "127.0.0.1", "--port", str(self.port),

@@ -65,7 +65,7 @@ def test_bucket_created_by_minio_init_is_the_one_airflow_uses() -> None:
 def test_local_endpoint_runs_the_runtime_module_from_include() -> None:
     command = SERVICES["sagemaker-local"]["command"]
     module = command[command.index("-m") + 1]
-    assert (REPO / "include" / Path(*module.split("."))).with_suffix(".py").exists()
+    assert (REPO / "local_endpoint" / "src" / Path(*module.split("."))).with_suffix(".py").exists()
     assert SERVICES["sagemaker-local"]["environment"]["PYTHONPATH"] == "/opt/sm-explain/include"
 
 

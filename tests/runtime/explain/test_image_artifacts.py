@@ -23,8 +23,8 @@ from sm_explain.explain import run_explanations
 from sm_explain.model import booster_from_bytes
 from sm_explain.request import parse_request
 from sm_explain_contracts.images import IMAGES, LEGACY_BINARY, PICKLE, UBJ, detect_model_format
+from tests.local_endpoint.test_xgb_container_helpers import csv_rows, layout_opt_ml, run_container
 from tests.runtime.image_training import train_in_image
-from tests.runtime.sm_local.test_xgb_container_helpers import csv_rows, layout_opt_ml, run_container
 
 FEATURES = ["age", "education", "hours", "capital", "workclass", "score"]
 PARAMS = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.3, "gamma": 0, "min_child_weight": 1}

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sm_local.images import XGBOOST_VERSIONS, parse_algorithm_image
-from tests.runtime.sm_local.endpoint_harness import (
+from tests.local_endpoint.endpoint_harness import (
     REGION,
     REPO,
     RULES_IMAGE,

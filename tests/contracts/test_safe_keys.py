@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from safe_keys import UnsafeKeyError, relative_key_path
+from sm_explain_contracts.safe_keys import UnsafeKeyError, relative_key_path
 
 
 @pytest.mark.parametrize("key, relative", [

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from safe_keys import UnsafeKeyError
+from sm_explain_contracts.safe_keys import UnsafeKeyError
 from sm_local import s3io
 from sm_local.cwlogs import TRAINING_LOG_GROUP, LogShipper
 

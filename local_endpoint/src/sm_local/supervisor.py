@@ -32,7 +32,7 @@ _EARLY_STOP_SIGNALS: list[int] = []
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, _frame: _EARLY_STOP_SIGNALS.append(signum))
 
-import safe_keys  # noqa: E402
+from sm_explain_contracts import safe_keys  # noqa: E402
 from sm_explain_contracts.envelope import write_json_atomic  # noqa: E402
 from sm_local import code_path, cwlogs, image_envs, s3io  # noqa: E402
 from sm_local.images import parse_algorithm_image  # noqa: E402

@@ -16,7 +16,7 @@ Data the rules need from the Debugger hook (DebugHookConfig.CollectionConfigurat
 - TreeDepth: the `trees` collection (`trees/Node`, `trees/Yes`, `trees/No` of each saved round);
 - ClassImbalance: the `labels` and `predictions` collections (validation channel).
 
-Rising-loss configuration (verified by tests/runtime/sm_local/test_rules_process.py on the real Adult
+Rising-loss configuration (verified by tests/local_endpoint/test_rules_process.py on the real Adult
 data): built-in XGBoost 1.7-1 on Adult (label first, categorical columns as integer codes, 80/20
 split) with `RISING_LOSS_HYPERPARAMETERS` below, and LossNotDecreasing with
 `{"collection_names": "metrics", "num_steps": "10"}` (metrics saved every 5 or 10 rounds) ends

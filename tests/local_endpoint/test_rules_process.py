@@ -18,7 +18,7 @@ from sm_explain_contracts.images import DEFAULT_VERSION
 from sm_local.rules import RISING_LOSS_HYPERPARAMETERS, evaluate_rule
 from tests.runtime.image_training import train_in_image
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 ADULT = REPO.parent / "shared" / "data" / "adult.data"
 
 
@@ -33,7 +33,7 @@ def start_rule_process(trial: Path, result: Path, rule_parameters: dict[str, str
             }
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    env = dict(os.environ)
     command = [sys.executable, "-m", "sm_local.rules", "--trial-path", str(trial), "--config", str(config)]
     return subprocess.Popen([*command, "--result", str(result), "--timeout", "120"], env=env)
 
@@ -98,7 +98,7 @@ def test_no_tensors_ends_in_error_without_hanging(tmp_path: Path) -> None:
 def test_unreadable_config_is_an_error_result(tmp_path: Path) -> None:
     config, result = tmp_path / "config.json", tmp_path / "result.json"
     config.write_text("{not json")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    env = dict(os.environ)
     command = [sys.executable, "-m", "sm_local.rules", "--trial-path", str(tmp_path), "--config", str(config)]
     completed = subprocess.run([*command, "--result", str(result)], env=env, timeout=30)
     assert completed.returncode == 0

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.runtime.sm_local.endpoint_harness import EndpointProcess, training_job_request
+from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request
 
 MiB = 1024 * 1024
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import safe_keys
+from sm_explain_contracts import safe_keys
 from sm_explain_contracts.s3_uris import S3UriError as S3UriError
 from sm_explain_contracts.s3_uris import join_s3_uri as join_s3_uri
 from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri

@@ -15,7 +15,7 @@ import numpy as np
 
 from sm_local.code_path import child_pythonpath
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 
 

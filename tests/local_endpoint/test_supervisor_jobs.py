@@ -28,7 +28,7 @@ from sm_local.store import rule_dir_name
 pytestmark = pytest.mark.stack
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
+REPO = HERE.parents[1]
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 RULE_IMAGE = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
 SCRIPTED = "test_supervisor_scripted_processes"
@@ -105,7 +105,7 @@ def start_supervisor(
     )
     (job_dir / "job.json").write_text(json.dumps(record))
     child_env = dict(os.environ)
-    child_env["PYTHONPATH"] = os.pathsep.join([str(REPO / "include"), str(HERE)])
+    child_env["PYTHONPATH"] = str(HERE)
     if scripted:
         child_env.update(SM_LOCAL_ALGORITHM_MODULE=SCRIPTED, SM_LOCAL_RULES_MODULE=SCRIPTED)
     child_env.update(env or {})

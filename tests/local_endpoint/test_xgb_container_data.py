@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xgboost
 
-from tests.runtime.sm_local.test_xgb_container_helpers import (
+from tests.local_endpoint.test_xgb_container_helpers import (
     csv_rows,
     layout_opt_ml,
     run_container,

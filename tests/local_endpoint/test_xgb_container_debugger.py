@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost
 
-from tests.runtime.sm_local.test_xgb_container_helpers import (
+from tests.local_endpoint.test_xgb_container_helpers import (
     csv_rows,
     layout_opt_ml,
     open_trial,

@@ -10,7 +10,7 @@ import pytest
 import xgboost
 from sklearn.model_selection import train_test_split
 
-from tests.runtime.sm_local.test_xgb_container_helpers import (
+from tests.local_endpoint.test_xgb_container_helpers import (
     ADULT_DATA,
     layout_opt_ml,
     open_trial,

@@ -8,7 +8,7 @@ import pytest
 
 from sm_explain_contracts.hyperparameters import HyperparameterError as UserError
 from sm_explain_contracts.hyperparameters import parse_hyperparameters
-from tests.runtime.sm_local.test_xgb_container_helpers import layout_opt_ml, run_container
+from tests.local_endpoint.test_xgb_container_helpers import layout_opt_ml, run_container
 
 # Train data that fails to parse: if the process read it, the failure would be about the data instead.
 BROKEN_TRAIN = {"train": {"train.csv": "label,age\nyes,abc\n"}}
@@ -94,7 +94,6 @@ def test_help_starts_without_loading_xgboost() -> None:
     import subprocess
     import sys
 
-    from tests.runtime.sm_local.test_xgb_container_helpers import REPO
 
     probe = (
         "import sys, runpy; sys.argv=['x', '--help']\n"
@@ -103,7 +102,7 @@ def test_help_starts_without_loading_xgboost() -> None:
         "print(sorted(m for m in ('xgboost', 'smdebug', 'pandas', 'numpy') if m in sys.modules))"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", probe], env={"PYTHONPATH": str(REPO / "include")}, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], env={}, capture_output=True, text=True, check=True
     )
     assert "--framework-version" in completed.stdout
     assert completed.stdout.strip().splitlines()[-1] == "[]"

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 VERSION = "3.0-5"  # the smallest environment
 
 
 def _pull(cache: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "include"), "SM_LOCAL_IMAGE_CACHE": str(cache)}
+    env = {**os.environ, "SM_LOCAL_IMAGE_CACHE": str(cache)}
     return subprocess.Popen([sys.executable, "-m", "sm_local.image_envs", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -20,7 +20,7 @@ from botocore.config import Config
 from sm_local import process as processes
 from sm_local.store import read_json
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -39,7 +39,7 @@ class EndpointProcess:
     def start(self) -> EndpointProcess:
         env = dict(os.environ)
         env.update(
-            PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(HERE)]),
+            PYTHONPATH=str(HERE),
             SM_LOCAL_SUPERVISOR_MODULE="endpoint_test_supervisor",
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID="testing",

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lean_xgboost import import_xgboost
 from sm_explain_contracts.hyperparameters import HyperparameterError, Hyperparameters, parse_hyperparameters
 from sm_explain_contracts.images import IMAGES, ImageVersion
+from sm_explain_contracts.lean_xgboost import import_xgboost
 from sm_local.xgboost_container import data as data_mod
 from sm_local.xgboost_container.errors import AlgorithmError, ContainerError, UserError
 from sm_local.xgboost_container.model_file import MODEL_NAME, save_model

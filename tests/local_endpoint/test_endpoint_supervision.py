@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sm_local.store import read_json
-from tests.runtime.sm_local.endpoint_harness import EndpointProcess, training_job_request
+from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request
 
 
 @pytest.fixture
