@@ -112,7 +112,7 @@ def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_sam
     enforces is the limit the endpoint (and SageMaker) enforces, worded alike."""
     from botocore.exceptions import ClientError
 
-    from sm_explain_ops.request_builder import build_training_request, validate_request
+    from sm_explain_ops.training_request import build_training_request, validate_request
 
     request = build_training_request(_spec(), "drift-check-job", region=local_stack.region)
     request["RoleArn"] = "arn:aws:iam::123:role/too-short-account"
@@ -144,7 +144,7 @@ def test_the_request_builder_and_the_algorithm_accept_and_refuse_the_same_hyperp
 ) -> None:
     """One table (sm_explain_contracts.hyperparameters): what Airflow refuses before a job exists is what the
     image's algorithm process refuses on the endpoint, with the same sentence; what it accepts trains."""
-    from sm_explain_ops.request_builder import TrainingSpec, build_training_request, validate_hyperparameters
+    from sm_explain_ops.training_request import TrainingSpec, build_training_request, validate_hyperparameters
 
     spec = {**_spec(), "hyperparameters": {"num_round": 3}, "debugger": None}
     request = build_training_request(TrainingSpec.from_dict(spec), f"hp-{abs(hash(str(hyperparameters))) % 10**8}",

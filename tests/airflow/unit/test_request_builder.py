@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sm_explain_ops.request_builder import (
+from sm_explain_ops.training_request import (
     DEFAULT_ALGORITHM_VERSION,
     DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
     MAX_NUM_ROUND,
