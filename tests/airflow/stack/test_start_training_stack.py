@@ -107,7 +107,9 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(
 
 
 @pytest.mark.reliability
-def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_same_words(local_stack, reliability) -> None:
+def test_the_training_request_check_and_the_endpoint_refuse_a_broken_request_in_the_same_words(
+    local_stack, reliability
+) -> None:
     """One walker over botocore's model on both sides (sm_explain_contracts.botocore_shapes): a limit the builder
     enforces is the limit the endpoint (and SageMaker) enforces, worded alike."""
     from botocore.exceptions import ClientError
@@ -139,7 +141,7 @@ def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_sam
         ({"num_round": "3", "max_depth": "3.5"}, False),
     ],
 )
-def test_the_request_builder_and_the_algorithm_accept_and_refuse_the_same_hyperparameters(
+def test_the_training_request_and_the_algorithm_accept_and_refuse_the_same_hyperparameters(
     local_stack, hyperparameters: dict[str, str], accepted: bool
 ) -> None:
     """One table (sm_explain_contracts.hyperparameters): what Airflow refuses before a job exists is what the

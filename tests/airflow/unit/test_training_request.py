@@ -1,4 +1,5 @@
-"""The training request builder: what reaches CreateTrainingJob, and what is refused before."""
+"""The training request (sm_explain_ops.training_request): what reaches CreateTrainingJob, and what is
+refused before."""
 
 from __future__ import annotations
 
