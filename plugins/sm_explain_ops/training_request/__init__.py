@@ -9,8 +9,8 @@ Two stages, so DAG parsing stays cheap and bad input fails before anything is su
   region, built-in rule configurations, and validation of the whole request against botocore's SageMaker model
   (``botocore_validation``).
 
-Modules depend one way only: fields <- hyperparameters, debug_output_size <- specs <- build ->
-botocore_validation.
+Modules import one way only, each only those before it in: fields, hyperparameters, debug_output_size, specs,
+botocore_validation, build.
 """
 
 from __future__ import annotations
