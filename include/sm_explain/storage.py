@@ -113,8 +113,9 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-st
     write_bytes_atomic(local_path(uri), data)
 
 
-# What `mirror_prefix` copies at most: the request builder caps Debugger output at 2 GiB (an estimate), so a
-# trial somewhat above that is still a trial; far more means the prefix is not one job's Debugger output.
+# What `mirror_prefix` copies at most: the training request caps Debugger output at 2 GiB (an estimate, in
+# sm_explain_ops.training_request.debug_output_size), so a trial somewhat above that is still a trial; far
+# more means the prefix is not one job's Debugger output.
 MIRROR_MAX_BYTES = 5 * 1024**3 // 2  # 2.5 GiB
 MIRROR_MAX_OBJECTS = 100_000  # two files per saved step (events + index): 50,000 saved steps
 

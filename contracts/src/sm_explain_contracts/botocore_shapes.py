@@ -1,6 +1,7 @@
 """The limits of botocore's SageMaker model that botocore's own ParamValidator leaves to the server (lengths,
-patterns, enums, maxima), checked the same way by the request builder before it sends CreateTrainingJob and by
-the local endpoint when it receives one, with the messages SageMaker itself answers.
+patterns, enums, maxima), checked the same way by the Airflow side (`sm_explain_ops.training_request`)
+before it sends CreateTrainingJob and by the local endpoint when it receives one, with the messages SageMaker
+itself answers.
 
 The walker reads botocore Shape objects but imports nothing: the module stays standard library only. `shape_errors`
 imports botocore when called (both environments have it).

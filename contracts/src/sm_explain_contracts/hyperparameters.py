@@ -1,5 +1,6 @@
-"""The built-in XGBoost algorithm's hyperparameters: one table for the request builder (a bad request fails in
-Airflow, before a job exists) and the local endpoint's algorithm process (which fails the job as the image does).
+"""The built-in XGBoost algorithm's hyperparameters: one table for the training request
+(`sm_explain_ops.training_request.hyperparameters`: a bad request fails in Airflow, before a job exists) and
+the local endpoint's algorithm process (which fails the job as the image does).
 
 SageMaker passes every value as a string. The algorithm refuses unknown names, missing `num_round`,
 values of the wrong type or outside their range, and a few inconsistent combinations, before it reads

@@ -1,5 +1,6 @@
-"""What an S3 URI may be, checked the same way by the Airflow side (request builder, staging and explanation
-tasks) and the runtime (staging, explanations, the local endpoint's channels), before anything is read.
+"""What an S3 URI may be, checked the same way by the Airflow side (training request, staging and
+explanation tasks) and the runtime (staging, explanations, the local endpoint's channels), before anything is
+read.
 
 `s3://<bucket>/<key>`: a bucket name S3 accepts (3-63 lowercase letters, digits, dots and hyphens, starting and
 ending with a letter or digit, no '..', not `xn--`), no whitespace, no empty path segment.

@@ -14,16 +14,16 @@ from airflow.sdk import Context
 
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
 from sm_explain_contracts.s3_uris import is_under
-from sm_explain_ops.request_builder import validate_s3_uri
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
+from sm_explain_ops.training_request import validate_s3_uri
 
 EXPLANATION_SOURCES = ("model", "debugger", "auto")
 
 
 def require_s3_uri(name: str, value: Any, *, allow_local: bool | None = None) -> str:
     """Refuse a malformed location before the runtime process (and any download) starts: S3 URIs get
-    the request builder's check; a local absolute path only where the deployment allows local paths
-    (`local_paths.local_paths_allowed`, the default) or the caller says so."""
+    the training request's check (`training_request.fields`); a local absolute path only where the
+    deployment allows local paths (`local_paths.local_paths_allowed`, the default) or the caller says so."""
     local_ok = local_paths_allowed() if allow_local is None else allow_local
     if isinstance(value, str) and value.startswith("/"):
         if local_ok:

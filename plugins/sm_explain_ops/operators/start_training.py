@@ -31,7 +31,7 @@ from sm_explain_ops.job_naming import (
     validate_training_job_name,
 )
 from sm_explain_ops.links import TrainingJobLink, is_custom_endpoint
-from sm_explain_ops.request_builder import TrainingSpec, build_training_request
+from sm_explain_ops.training_request import TrainingSpec, build_training_request
 
 
 def _contains_template(value: Any) -> bool:

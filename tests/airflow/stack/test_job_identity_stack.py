@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
-from sm_explain_ops.request_builder import build_training_request
+from sm_explain_ops.training_request import build_training_request
 from tests.airflow.stack import tiny_training
 
 pytestmark = pytest.mark.stack

@@ -107,12 +107,14 @@ def test_retried_start_task_creates_one_job_and_its_paths_are_real(
 
 
 @pytest.mark.reliability
-def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_same_words(local_stack, reliability) -> None:
+def test_the_training_request_check_and_the_endpoint_refuse_a_broken_request_in_the_same_words(
+    local_stack, reliability
+) -> None:
     """One walker over botocore's model on both sides (sm_explain_contracts.botocore_shapes): a limit the builder
     enforces is the limit the endpoint (and SageMaker) enforces, worded alike."""
     from botocore.exceptions import ClientError
 
-    from sm_explain_ops.request_builder import build_training_request, validate_request
+    from sm_explain_ops.training_request import build_training_request, validate_request
 
     request = build_training_request(_spec(), "drift-check-job", region=local_stack.region)
     request["RoleArn"] = "arn:aws:iam::123:role/too-short-account"
@@ -139,12 +141,12 @@ def test_the_request_builder_and_the_endpoint_refuse_a_broken_request_in_the_sam
         ({"num_round": "3", "max_depth": "3.5"}, False),
     ],
 )
-def test_the_request_builder_and_the_algorithm_accept_and_refuse_the_same_hyperparameters(
+def test_the_training_request_and_the_algorithm_accept_and_refuse_the_same_hyperparameters(
     local_stack, hyperparameters: dict[str, str], accepted: bool
 ) -> None:
     """One table (sm_explain_contracts.hyperparameters): what Airflow refuses before a job exists is what the
     image's algorithm process refuses on the endpoint, with the same sentence; what it accepts trains."""
-    from sm_explain_ops.request_builder import TrainingSpec, build_training_request, validate_hyperparameters
+    from sm_explain_ops.training_request import TrainingSpec, build_training_request, validate_hyperparameters
 
     spec = {**_spec(), "hyperparameters": {"num_round": 3}, "debugger": None}
     request = build_training_request(TrainingSpec.from_dict(spec), f"hp-{abs(hash(str(hyperparameters))) % 10**8}",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sm_explain_ops.request_builder import TrainingSpec, build_training_request
+from sm_explain_ops.training_request import TrainingSpec, build_training_request
 
 
 def spec_dict(**overrides: Any) -> dict[str, Any]:

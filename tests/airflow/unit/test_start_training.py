@@ -16,7 +16,7 @@ from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook, suffixed_jo
 from sm_explain_ops.job_naming import DEPLOYMENT_ENV, deployment_identity, training_job_name
 from sm_explain_ops.links import TrainingJobLink, training_job_url
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
-from sm_explain_ops.request_builder import TrainingSpec, build_training_request
+from sm_explain_ops.training_request import TrainingSpec, build_training_request
 
 REGION = "us-east-1"
 DAG_ID = "adult_explain"

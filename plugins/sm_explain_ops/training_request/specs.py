@@ -1,13 +1,10 @@
-"""From a small typed training spec to a validated ``CreateTrainingJob`` request.
+"""What a training spec may hold: the typed, checked form of the plain values a DAG Param carries.
 
-Two stages, so DAG parsing stays cheap and bad input fails before anything is submitted:
-
-* :meth:`TrainingSpec.from_dict` (pure Python, milliseconds): types, S3 URIs, XGBoost
-  hyperparameters, and the Debugger combinations that would silently produce nothing or write
-  far too much (see :func:`estimate_debug_output_bytes`).
-* :func:`build_training_request` (imports sagemaker-core, ~5 s the first time): image URIs for the
-  region, built-in rule configurations, and validation of the whole request against botocore's
-  SageMaker model.
+:meth:`TrainingSpec.from_dict` is pure Python (milliseconds, so DAG parsing stays cheap) and refuses, naming
+the field, every value and every combination that would fail or waste a job: types, S3 URIs, image versions,
+XGBoost hyperparameters, and Debugger settings that would silently produce nothing (a collection never saved,
+a rule reading a collection that is not saved, an image without the Debugger hook) or write far too much
+(``debug_output_size``). Building the request itself (region, images) is ``build``'s job.
 """
 
 from __future__ import annotations
@@ -21,22 +18,24 @@ from typing import Any
 
 # The image table: which versions run the Debugger hook (3.0-5 and newer have it commented out, so a
 # DebugHookConfig there writes no tensors and rules see nothing) and the default version.
-from sm_explain_contracts.botocore_shapes import shape_errors
-from sm_explain_contracts.hyperparameters import SPECS as HYPERPARAMETER_SPECS
-from sm_explain_contracts.hyperparameters import parse_hyperparameters
 from sm_explain_contracts.images import DEBUGGER_HOOK_VERSIONS, DEFAULT_VERSION, IMAGES
-from sm_explain_contracts.s3_uris import parse_s3_uri
+from sm_explain_ops.training_request.debug_output_size import (
+    DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
+    ROW_SCALED_COLLECTIONS,
+    SavedSteps,
+    estimate_debug_output_bytes,
+    human_bytes,
+    saved_steps,
+)
+from sm_explain_ops.training_request.fields import optional_int, positive_int, string_map, validate_s3_uri
+from sm_explain_ops.training_request.hyperparameters import validate_hyperparameters
 
 DEFAULT_ALGORITHM_VERSION = DEFAULT_VERSION
-DEFAULT_MAX_DEBUG_OUTPUT_BYTES = 2 * 1024**3
 DEFAULT_SAVE_INTERVAL = 5
 #: RetryStrategy.MaximumRetryAttempts: how often SageMaker itself restarts a job that failed with
 #: InternalServerError (botocore's model allows 1-30; 0 here sends no RetryStrategy).
 DEFAULT_RETRY_ATTEMPTS = 2
 MAX_RETRY_ATTEMPTS = 30
-#: The most boosting rounds a request may ask for: far beyond any useful model (the notebook uses 51, early
-#: stopping usually ends well under 10,000), small enough that a typo such as 1e12 fails here, not days into a job.
-MAX_NUM_ROUND = 100_000
 #: The ``debugger`` setting that sends no DebugHookConfig and no rules: for accounts without Debugger (closed
 #: to new AWS customers since 2026-07-30), best with image 3.0-5 or 3.2-0; explanations come from the model.
 DEBUGGER_OFF = "off"
@@ -56,98 +55,9 @@ XGBOOST_COLLECTIONS = frozenset(
         "trees",
     }
 )
-#: Collections whose size grows with the number of training/validation rows.
-ROW_SCALED_COLLECTIONS = frozenset({"full_shap", "predictions", "labels"})
-
-# smdebug's SaveConfigMode defaults (hook default save_interval is 10, not the collection default).
-_HOOK_DEFAULT_SAVE_INTERVAL = 10
-_SAVE_PARAMETER_KEYS = ("save_interval", "save_steps", "start_step", "end_step")
-
-# Per tensor and step smdebug writes a TFRecord-framed Event proto (name, dtype, shape) and an
-# index entry (JSON with the byte range): roughly this many bytes besides the values themselves.
-_TENSOR_OVERHEAD_BYTES = 256
-_FLOAT_BYTES = 4
-_FEATURE_IMPORTANCE_TYPES = 5  # weight, gain, cover, total_gain, total_cover
-_TREE_NODE_BYTES = 96  # one row of the trees dataframe (about a dozen columns)
 
 _ALGORITHM_VERSION = re.compile(r"^\d+\.\d+-\d+$")
 _RULE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-
-
-# --------------------------------------------------------------------------- small validators
-
-
-def validate_s3_uri(value: object, field_name: str) -> str:
-    """Return an ``s3://bucket/prefix`` URI unchanged, or raise ValueError naming the field."""
-    parse_s3_uri(value, field_name)
-    return str(value)
-
-
-def _positive_int(value: object, field_name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{field_name} must be an integer, got {value!r}")
-    try:
-        number = int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{field_name} must be an integer, got {value!r}") from None
-    if isinstance(value, float) and value != number:
-        raise ValueError(f"{field_name} must be an integer, got {value!r}")
-    if number < minimum:
-        raise ValueError(f"{field_name} must be >= {minimum}, got {number}")
-    return number
-
-
-def _optional_int(value: object, field_name: str, minimum: int = 0) -> int | None:
-    return None if value is None else _positive_int(value, field_name, minimum)
-
-
-def _string_map(value: object, field_name: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{field_name} must be a mapping, got {type(value).__name__}")
-    return {str(key): _to_parameter_string(item) for key, item in value.items()}
-
-
-def _to_parameter_string(value: object) -> str:
-    """SageMaker wants every hyperparameter / rule parameter as a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ",".join(_to_parameter_string(item) for item in value)
-    return str(value)
-
-
-# --------------------------------------------------------------------------- XGBoost hyperparameters
-
-
-# The project's own caps, on top of what the algorithm accepts: far past any useful model, so that a typo (a
-# class per output column, a tree's depth and leaves, histogram bins and rounds all multiply a job's memory and
-# time) fails here, not days into a job.
-PROJECT_LIMITS = {"num_round": MAX_NUM_ROUND, "num_class": 10_000, "max_depth": 100, "max_leaves": 1 << 20,
-                  "max_bin": 1 << 16}
-
-
-def validate_hyperparameters(
-    hyperparameters: Mapping[str, Any], algorithm_version: str = DEFAULT_ALGORITHM_VERSION
-) -> dict[str, str]:
-    """Convert values to strings and refuse what the image's algorithm would refuse (its own table,
-    sm_explain_contracts.hyperparameters, in its own words) or what exceeds the project's caps."""
-    if not isinstance(hyperparameters, Mapping):
-        raise ValueError(f"hyperparameters must be a mapping, got {type(hyperparameters).__name__}")
-    converted = _string_map(hyperparameters, "hyperparameters")
-    image = IMAGES.get(algorithm_version)
-    parse_hyperparameters(converted, xgboost_version=image.xgboost if image else IMAGES[DEFAULT_VERSION].xgboost)
-    for name, limit in PROJECT_LIMITS.items():
-        if name in converted and int(converted[name].strip()) > limit:
-            raise ValueError(
-                f"Hyperparameter {name}: value {converted[name].strip()} is over the limit of {limit} this project "
-                "sets (far past any useful model)."
-            )
-    return converted
-
-
-# --------------------------------------------------------------------------- spec dataclasses
 
 
 def _from_mapping(cls: type, data: object, where: str) -> Any:
@@ -191,10 +101,10 @@ class DataShape:
     validation_rows: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rows", _positive_int(self.rows, "data_shape.rows"))
-        object.__setattr__(self, "features", _positive_int(self.features, "data_shape.features"))
+        object.__setattr__(self, "rows", positive_int(self.rows, "data_shape.rows"))
+        object.__setattr__(self, "features", positive_int(self.features, "data_shape.features"))
         object.__setattr__(
-            self, "validation_rows", _optional_int(self.validation_rows, "data_shape.validation_rows")
+            self, "validation_rows", optional_int(self.validation_rows, "data_shape.validation_rows")
         )
 
     @classmethod
@@ -225,15 +135,15 @@ class CollectionSpec:
             )
         where = f"collection {self.name}"
         object.__setattr__(
-            self, "save_interval", _optional_int(self.save_interval, f"{where}.save_interval", 1)
+            self, "save_interval", optional_int(self.save_interval, f"{where}.save_interval", 1)
         )
-        object.__setattr__(self, "start_step", _optional_int(self.start_step, f"{where}.start_step"))
-        object.__setattr__(self, "end_step", _optional_int(self.end_step, f"{where}.end_step"))
+        object.__setattr__(self, "start_step", optional_int(self.start_step, f"{where}.start_step"))
+        object.__setattr__(self, "end_step", optional_int(self.end_step, f"{where}.end_step"))
         steps = self.save_steps
         if isinstance(steps, str):
             steps = [part for part in steps.split(",") if part.strip()]
         object.__setattr__(
-            self, "save_steps", tuple(_positive_int(step, f"{where}.save_steps", 0) for step in steps or ())
+            self, "save_steps", tuple(positive_int(step, f"{where}.save_steps", 0) for step in steps or ())
         )
         if self.final_step_only and (
             self.save_interval or self.save_steps or self.start_step or self.end_step
@@ -278,14 +188,14 @@ class RuleSpec:
             )
         if self.configuration_name is not None:
             self._check_configuration_name(self.configuration_name)
-        parameters = _string_map(self.parameters, f"rule {self.name} parameters")
+        parameters = string_map(self.parameters, f"rule {self.name} parameters")
         if "rule_to_invoke" in parameters:
             raise ValueError(f"rule {self.name}: rule_to_invoke is set by the built-in rule, do not pass it")
         object.__setattr__(self, "parameters", parameters)
         object.__setattr__(
             self,
             "volume_size_in_gb",
-            _optional_int(self.volume_size_in_gb, f"rule {self.name} volume_size_in_gb"),
+            optional_int(self.volume_size_in_gb, f"rule {self.name} volume_size_in_gb"),
         )
 
     def _check_configuration_name(self, value: object) -> None:
@@ -367,14 +277,14 @@ class DebuggerSpec:
             raise ValueError(f"Debugger rules need distinct configuration names, got {rule_names}")
         if len(rules) > 20:
             raise ValueError(f"SageMaker allows at most 20 Debugger rules, got {len(rules)}")
-        hook_parameters = _string_map(self.hook_parameters, "debugger.hook_parameters")
+        hook_parameters = string_map(self.hook_parameters, "debugger.hook_parameters")
         object.__setattr__(self, "collections", collections)
         object.__setattr__(self, "rules", rules)
         object.__setattr__(self, "hook_parameters", hook_parameters)
         if self.s3_output_path is not None:
             validate_s3_uri(self.s3_output_path, "debugger.s3_output_path")
         object.__setattr__(
-            self, "max_output_bytes", _positive_int(self.max_output_bytes, "debugger.max_output_bytes")
+            self, "max_output_bytes", positive_int(self.max_output_bytes, "debugger.max_output_bytes")
         )
 
     @classmethod
@@ -484,10 +394,10 @@ class TrainingSpec:
                 f"versions: {', '.join(IMAGES)}"
             )
         set_("hyperparameters", validate_hyperparameters(self.hyperparameters, self.algorithm_version))
-        set_("instance_count", _positive_int(self.instance_count, "instance_count"))
-        set_("volume_size_gb", _positive_int(self.volume_size_gb, "volume_size_gb"))
-        set_("max_runtime_seconds", _positive_int(self.max_runtime_seconds, "max_runtime_seconds"))
-        set_("retry_attempts", _positive_int(self.retry_attempts, "retry_attempts", minimum=0))
+        set_("instance_count", positive_int(self.instance_count, "instance_count"))
+        set_("volume_size_gb", positive_int(self.volume_size_gb, "volume_size_gb"))
+        set_("max_runtime_seconds", positive_int(self.max_runtime_seconds, "max_runtime_seconds"))
+        set_("retry_attempts", positive_int(self.retry_attempts, "retry_attempts", minimum=0))
         if self.retry_attempts > MAX_RETRY_ATTEMPTS:
             raise ValueError(
                 f"retry_attempts must be between 0 and {MAX_RETRY_ATTEMPTS} (SageMaker's MaximumRetryAttempts is "
@@ -514,7 +424,7 @@ class TrainingSpec:
             set_("data_shape", DataShape.from_dict(self.data_shape))
         if self.vpc is not None:
             set_("vpc", VpcSpec.from_dict(self.vpc))
-        set_("tags", _string_map(self.tags, "tags"))
+        set_("tags", string_map(self.tags, "tags"))
         self._check_debugger()
 
     @classmethod
@@ -590,9 +500,9 @@ class TrainingSpec:
         if estimate > debugger.max_output_bytes:
             per_collection = ", ".join(f"{name} {saved.count} steps" for name, saved in steps.items() if saved)
             raise ValueError(
-                f"estimated Debugger output is {_human_bytes(estimate)} ({estimate} bytes) for "
+                f"estimated Debugger output is {human_bytes(estimate)} ({estimate} bytes) for "
                 f"{self.data_shape.rows} rows x {self.data_shape.features} features ({per_collection}), over the "
-                f"limit debugger.max_output_bytes={_human_bytes(debugger.max_output_bytes)}. full_shap writes "
+                f"limit debugger.max_output_bytes={human_bytes(debugger.max_output_bytes)}. full_shap writes "
                 "rows x (features+1)^2 x 4 bytes per saved step: save it at the final step only "
                 "(final_step_only) or less often, or raise the limit."
             )
@@ -614,7 +524,7 @@ class TrainingSpec:
                     f"add a {collection!r} collection or set the rule's collection_names"
                 )
             if rule.name == "LossNotDecreasing":
-                num_steps = _positive_int(
+                num_steps = positive_int(
                     rule.parameters.get("num_steps", "10"), f"rule {rule.name} num_steps"
                 )
                 saved = steps[collection]
@@ -624,241 +534,3 @@ class TrainingSpec:
                         f"but collection {collection!r} is saved only at {saved.describe()}: it would never "
                         "evaluate anything; save the collection more often or lower num_steps"
                     )
-
-
-def _human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-# --------------------------------------------------------------------------- Debugger sizing
-
-
-@dataclass(frozen=True)
-class SavedSteps:
-    """The steps (boosting rounds) a collection is saved at, as a count and the first and last step.
-
-    Computed arithmetically: the checks need only these, and listing every step would cost memory
-    proportional to ``num_round``."""
-
-    count: int
-    first: int | None = None
-    last: int | None = None
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def describe(self) -> str:
-        if self.count == 0:
-            return "no step"
-        if self.count == 1:
-            return f"step {self.first}"
-        return f"{self.count} steps from {self.first} to {self.last}"
-
-
-def saved_steps(parameters: Mapping[str, str], num_round: int) -> SavedSteps:
-    """Which steps 0..num_round-1 smdebug saves for these collection parameters.
-
-    Mirrors ``SaveConfigMode.should_save_step``: in ``save_steps``, or inside
-    [start_step, end_step) and divisible by ``save_interval`` (hook default 10).
-    """
-    interval = _positive_int(
-        parameters.get("save_interval", _HOOK_DEFAULT_SAVE_INTERVAL), "Debugger save_interval"
-    )
-    start = _positive_int(parameters.get("start_step", 0), "Debugger start_step", 0)
-    end_text = parameters.get("end_step")
-    end = num_round if end_text in (None, "") else min(_positive_int(end_text, "Debugger end_step", 0), num_round)
-    first_on_interval = -(-start // interval) * interval  # the first multiple of the interval >= start
-    on_interval = (end - 1 - first_on_interval) // interval + 1 if first_on_interval < end else 0
-    steps = [first_on_interval, first_on_interval + (on_interval - 1) * interval] if on_interval else []
-    explicit_text = str(parameters.get("save_steps", "")).split(",")
-    explicit = {_positive_int(part, "Debugger save_steps", 0) for part in explicit_text if part.strip()}
-    explicit = {step for step in explicit if step < num_round and not (start <= step < end and step % interval == 0)}
-    steps += explicit
-    if not steps:
-        return SavedSteps(0)
-    return SavedSteps(on_interval + len(explicit), min(steps), max(steps))
-
-
-def estimate_debug_output_bytes(
-    saved_steps_per_collection: Mapping[str, int],
-    *,
-    rows: int,
-    features: int,
-    validation_rows: int | None = None,
-    metric_tensors: int = 2,
-    num_round: int = 0,
-    max_depth: int = 6,
-) -> int:
-    """Upper estimate of what the XGBoost Debugger hook writes, in bytes.
-
-    ``saved_steps_per_collection`` maps a collection name to how many steps it is saved at.
-    full_shap dominates: every ``full_shap/fN`` tensor holds the WHOLE (rows, features+1) matrix,
-    so one saved step costs rows x (features+1)^2 x 4 bytes. average_shap is (features+1) x 4 bytes, metrics and feature importance
-    a few hundred bytes per tensor.
-    """
-    columns = features + 1
-    # A tree has at most 2^(depth+1) nodes and, with at least one row per leaf, about 2 x rows; max_depth 0
-    # (no limit, lossguide) leaves only the second bound. The exponent is capped so a huge depth costs nothing.
-    nodes_per_tree = 2 * rows if max_depth <= 0 else min(2 ** (min(max_depth, 62) + 1), 2 * rows)
-    prediction_rows = validation_rows if validation_rows is not None else rows
-    overhead = _TENSOR_OVERHEAD_BYTES
-    per_step = {
-        "metrics": metric_tensors * (_FLOAT_BYTES + overhead),
-        "losses": metric_tensors * (_FLOAT_BYTES + overhead),
-        "hyperparameters": len(HYPERPARAMETER_SPECS) * (_FLOAT_BYTES + overhead),
-        "feature_importance": _FEATURE_IMPORTANCE_TYPES * features * (_FLOAT_BYTES + overhead),
-        "average_shap": columns * (_FLOAT_BYTES + overhead),
-        "full_shap": columns * (rows * columns * _FLOAT_BYTES + overhead),
-        "predictions": prediction_rows * _FLOAT_BYTES + overhead,
-        "labels": prediction_rows * _FLOAT_BYTES + overhead,
-        "trees": max(num_round, 1) * nodes_per_tree * _TREE_NODE_BYTES,
-    }
-    total = 0
-    for name, count in saved_steps_per_collection.items():
-        if name not in per_step:
-            raise ValueError(f"cannot estimate the size of unknown collection {name!r}")
-        total += per_step[name] * int(count)
-    return total
-
-
-# --------------------------------------------------------------------------- request
-
-
-def algorithm_image_uri(region: str, version: str) -> str:
-    """The built-in XGBoost image for the region, from sagemaker-core's image URI config."""
-    from sagemaker.core import image_uris  # heavy import: only when a request is built
-
-    try:
-        return image_uris.retrieve("xgboost", region, version)
-    except ValueError as error:
-        raise ValueError(
-            f"no XGBoost image for algorithm_version={version!r} in region {region!r}: {error}"
-        ) from None
-
-
-def rule_configuration(rule: RuleSpec, region: str) -> dict[str, Any]:
-    """A ``DebugRuleConfigurations`` entry for a built-in rule, with the region's evaluator image."""
-    from sagemaker.core.debugger import Rule, get_rule_container_image_uri, rule_configs
-
-    factory_name = re.sub(r"(?<!^)(?=[A-Z])", "_", rule.name).lower()
-    factory = getattr(rule_configs.debugger_rules.builtin_rules, factory_name, None)
-    if not callable(factory):
-        raise ValueError(f"unknown built-in Debugger rule {rule.name!r}")
-    built_in = Rule.sagemaker(
-        factory(), name=rule.rule_configuration_name, rule_parameters=dict(rule.parameters)
-    )
-    # Rule.sagemaker also proposes collections_to_save (e.g. losses every 500 steps) that the SDK's
-    # estimator would merge into the hook config; we do not: the spec's collections are explicit and
-    # were checked against what each rule reads.
-    config = built_in.to_debugger_rule_config_dict()
-    config["RuleEvaluatorImage"] = get_rule_container_image_uri(rule.name, region)
-    if rule.instance_type:
-        config["InstanceType"] = rule.instance_type
-    if rule.volume_size_in_gb is not None:
-        config["VolumeSizeInGB"] = rule.volume_size_in_gb
-    return config
-
-
-def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {
-                "S3DataType": "S3Prefix",
-                "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
-            }
-        },
-        "ContentType": content_type,
-        "CompressionType": "None",
-        "InputMode": "File",
-    }
-
-
-def build_training_request(
-    spec: TrainingSpec | Mapping[str, Any], job_name: str, *, region: str | None = None
-) -> dict[str, Any]:
-    """Return a ``CreateTrainingJob`` request, validated against botocore's SageMaker model.
-
-    ``region`` (e.g. the connection's) is used when the spec has none; image URIs depend on it.
-    """
-    from sm_explain_ops.job_naming import validate_training_job_name
-
-    spec = TrainingSpec.from_dict(spec)
-    validate_training_job_name(job_name)
-    region = spec.region or region
-    if not region:
-        raise ValueError("region is required (set it in the spec or on the connection) to pick image URIs")
-
-    request: dict[str, Any] = {
-        "TrainingJobName": job_name,
-        "AlgorithmSpecification": {
-            "TrainingImage": algorithm_image_uri(region, spec.algorithm_version),
-            "TrainingInputMode": "File",
-        },
-        "RoleArn": spec.role_arn,
-        "HyperParameters": dict(spec.hyperparameters),
-        "InputDataConfig": [_channel("train", spec.train_uri, spec.content_type)]
-        + ([_channel("validation", spec.validation_uri, spec.content_type)] if spec.validation_uri else []),
-        "OutputDataConfig": {"S3OutputPath": spec.output_s3_uri},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": spec.instance_count,
-            "VolumeSizeInGB": spec.volume_size_gb,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
-        "EnableNetworkIsolation": spec.enable_network_isolation,
-    }
-    if spec.output_kms_key_id:
-        request["OutputDataConfig"]["KmsKeyId"] = spec.output_kms_key_id
-    if spec.volume_kms_key_id:
-        request["ResourceConfig"]["VolumeKmsKeyId"] = spec.volume_kms_key_id
-    if spec.vpc is not None:
-        request["VpcConfig"] = {
-            "SecurityGroupIds": list(spec.vpc.security_group_ids),
-            "Subnets": list(spec.vpc.subnets),
-        }
-    if spec.retry_attempts:
-        request["RetryStrategy"] = {"MaximumRetryAttempts": spec.retry_attempts}
-    if spec.tags:
-        request["Tags"] = [{"Key": key, "Value": value} for key, value in spec.tags.items()]
-    if spec.debugger is not None:
-        debugger = spec.debugger
-        hook_config: dict[str, Any] = {
-            "S3OutputPath": (debugger.s3_output_path or spec.output_s3_uri).rstrip("/"),
-            "CollectionConfigurations": [
-                {"CollectionName": c.name, "CollectionParameters": c.collection_parameters(spec.num_round)}
-                for c in debugger.collections
-            ],
-        }
-        if debugger.hook_parameters:
-            hook_config["HookParameters"] = dict(debugger.hook_parameters)
-        request["DebugHookConfig"] = hook_config
-        if debugger.rules:
-            request["DebugRuleConfigurations"] = [rule_configuration(rule, region) for rule in debugger.rules]
-    validate_request(request)
-    return request
-
-
-# --------------------------------------------------------------------------- botocore validation
-
-
-@functools.cache
-def _create_training_job_shape() -> Any:
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateTrainingJob").input_shape
-
-
-def validate_request(request: Mapping[str, Any]) -> None:
-    """Check a CreateTrainingJob request against botocore's SageMaker model (types, required
-    members, lengths, patterns); raise ValueError naming every offending field."""
-    problems = shape_errors(dict(request), _create_training_job_shape())
-    if problems:
-        raise ValueError("invalid CreateTrainingJob request: " + "; ".join(problems))

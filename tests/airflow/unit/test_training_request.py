@@ -1,4 +1,5 @@
-"""The training request builder: what reaches CreateTrainingJob, and what is refused before."""
+"""The training request (sm_explain_ops.training_request): what reaches CreateTrainingJob, and what is
+refused before."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sm_explain_ops.request_builder import (
+from sm_explain_ops.training_request import (
     DEFAULT_ALGORITHM_VERSION,
     DEFAULT_MAX_DEBUG_OUTPUT_BYTES,
     MAX_NUM_ROUND,
