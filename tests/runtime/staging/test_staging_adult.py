@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -158,7 +159,7 @@ def test_rerun_writes_nothing_and_other_versions_are_untouched(staged: tuple[Pat
     )
     completed = subprocess.run(
         [sys.executable, "-m", "sm_staging", "--request", str(request), "--result", str(result_file)],
-        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
+        env={"PYTHONPATH": os.pathsep.join(map(str, (REPO / "contracts" / "src", REPO / "include"))), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
              "HOME": str(root)},
         capture_output=True,
         text=True,

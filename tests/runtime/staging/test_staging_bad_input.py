@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_cli_exits_2_with_the_error_in_the_result(tmp_path: Path, adult_lines: l
     request_file.write_text(json.dumps(_request(tmp_path, source)))
     completed = subprocess.run(
         [sys.executable, "-m", "sm_staging", "--request", str(request_file), "--result", str(result_file)],
-        env={"PYTHONPATH": str(REPO / "include"), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
+        env={"PYTHONPATH": os.pathsep.join(map(str, (REPO / "contracts" / "src", REPO / "include"))), "PATH": "/usr/bin:/bin", "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
              "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
