@@ -262,7 +262,7 @@ def _run_cli(module: str, request: dict, tmp_path: Path, env: dict[str, str] | N
     request_file.write_text(json.dumps(request))
     completed = subprocess.run(
         [sys.executable, "-m", module, "--request", str(request_file), "--result", str(result_file)],
-        env={**os.environ, "PYTHONPATH": str(REPO / "include"), **(env or {})},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (REPO / "contracts" / "src", REPO / "include"))), **(env or {})},
         capture_output=True, text=True, timeout=300,
     )
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
