@@ -241,7 +241,7 @@ def test_a_report_request_with_the_runs_artifacts_or_a_manifest_uri_is_accepted(
          "the report reads only the run's own artifacts"),
         ({"manifest": {"artifacts": {"x.png": f"{OUT}../../data/train.csv"}}}, "is not under the run's output"),
         ({"manifest": None, "manifest_uri": f"{BUCKET}/adult/v2/manifest.json"},
-         f"manifest_uri 's3://sm-explain-contracts/adult/v2/manifest.json' is not under the run's output location"),
+         "manifest_uri 's3://sm-explain-contracts/adult/v2/manifest.json' is not under the run's output location"),
         ({"verdict": None}, "verdict must be a mapping (training status, final metrics, rules), got None"),
         ({"verdict": {"rules": "none"}}, "verdict.rules must be a list of {name, status, details}, got 'none'"),
         ({"verdict": {"final_metrics": 0.1}}, "verdict.final_metrics must be an object or a list of {MetricName, "),
