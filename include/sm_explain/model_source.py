@@ -11,8 +11,8 @@ import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
-from sm_explain.request import SUPPORTED_OBJECTIVES
 from sm_explain.shap_rows import dmatrix_for, model_output
+from sm_explain_contracts.explain_request import SUPPORTED_OBJECTIVES
 
 
 def check_supported(booster: xgb.Booster, objective: str) -> None:

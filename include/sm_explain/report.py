@@ -2,7 +2,8 @@
 
 Request: {"manifest_uri": "..."} or {"manifest": {...}} (what `python -m sm_explain` returned), "verdict":
 {"training_status": str, "final_metrics": {name: value} or [{"MetricName", "Value"}], "rules": [{"name",
-"status", "details"}]} (from the sensor), "job_name", "dataset_version", "output_uri". PNGs are embedded as
+"status", "details"}]} (from the sensor), "job_name", "dataset_version", "output_uri"; its rules are the contract's
+(`sm_explain_contracts.explain_request.parse_report_request`, which the report task checks too). PNGs are embedded as
 data URIs and the interactive force plots as `<iframe srcdoc>` (shap's JS inline), so the page renders with
 no network. Every name, value and message is HTML-escaped.
 """
@@ -21,6 +22,8 @@ from typing import Any
 from sm_explain import storage
 from sm_explain.errors import BadRequest
 from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.explain_request import check_manifest, parse_report_request
+from sm_explain_contracts.request_fields import refused_as
 
 REPORT_NAME = "report.html"
 _FIGURE_SECTIONS: list[tuple[str, list[str]]] = [
@@ -55,59 +58,29 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], status_column: 
 
 
 def _final_metrics(verdict: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The verdict's final metrics as (name, value) rows; their shape is checked by parse_report_request."""
     metrics = verdict.get("final_metrics") or {}
     if isinstance(metrics, dict):
         return sorted(metrics.items())
-    if isinstance(metrics, list):
-        return [(m.get("MetricName", m.get("name", "")), m.get("Value", m.get("value", ""))) for m in metrics
-                if isinstance(m, dict)]
-    raise BadRequest("verdict.final_metrics must be an object or a list of {MetricName, Value}")
+    return [(m.get("MetricName", m.get("name", "")), m.get("Value", m.get("value", ""))) for m in metrics
+            if isinstance(m, dict)]
 
 
 def _rules(verdict: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rules = verdict.get("rules") or []
-    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-        raise BadRequest("verdict.rules must be a list of {name, status, details}")
-    return [(str(r.get("name", "")), str(r.get("status", "")), str(r.get("details", "") or "")) for r in rules]
+    return [(str(r.get("name", "")), str(r.get("status", "")), str(r.get("details", "") or ""))
+            for r in verdict.get("rules") or []]
 
 
-def _require_under_output(uri: str, what: str, output_uri: str) -> None:
-    """The report embeds what it reads: only the run's own artifacts, never another object or a file of the
-    worker (an edited manifest could name /proc/self/environ, which holds the connection's secret key)."""
-    if not storage.is_under(uri, output_uri):
-        raise BadRequest(
-            f"{what} {uri!r} is not under the run's output location {output_uri!r}: the report reads only the "
-            "run's own artifacts"
-        )
-
-
-def _load_manifest(request: dict[str, Any], output_uri: str) -> dict[str, Any]:
-    if isinstance(request.get("manifest"), dict):
-        manifest = request["manifest"]
-    elif "manifest_uri" in request:
-        uri = storage.validate_uri(request["manifest_uri"], "manifest_uri")
-        _require_under_output(uri, "manifest_uri", output_uri)
-        if not storage.exists(uri):
-            raise BadRequest(f"manifest_uri {uri!r} does not exist")
-        try:
-            manifest = json.loads(storage.read_bytes(uri))
-        except ValueError as exc:
-            raise BadRequest(f"manifest_uri {uri!r} is not valid JSON: {exc}") from exc
-    else:
-        raise BadRequest("the request needs 'manifest_uri' or 'manifest' (the result of python -m sm_explain)")
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
-        raise BadRequest("the manifest must be an object with an 'artifacts' map")
-    for name, uri in manifest["artifacts"].items():
-        storage.validate_uri(uri, f"manifest artifact {name!r}")
-        _require_under_output(uri, f"manifest artifact {name!r}", output_uri)
-    return manifest
-
-
-def _required_string(request: dict[str, Any], key: str) -> str:
-    value = request.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"the request needs {key!r} as a non-empty string, got {value!r}")
-    return value
+def _read_manifest(uri: str, output_uri: str) -> dict[str, Any]:
+    """The manifest behind `manifest_uri` (already checked to lie under the output), checked as an inline one."""
+    if not storage.exists(uri):
+        raise BadRequest(f"manifest_uri {uri!r} does not exist")
+    try:
+        manifest = json.loads(storage.read_bytes(uri))
+    except ValueError as exc:
+        raise BadRequest(f"manifest_uri {uri!r} is not valid JSON: {exc}") from exc
+    with refused_as(BadRequest):
+        return check_manifest(manifest, output_uri)
 
 
 def _figure(artifacts: dict[str, str], name: str) -> str:
@@ -167,18 +140,15 @@ def render_report(manifest: dict[str, Any], verdict: dict[str, Any], job_name: s
     return "".join(parts)
 
 
-def build_report(request: dict[str, Any]) -> dict[str, Any]:
-    job_name = _required_string(request, "job_name")
-    dataset_version = _required_string(request, "dataset_version")
-    output_uri = storage.validate_uri(_required_string(request, "output_uri"), "output_uri")
-    verdict = request.get("verdict", {})
-    if not isinstance(verdict, dict):
-        raise BadRequest("verdict must be an object (training status, final metrics, rules)")
-    _rules(verdict)
-    _final_metrics(verdict)
-    manifest = _load_manifest(request, output_uri)
-    html_text = render_report(manifest, verdict, job_name, dataset_version)
-    report_uri = storage.join(output_uri, REPORT_NAME)
+def build_report(raw: dict[str, Any]) -> dict[str, Any]:
+    with refused_as(BadRequest):
+        request = parse_report_request(raw)
+    manifest = request.manifest
+    if manifest is None:
+        assert request.manifest_uri is not None  # parse_report_request gives one of the two
+        manifest = _read_manifest(request.manifest_uri, request.output_uri)
+    html_text = render_report(manifest, request.verdict, request.job_name, request.dataset_version)
+    report_uri = storage.join(request.output_uri, REPORT_NAME)
     storage.write_bytes(report_uri, html_text.encode("utf-8"), "text/html; charset=utf-8")
     return {"report_uri": report_uri}
 

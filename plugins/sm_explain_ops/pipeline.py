@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import Param, task
 
+from sm_explain_contracts.explain_request import SOURCES as EXPLANATION_SOURCES
 from sm_explain_ops.dataset_versions import (
     DATASET_VERSION_PATTERN,
     PREFIX_PATTERN,
@@ -85,7 +86,7 @@ def pipeline_params() -> dict[str, Param]:
         ),
         "sns_topic_arn": Param(_env("SM_EXPLAIN_SNS_TOPIC_ARN", ""), type="string",
                                description="SNS topic alerted when a rule ends IssuesFound; empty = none."),
-        "explanation_source": Param("auto", type="string", enum=["model", "debugger", "auto"]),
+        "explanation_source": Param("auto", type="string", enum=list(EXPLANATION_SOURCES)),
         "explanation_options": Param(
             {"explain_rows": "train", "outlier_top_n": 5, "seed": 7}, type="object",
             description="force_plot_row, stacked_sample_size, beeswarm_sample_size, outlier_top_n, seed, ...",

@@ -11,7 +11,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
-from sm_explain_ops.operators.explain import require_s3_uri
+from sm_explain_contracts.request_fields import location
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 MANIFEST_SUFFIX = "/explanations/manifest.json"
@@ -52,7 +52,7 @@ class CompareDatasetVersionsOperator(AwsBaseOperator[S3Hook]):
         versions = [str(v) for v in (self.versions or [])]
         if len(set(versions)) < 2:
             raise ValueError(f"versions must name at least two distinct data set versions, got {self.versions!r}")
-        require_s3_uri("output_uri", self.output_uri, allow_local=False)
+        location(self.output_uri, "output_uri", allow_local=False)
         manifests = {version: self.latest_manifest_uri(version) for version in versions}
         self.log.info("Comparing manifests: %s", manifests)
         return run_runtime_module(

@@ -12,27 +12,8 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
-from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV, local_paths_allowed
-from sm_explain_contracts.s3_uris import is_under
+from sm_explain_contracts.explain_request import parse_explain_request, parse_report_request
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
-from sm_explain_ops.training_request import validate_s3_uri
-
-EXPLANATION_SOURCES = ("model", "debugger", "auto")
-
-
-def require_s3_uri(name: str, value: Any, *, allow_local: bool | None = None) -> str:
-    """Refuse a malformed location before the runtime process (and any download) starts: S3 URIs get
-    the training request's check (`training_request.fields`); a local absolute path only where the
-    deployment allows local paths (`local_paths.local_paths_allowed`, the default) or the caller says so."""
-    local_ok = local_paths_allowed() if allow_local is None else allow_local
-    if isinstance(value, str) and value.startswith("/"):
-        if local_ok:
-            return value
-        raise ValueError(
-            f"{name} {value!r} is a local path, and local paths are off in this deployment: use an s3:// URI "
-            f"(local runs and tests opt in with {ALLOW_LOCAL_SOURCES_ENV}=1)"
-        )
-    return validate_s3_uri(value, name)
 
 
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
@@ -81,28 +62,26 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         self.objective = objective
 
     def build_request(self) -> dict[str, Any]:
-        if self.source not in EXPLANATION_SOURCES:
-            raise ValueError(f"source must be one of {', '.join(EXPLANATION_SOURCES)}, got {self.source!r}")
-        if self.source == "debugger" and not self.debug_output_uri:
-            raise ValueError("source 'debugger' needs debug_output_uri (the job's Debugger output path)")
+        """The runtime request, checked with the runtime's own parse (sm_explain_contracts.explain_request), so a
+        bad field or location fails here, in the runtime's words, before the runtime process starts."""
         if not isinstance(self.options, dict):
             raise ValueError(f"options must be a mapping, got {type(self.options).__name__}")
         request = {
+            **self.options,
             "job_name": self.job_name,
             "dataset_version": self.dataset_version,
-            "features_uri": require_s3_uri("features_uri", self.features_uri),
-            "train_uri": require_s3_uri("train_uri", self.train_uri),
-            "validation_uri": require_s3_uri("validation_uri", self.validation_uri),
-            "model_artifact_uri": require_s3_uri("model_artifact_uri", self.model_artifact_uri),
-            "output_uri": require_s3_uri("output_uri", self.output_uri),
-            "debug_output_uri": (
-                require_s3_uri("debug_output_uri", self.debug_output_uri) if self.debug_output_uri else None
-            ),
+            "features_uri": self.features_uri,
+            "train_uri": self.train_uri,
+            "validation_uri": self.validation_uri,
+            "model_artifact_uri": self.model_artifact_uri,
+            "output_uri": self.output_uri,
+            "debug_output_uri": self.debug_output_uri or None,  # Debugger off: no output path (None or "")
             "source": self.source,
         }
         if self.objective:
             request["objective"] = str(self.objective)
-        return {**self.options, **request}
+        parse_explain_request(request)
+        return request
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.build_request()
@@ -142,26 +121,16 @@ class BuildReportOperator(AwsBaseOperator[S3Hook]):
         self.output_uri = output_uri
 
     def execute(self, context: Context) -> dict[str, Any]:
-        for name in ("manifest", "verdict"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be the upstream task's mapping, got {getattr(self, name)!r}")
-        output_uri = require_s3_uri("output_uri", self.output_uri)
-        artifacts = self.manifest.get("artifacts")
-        if not isinstance(artifacts, dict):
-            raise ValueError("manifest must hold an 'artifacts' mapping (the explain task's result)")
-        for name, uri in artifacts.items():
-            if not is_under(uri, output_uri):
-                raise ValueError(
-                    f"manifest artifact {name!r} {uri!r} is not under the run's output location {output_uri!r}: "
-                    "the report reads only the run's own artifacts"
-                )
         request = {
             "manifest": self.manifest,
             "verdict": self.verdict,
             "job_name": self.job_name,
             "dataset_version": self.dataset_version,
-            "output_uri": output_uri,
+            "output_uri": self.output_uri,
         }
+        # The report runtime's own parse: an artifact outside the run's output is refused here, before the runtime
+        # process (which would embed it) starts.
+        parse_report_request(request)
         result = run_runtime_module("sm_explain.report", request, env=aws_env_from_connection(self.hook))
         self.log.info("Report: %s", result.get("report_uri"))
         return result

@@ -1,13 +1,12 @@
 """StageDatasetOperator: stage one data set version for training.
 
-Cheap checks (URI shapes, version name) run here so a typo fails in seconds; reading, validating,
-encoding and splitting the data run in the runtime environment (``python -m sm_staging``), which
+Every field of the request is checked here with the runtime's own rules, so a typo fails in seconds; reading,
+validating, encoding and splitting the data run in the runtime environment (``python -m sm_staging``), which
 has pandas and scikit-learn and gets the connection's credentials and endpoints as boto3 variables.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,55 +16,13 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
-from sm_explain_contracts.sources import source_problem
-from sm_explain_ops.dataset_versions import dataset_version_problem
+from sm_explain_contracts.request_fields import refused_as
+from sm_explain_contracts.staging_request import parse_staging_request
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
-
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-#: The deployment opt-in for sources on the worker's own disk (local runs, tests, the demo). The runtime
-#: (``sm_staging``) reads the same variable, inherited, and refuses as well: this check only fails sooner.
 
 
 class DatasetRequestError(AirflowFailException, ValueError):
     """The staging request is wrong; retrying cannot fix it, so the task fails without retries."""
-
-
-def _check_s3_uri(name: str, uri: str) -> list[str]:
-    try:
-        return parse_s3_uri(uri, name, require_key=True).segments
-    except S3UriError as error:
-        raise DatasetRequestError(str(error)) from None
-
-
-def validate_staging_request(
-    source: str, destination: str, dataset_version: str, source_sha256: str | None
-) -> None:
-    """The checks that need no data and no AWS call; the runtime repeats them and checks the rest."""
-    version_problem = dataset_version_problem(dataset_version)
-    if version_problem:
-        raise DatasetRequestError(version_problem)
-    if source_sha256 is not None and not _SHA256.match(source_sha256):
-        raise DatasetRequestError(f"source_sha256 {source_sha256!r} is not 64 hexadecimal digits")
-
-    source_issue = source_problem(source, source_sha256)  # the staging runtime's rule too
-    if source_issue:
-        raise DatasetRequestError(source_issue)
-
-    if not isinstance(destination, str) or not destination:
-        raise DatasetRequestError(f"destination must be an s3:// URI, got {destination!r}")
-    if destination.startswith("s3://"):
-        segments = _check_s3_uri("destination", destination)
-    elif "://" in destination:
-        raise DatasetRequestError(f"destination {destination!r} must be an s3:// URI (or a local directory)")
-    else:
-        segments = [s for s in destination.split("/") if s]
-    if dataset_version not in segments:
-        raise DatasetRequestError(
-            f"destination {destination!r} does not contain the dataset version {dataset_version!r} as a "
-            "path segment (expected s3://<bucket>/<prefix>/<dataset_version>/data/), so it could "
-            "overwrite another version"
-        )
 
 
 class StageDatasetOperator(AwsBaseOperator[S3Hook]):
@@ -75,7 +32,7 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
     first, no header, encoded as the notebook's ``shap.datasets.adult()``, split with
     ``train_test_split(test_size=0.2, random_state=7)``) and ``features.json`` (with each file's sha256).
     Different sources never share objects; rerunning a source finds its files and writes nothing. Schema fields
-    left as ``None`` take the Adult defaults of the runtime (``sm_staging.schema``).
+    left as ``None`` take the Adult defaults (``sm_explain_contracts.staging_request``).
 
     XCom: ``{"dataset_version", "data_uri", "train_uri", "validation_uri", "train_channel_uri",
     "validation_channel_uri", "features_uri", "rows", "n_features", "source_sha256"}``: the ``*_channel_uri``
@@ -151,10 +108,14 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         return {key: value for key, value in request.items() if value is not None}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        validate_staging_request(self.source, self.destination, self.dataset_version, self.source_sha256)
+        request = self.staging_request()
+        # The runtime's own parse (sm_explain_contracts.staging_request): a bad field fails here in seconds, in
+        # the runtime's words; only what needs the data is left to the runtime.
+        with refused_as(DatasetRequestError):
+            parse_staging_request(request)
         result = run_runtime_module(
             "sm_staging",
-            self.staging_request(),
+            request,
             env=aws_env_from_connection(self.hook),
             timeout=self.runtime_timeout,
         )

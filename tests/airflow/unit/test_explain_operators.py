@@ -72,7 +72,7 @@ def test_explain_refuses_bad_input_before_the_runtime_starts(runtime_calls, over
 def test_report_needs_the_upstream_mappings(runtime_calls) -> None:
     report = BuildReportOperator(task_id="report", manifest=None, verdict={}, job_name="job",
                                  dataset_version="v", output_uri=f"{ROOT}/job/explanations/")
-    with pytest.raises(ValueError, match="manifest must be the upstream task's mapping"):
+    with pytest.raises(ValueError, match=r"manifest must be a mapping \(the result of the explanation step"):
         report.execute({})
     assert runtime_calls == []
 

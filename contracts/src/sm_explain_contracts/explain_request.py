@@ -1,0 +1,168 @@
+"""The `python -m sm_explain` and `python -m sm_explain.report` requests: their fields, defaults and bounds, in
+one place.
+
+The explanation and report tasks check their request with these functions before the runtime starts, and the
+runtime parses it with the same ones before anything is read, so both refuse alike, in the same words. What
+needs the objects themselves (that the inputs exist, the manifest behind a `manifest_uri`) only the runtime checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sm_explain_contracts.request_fields import (
+    RequestError,
+    choice,
+    given,
+    integer,
+    location,
+    mapping,
+    number,
+    optional_location,
+    request_object,
+    required_location,
+    required_string,
+)
+from sm_explain_contracts.s3_uris import is_under
+
+SOURCES = ("auto", "model", "debugger")
+# Models with one output per row, whose margin the explanations can turn into the prediction.
+SUPPORTED_OBJECTIVES = ("binary:logistic", "reg:squarederror", "reg:linear", "reg:logistic")
+EXPLAIN_ROWS = ("train", "validation")
+INPUT_URIS = ("features_uri", "train_uri", "validation_uri", "model_artifact_uri")
+# The largest sample each analysis accepts: each is drawn or computed row by row (an outlier is two force plots,
+# the stacked plot embeds every row in its HTML, the step curves predict the sample once per boosting round), so
+# these keep a run in minutes and its report readable; far above the defaults.
+MAX_STACKED_SAMPLE_SIZE = 1_000
+MAX_BEESWARM_SAMPLE_SIZE = 20_000
+MAX_STEP_SAMPLE_SIZE = 100_000
+MAX_OUTLIER_TOP_N = 50
+MAX_SEED = 2**32 - 1
+MAX_TRIAL_TIMEOUT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    job_name: str
+    dataset_version: str
+    features_uri: str
+    train_uri: str
+    validation_uri: str
+    model_artifact_uri: str
+    debug_output_uri: str | None
+    output_uri: str
+    source: str = "model"
+    explain_rows: str = "validation"
+    force_plot_row: int = 0
+    stacked_sample_size: int = 100
+    beeswarm_sample_size: int = 2000
+    step_sample_size: int = 2000
+    outlier_top_n: int = 5
+    seed: int = 7
+    trial_timeout_seconds: float = 60.0
+    # The training job's objective: needed only when the source is debugger and the model cannot be read.
+    objective: str | None = None
+
+
+EXPLAIN_REQUEST_KEYS = frozenset(f.name for f in fields(ExplainRequest))
+_DEFAULTS = {f.name: f.default for f in fields(ExplainRequest)}
+# (minimum, maximum) of each integer field; None: no maximum.
+_INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "force_plot_row": (0, None),
+    "stacked_sample_size": (2, MAX_STACKED_SAMPLE_SIZE),
+    "beeswarm_sample_size": (1, MAX_BEESWARM_SAMPLE_SIZE),
+    "step_sample_size": (1, MAX_STEP_SAMPLE_SIZE),
+    "outlier_top_n": (1, MAX_OUTLIER_TOP_N),
+    "seed": (0, MAX_SEED),
+}
+
+
+def parse_explain_request(raw: object) -> ExplainRequest:
+    """Check every field of an explanation request and fill in the defaults; RequestError names the first problem."""
+    request = request_object(raw, EXPLAIN_REQUEST_KEYS)
+    objective = request.get("objective") or None  # the DAG renders an unset objective as ""
+    parsed = ExplainRequest(
+        job_name=required_string(request, "job_name"),
+        dataset_version=required_string(request, "dataset_version"),
+        **{key: required_location(request, key) for key in (*INPUT_URIS, "output_uri")},
+        debug_output_uri=optional_location(request, "debug_output_uri"),
+        source=choice(request, "source", _DEFAULTS["source"], SOURCES),
+        explain_rows=choice(request, "explain_rows", _DEFAULTS["explain_rows"], EXPLAIN_ROWS),
+        **{key: integer(request, key, _DEFAULTS[key], *bounds) for key, bounds in _INTEGER_BOUNDS.items()},
+        trial_timeout_seconds=number(
+            request, "trial_timeout_seconds", _DEFAULTS["trial_timeout_seconds"], above=0,
+            at_most=MAX_TRIAL_TIMEOUT_SECONDS,
+            accepted=f"a number of seconds above 0 and at most {MAX_TRIAL_TIMEOUT_SECONDS:g}",
+        ),
+        objective=None if objective is None else choice({"objective": objective}, "objective", "",
+                                                        SUPPORTED_OBJECTIVES),
+    )
+    if parsed.source == "debugger" and parsed.debug_output_uri is None:
+        raise RequestError("source 'debugger' needs debug_output_uri (the job's Debugger output location), got None")
+    return parsed
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    job_name: str
+    dataset_version: str
+    output_uri: str
+    verdict: dict[str, Any]
+    # Exactly one of the two: the explanation's manifest itself, or where it lies (under output_uri).
+    manifest: dict[str, Any] | None
+    manifest_uri: str | None
+
+
+REPORT_REQUEST_KEYS = frozenset(f.name for f in fields(ReportRequest))
+
+
+def check_manifest(manifest: object, output_uri: str) -> dict[str, Any]:
+    """The manifest of `python -m sm_explain`, when every artifact it names lies under the run's `output_uri`.
+
+    The report embeds what it reads, so only the run's own artifacts: never another object or a file of the worker
+    (an edited manifest, which travels through XCom, could name /proc/self/environ)."""
+    manifest = mapping({"manifest": manifest}, "manifest", "the result of the explanation step, python -m sm_explain")
+    artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, dict):
+        raise RequestError(f"manifest must hold an 'artifacts' mapping (name -> URI), got {given(artifacts)}")
+    for name, uri in artifacts.items():
+        _require_under(uri, f"manifest artifact {name!r}", output_uri)
+    return manifest
+
+
+def _require_under(uri: object, what: str, output_uri: str) -> None:
+    if not is_under(uri, output_uri):
+        raise RequestError(
+            f"{what} {given(uri)} is not under the run's output location {output_uri!r}: the report reads only the "
+            "run's own artifacts"
+        )
+
+
+def _check_verdict(verdict: dict[str, Any]) -> None:
+    rules = verdict.get("rules") or []
+    if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+        raise RequestError(f"verdict.rules must be a list of {{name, status, details}}, got {given(rules)}")
+    metrics = verdict.get("final_metrics") or {}
+    if not isinstance(metrics, dict | list):
+        raise RequestError(
+            f"verdict.final_metrics must be an object or a list of {{MetricName, Value}}, got {given(metrics)}"
+        )
+
+
+def parse_report_request(raw: object) -> ReportRequest:
+    """Check a report request; a `manifest_uri` is checked for where it points, its content by the runtime
+    (`check_manifest`) once read."""
+    request = request_object(raw, REPORT_REQUEST_KEYS)
+    job_name = required_string(request, "job_name")
+    dataset_version = required_string(request, "dataset_version")
+    output_uri = required_location(request, "output_uri")
+    verdict = mapping(request, "verdict", "training status, final metrics, rules") if "verdict" in request else {}
+    _check_verdict(verdict)
+    manifest, manifest_uri = None, None
+    if request.get("manifest") is None and "manifest_uri" in request:
+        manifest_uri = location(request["manifest_uri"], "manifest_uri")
+        _require_under(manifest_uri, "manifest_uri", output_uri)
+    else:
+        manifest = check_manifest(request.get("manifest"), output_uri)
+    return ReportRequest(job_name, dataset_version, output_uri, verdict, manifest, manifest_uri)
