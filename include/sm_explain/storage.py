@@ -12,8 +12,9 @@ from urllib.parse import urlparse
 from sm_explain.errors import BadRequest
 from sm_explain_contracts import safe_keys
 from sm_explain_contracts.envelope import write_bytes_atomic
-from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
+from sm_explain_contracts.request_fields import location, refused_as
 from sm_explain_contracts.s3_uris import is_under as is_under
+from sm_explain_contracts.s3_uris import parse_s3_uri
 
 
 @functools.cache
@@ -28,19 +29,9 @@ def is_s3(uri: str) -> bool:
 
 
 def validate_uri(uri: object, what: str) -> str:
-    """Return the URI when it is a usable S3 or local location, else raise BadRequest naming `what`."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise BadRequest(f"{what} must be a non-empty string (an s3:// URI or a local path), got {uri!r}")
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3":
-        try:
-            parse_s3_uri(uri, what)
-        except S3UriError as error:
-            raise BadRequest(str(error)) from None
-        return uri
-    if parsed.scheme == "file" or parsed.scheme == "":
-        return uri
-    raise BadRequest(f"{what} {uri!r} is neither an s3:// URI nor a local path")
+    """The URI when it is a location the requests accept (the contracts' one rule), else BadRequest."""
+    with refused_as(BadRequest):
+        return location(uri, what)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -183,6 +183,8 @@ def test_every_bound_is_accepted_at_its_maximum() -> None:
         ({"objective": "multi:softprob"},
          "objective must be one of binary:logistic, reg:squarederror, reg:linear, reg:logistic, got 'multi:softprob'"),
         ({"outlier_topn": 3}, "unknown request keys ['outlier_topn']; known keys: ['beeswarm_sample_size', "),
+        ({"dataset_version": "comparisons"}, "dataset_version 'comparisons' is reserved"),
+        ({"dataset_version": "../v1"}, "dataset_version '../v1' is invalid"),
     ],
 )
 def test_a_bad_explanation_field_is_refused_naming_it(change: dict[str, Any], message: str, reliability) -> None:

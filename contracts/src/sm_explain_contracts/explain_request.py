@@ -25,6 +25,7 @@ from sm_explain_contracts.request_fields import (
     required_string,
 )
 from sm_explain_contracts.s3_uris import is_under
+from sm_explain_contracts.versions import dataset_version_problem
 
 SOURCES = ("auto", "model", "debugger")
 # Models with one output per row, whose margin the explanations can turn into the prediction.
@@ -78,13 +79,22 @@ _INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {
 }
 
 
+def _dataset_version(request: Any) -> str:
+    """The version names the report and the S3 layout, so it follows the one version rule."""
+    version = required_string(request, "dataset_version")
+    problem = dataset_version_problem(version)
+    if problem:
+        raise RequestError(problem)
+    return version
+
+
 def parse_explain_request(raw: object) -> ExplainRequest:
     """Check every field of an explanation request and fill in the defaults; RequestError names the first problem."""
     request = request_object(raw, EXPLAIN_REQUEST_KEYS)
     objective = request.get("objective") or None  # the DAG renders an unset objective as ""
     parsed = ExplainRequest(
         job_name=required_string(request, "job_name"),
-        dataset_version=required_string(request, "dataset_version"),
+        dataset_version=_dataset_version(request),
         **{key: required_location(request, key) for key in (*INPUT_URIS, "output_uri")},
         debug_output_uri=optional_location(request, "debug_output_uri"),
         source=choice(request, "source", _DEFAULTS["source"], SOURCES),
@@ -155,7 +165,7 @@ def parse_report_request(raw: object) -> ReportRequest:
     (`check_manifest`) once read."""
     request = request_object(raw, REPORT_REQUEST_KEYS)
     job_name = required_string(request, "job_name")
-    dataset_version = required_string(request, "dataset_version")
+    dataset_version = _dataset_version(request)
     output_uri = required_location(request, "output_uri")
     verdict = mapping(request, "verdict", "training status, final metrics, rules") if "verdict" in request else {}
     _check_verdict(verdict)

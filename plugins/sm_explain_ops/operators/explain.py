@@ -11,9 +11,15 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_contracts.explain_request import parse_explain_request, parse_report_request
+from sm_explain_contracts.request_fields import refused_as
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
+
+
+class ExplanationRequestError(AirflowFailException, ValueError):
+    """The explanation or report request is refused before the runtime starts; a retry cannot fix it."""
 
 
 class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
@@ -65,7 +71,7 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         """The runtime request, checked with the runtime's own parse (sm_explain_contracts.explain_request), so a
         bad field or location fails here, in the runtime's words, before the runtime process starts."""
         if not isinstance(self.options, dict):
-            raise ValueError(f"options must be a mapping, got {type(self.options).__name__}")
+            raise ExplanationRequestError(f"options must be a mapping, got {type(self.options).__name__}")
         request = {
             **self.options,
             "job_name": self.job_name,
@@ -80,7 +86,8 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         }
         if self.objective:
             request["objective"] = str(self.objective)
-        parse_explain_request(request)
+        with refused_as(ExplanationRequestError):
+            parse_explain_request(request)
         return request
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -130,7 +137,8 @@ class BuildReportOperator(AwsBaseOperator[S3Hook]):
         }
         # The report runtime's own parse: an artifact outside the run's output is refused here, before the runtime
         # process (which would embed it) starts.
-        parse_report_request(request)
+        with refused_as(ExplanationRequestError):
+            parse_report_request(request)
         result = run_runtime_module("sm_explain.report", request, env=aws_env_from_connection(self.hook))
         self.log.info("Report: %s", result.get("report_uri"))
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_ops.operators import explain as explain_module
 from sm_explain_ops.operators.compare_versions import CompareDatasetVersionsOperator
@@ -61,10 +62,12 @@ def test_explain_sends_the_request_with_options(runtime_calls) -> None:
         ({"output_uri": "ftp://host/x"}, "output_uri 'ftp://host/x' is not an s3:// URI"),
         ({"model_artifact_uri": ""}, "model_artifact_uri must be an s3:// URI"),
         ({"options": ["seed"]}, "options must be a mapping"),
+        ({"dataset_version": "raw"}, "dataset_version 'raw' is reserved"),
     ],
 )
 def test_explain_refuses_bad_input_before_the_runtime_starts(runtime_calls, overrides, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    # AirflowFailException: the task fails at once, without spending its retries on input that cannot change.
+    with pytest.raises(AirflowFailException, match=message):
         _explain(**overrides).execute({})
     assert runtime_calls == []
 
@@ -72,7 +75,7 @@ def test_explain_refuses_bad_input_before_the_runtime_starts(runtime_calls, over
 def test_report_needs_the_upstream_mappings(runtime_calls) -> None:
     report = BuildReportOperator(task_id="report", manifest=None, verdict={}, job_name="job",
                                  dataset_version="v", output_uri=f"{ROOT}/job/explanations/")
-    with pytest.raises(ValueError, match=r"manifest must be a mapping \(the result of the explanation step"):
+    with pytest.raises(AirflowFailException, match=r"manifest must be a mapping \(the result of the explanation step"):
         report.execute({})
     assert runtime_calls == []
 

@@ -49,7 +49,7 @@ def test_mean_abs_shap_and_rank_move_across_versions(tmp_path: Path) -> None:
         ({"manifests": {"a": {"artifacts": {}}, "b": {"artifacts": {}}}, "output_uri": "/tmp/x"}, "lists no shap_bar.csv"),
         ({"manifests": {v: {"artifacts": {"shap_bar.csv": "/tmp/x/shap_bar.csv"}} for v in "ab"}, "output_uri": "/tmp/x"},
          "does not say where it lives"),
-        ({"manifests": {"a": {}, "b": {}}, "output_uri": "ftp://x"}, "neither an s3:// URI nor a local path"),
+        ({"manifests": {"a": {}, "b": {}}, "output_uri": "ftp://x"}, "output_uri 'ftp://x' is not an s3:// URI"),
     ],
 )
 def test_bad_requests_name_the_problem(request_, message) -> None:
