@@ -7,6 +7,7 @@ AIRFLOW_PY := $(VENV)/bin/python
 RUNTIME_PY := $(RUNTIME_VENV)/bin/python
 # The local endpoint's environments of the built-in XGBoost images (sm_local.image_envs), one per version.
 IMAGE_CACHE := .venv-images
+export SM_LOCAL_IMAGE_CACHE := $(abspath $(IMAGE_CACHE))
 DEFAULT_IMAGE := 1.7-1
 UV := $(shell command -v uv 2>/dev/null)
 export SM_EXPLAIN_RUNTIME_PYTHON := $(abspath $(RUNTIME_PY))

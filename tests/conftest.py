@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 # The tests stage local files (the shared Adult data, small edited copies), which a deployment must opt into;
 # on for the session (the runtime processes inherit it), and unset by the tests of its refusal.
 os.environ.setdefault("SM_EXPLAIN_ALLOW_LOCAL_SOURCES", "1")
+# The built-in images `make setup` pulled, also when pytest runs without make.
+os.environ.setdefault("SM_LOCAL_IMAGE_CACHE", str(REPO / ".venv-images"))
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"
 ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b"
 

@@ -53,3 +53,16 @@ def test_an_unknown_version_is_refused_naming_the_known_ones(tmp_path: Path) -> 
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "XGBoost image version '1.6-1' is unknown; versions: 0.90-1, 0.90-2, 1.0-1" in output
+
+
+def test_pulled_images_live_in_the_configured_cache_or_the_users_never_in_the_package(
+    tmp_path: Path, monkeypatch) -> None:
+    import sm_local
+    from sm_local.image_envs import cache_dir
+
+    monkeypatch.setenv("SM_LOCAL_IMAGE_CACHE", str(tmp_path / "images"))
+    assert cache_dir() == tmp_path / "images"
+    monkeypatch.delenv("SM_LOCAL_IMAGE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "sm-local" / "images"
+    assert not cache_dir().is_relative_to(Path(sm_local.__file__).resolve().parents[1])

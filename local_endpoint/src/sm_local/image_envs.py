@@ -62,8 +62,12 @@ class ImageEnvironment:
 
 
 def cache_dir() -> Path:
+    """Where pulled images live: `SM_LOCAL_IMAGE_CACHE` (the Makefile and the tests set the repository's
+    .venv-images), else the user's cache, like a container engine's image store (never inside the package)."""
     configured = os.environ.get(CACHE_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / ".venv-images"
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sm-local" / "images"
 
 
 def _image(version: str) -> ImageVersion:
