@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from compose_env import generated, write_env
+from compose_env import generated, read_env, write_env
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
@@ -121,16 +122,30 @@ def test_no_secret_is_written_in_the_file(reliability) -> None:
                         "every secret from a generated .env", f"secrets read from .env: {sorted(names)}")
 
 
-def test_compose_env_writes_private_random_secrets_and_keeps_an_existing_file(tmp_path: Path) -> None:
+def test_compose_env_writes_private_random_secrets(tmp_path: Path) -> None:
     import base64
-    import stat
 
     path = tmp_path / ".env"
     first = write_env(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert {line.split("=", 1)[0] for line in path.read_text().splitlines() if "=" in line} == set(first)
+    assert read_env(path) == first
+    assert first["COMPOSE_PROFILES"] == "local"
     assert len(base64.urlsafe_b64decode(first["AIRFLOW_FERNET_KEY"])) == 32
-    assert all(len(value) >= 16 for value in first.values())
-    with pytest.raises(FileExistsError, match="exists; keep it"):
-        write_env(path)
+    assert len(first["AIRFLOW_JWT_SECRET"]) >= 64  # HMAC-SHA512's key length
+    assert all(len(first[key]) >= 16 for key in generated())
     assert write_env(path, force=True) != first
+
+
+def test_compose_env_keeps_an_existing_env_and_adds_only_what_it_lacks(tmp_path: Path) -> None:
+    """Re-running it over the .env of an older compose file must not change a secret the volumes were made with."""
+    path = tmp_path / ".env"
+    old = {key: value for key, value in generated().items() if key not in {"REDIS_PASSWORD", "AIRFLOW_UI_PASSWORD"}}
+    path.write_text("# mine\n" + "".join(f"{key}={value}\n" for key, value in old.items()))
+    path.chmod(0o644)
+    added = write_env(path)
+    assert set(added) == {"REDIS_PASSWORD", "AIRFLOW_UI_PASSWORD", "COMPOSE_PROFILES"}
+    assert read_env(path) == {**old, **added}
+    assert path.read_text().startswith("# mine\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert write_env(path) == {}
+    assert read_env(path) == {**old, **added}
