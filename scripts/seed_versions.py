@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import hashlib
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -63,17 +64,26 @@ def seed_versions(bucket: str, prefix: str, versions: list[str], source: Path,
     return uris
 
 
+def _sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sha256: 64 lowercase hexadecimal digits")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bucket", default="sm-explain-local")
     parser.add_argument("--prefix", default="adult-income")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--sha256", type=_sha256, default=ADULT_SHA256,
+                        help="the source's expected sha256 (default: the Adult data's); a file that differs is refused")
     parser.add_argument("--count", type=int, default=3)
     parser.add_argument("--last", type=dt.date.fromisoformat, default=dt.date(2026, 11, 22),
                         help="the newest version's date (a Sunday, like the weekly schedule's)")
     args = parser.parse_args(argv)
     try:
-        uris = seed_versions(args.bucket, args.prefix, weekly_versions(args.last, args.count), args.source)
+        uris = seed_versions(args.bucket, args.prefix, weekly_versions(args.last, args.count), args.source,
+                             args.sha256)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
