@@ -34,10 +34,9 @@ from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-INCLUDE = REPO / "include"
 # `make bench` runs this file directly: make the runtime packages (sm_staging, sm_local) and the tests' helper
 # that trains in an image's environment importable.
-for _path in (INCLUDE, REPO):
+for _path in (REPO,):  # the tests' helpers; the distributions are installed in the runtime venv
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 ADULT_DATA = REPO.parent / "shared" / "data" / "adult.data"

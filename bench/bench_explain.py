@@ -46,7 +46,7 @@ import pyarrow.csv as pa_csv
 import xgboost
 
 REPO = Path(__file__).resolve().parents[1]
-for _path in (REPO / "include", REPO):  # the runtime packages, and the tests' helper that trains in an image
+for _path in (REPO,):  # the tests' helper that trains in an image (the runtime is installed in its venv)
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -192,7 +192,7 @@ def run_explain_subprocess(request: dict[str, Any], work: Path, profile_path: Pa
     """Run `python -m sm_explain` as the operator does; (seconds, peak RSS bytes of that child, manifest)."""
     request_path, result_path = work / "request.json", work / "result.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "include"), MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg")
     started = time.perf_counter()
     process = subprocess.Popen(explain_command(request_path, result_path, profile_path), env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -290,7 +290,7 @@ def profile_explain(data: Dataset, work: Path, top: int) -> str:
 
 def import_seconds() -> float:
     """What a cold `python -m sm_explain` pays before reading anything: interpreter start and imports."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "include"), MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import sm_explain.explain"], env=env, check=True)
     return time.perf_counter() - started

@@ -27,7 +27,6 @@ import numpy as np
 import xgboost
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 import bench_explain  # noqa: E402  (the same data and training)
 
 from sm_explain.shap_rows import CHUNK_ROWS  # noqa: E402
