@@ -79,8 +79,8 @@ test: setup
 	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime tests/local_endpoint
 	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow
 
-# The unit tests only: no local stack, no full-data training, no Airflow DAG runs (a couple of minutes).
-FAST := -q -m "not stack and not slow"
+# The unit tests only: no local stack, no real processes, no full-data training (under two minutes).
+FAST := -q -m "not stack and not slow and not process"
 test-fast: setup
 	$(VENV)/bin/ruff check .
 	$(RUNTIME_PY) -m pytest $(FAST) tests/contracts tests/runtime tests/local_endpoint

@@ -17,6 +17,9 @@ from botocore.exceptions import ClientError
 
 from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 MiB = 1024 * 1024
 
 

@@ -26,6 +26,9 @@ from tests.local_endpoint.endpoint_harness import (
     training_job_request,
 )
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 AIRFLOW_PYTHON = REPO / ".venv" / "bin" / "python"
 IMAGE_REGIONS = ("us-east-1", "eu-west-1", "cn-north-1")
 

@@ -20,6 +20,9 @@ from botocore.exceptions import ClientError
 from sm_local.store import read_json
 from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[EndpointProcess]:

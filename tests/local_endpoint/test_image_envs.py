@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "3.0-5"  # the smallest environment
 

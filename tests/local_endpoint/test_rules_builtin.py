@@ -13,6 +13,9 @@ from sm_explain_contracts.images import DEFAULT_VERSION
 from sm_local.rules import SUPPORTED_RULES, evaluate_rule
 from tests.runtime.image_training import train_in_image
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 SAVE_INTERVAL = 5
 COLLECTIONS = ["metrics", "losses", "trees", "labels", "predictions"]
 

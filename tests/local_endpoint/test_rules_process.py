@@ -18,6 +18,9 @@ from sm_explain_contracts.images import DEFAULT_VERSION
 from sm_local.rules import RISING_LOSS_HYPERPARAMETERS, evaluate_rule
 from tests.runtime.image_training import train_in_image
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 REPO = Path(__file__).resolve().parents[2]
 ADULT = REPO.parent / "shared" / "data" / "adult.data"
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xgboost
 
 from tests.local_endpoint.test_xgb_container_helpers import (
@@ -14,6 +15,9 @@ from tests.local_endpoint.test_xgb_container_helpers import (
     run_container,
     separable_data,
 )
+
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
 
 BINARY = {"num_round": "5", "max_depth": "3", "objective": "binary:logistic"}
 ROUND_LINE = re.compile(r"^\[(\d+)\]\ttrain-logloss:\d+\.\d{5}\tvalidation-logloss:\d+\.\d{5}$")

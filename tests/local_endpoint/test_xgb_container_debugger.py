@@ -17,6 +17,9 @@ from tests.local_endpoint.test_xgb_container_helpers import (
     separable_data,
 )
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 FEATURES = 4
 TRAIN_ROWS = 160
 HYPERPARAMETERS = {

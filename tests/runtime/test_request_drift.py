@@ -22,6 +22,9 @@ from tests.request_drift_cases import (
     Case,
 )
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 REPO = Path(__file__).resolve().parents[2]
 RUNTIMES = [
     *(pytest.param("sm_staging", STAGING_BASE, case, "StagingInputError", id=f"staging: {case.name}")

@@ -31,6 +31,9 @@ from sm_explain.request import parse_request
 from sm_explain_contracts.images import DEFAULT_VERSION
 from tests.runtime.image_training import train_in_image
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT_NAME = "<script>alert(1)</script>"
 FEATURES = ["age", SCRIPT_NAME, "workclass", "hours"]

@@ -26,6 +26,9 @@ from sm_explain_contracts.images import IMAGES, LEGACY_BINARY, PICKLE, UBJ, dete
 from tests.local_endpoint.test_xgb_container_helpers import csv_rows, layout_opt_ml, run_container
 from tests.runtime.image_training import train_in_image
 
+# Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
+pytestmark = pytest.mark.process
+
 FEATURES = ["age", "education", "hours", "capital", "workclass", "score"]
 PARAMS = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.3, "gamma": 0, "min_child_weight": 1}
 ROUNDS = 15
