@@ -51,7 +51,6 @@ def test_construction_makes_no_aws_call_and_templates_the_locations() -> None:
         ({"dataset_version": "raw", "destination": f"s3://{BUCKET}/adult/raw/data/"}, "'raw' is reserved"),
         ({"dataset_version": "-v1"}, "dataset_version '-v1' is invalid"),
         ({"dataset_version": "v" * 65}, "is invalid: 1-64 characters"),
-        ({"dataset_version": "20261122"}, "not all digits"),
         ({"dataset_version": "comparisons", "destination": f"s3://{BUCKET}/adult/comparisons/data/"},
          "'comparisons' is reserved"),
         ({"source": "s3://Adult_Bucket/raw/v1/adult.data"}, "invalid bucket name 'Adult_Bucket'"),
