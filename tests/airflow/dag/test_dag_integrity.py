@@ -51,15 +51,46 @@ def test_every_dag_is_tagged_documented_and_retries(dagbag) -> None:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} does not retry"
 
 
-def test_scheduled_dag_is_weekly_bounded_and_renders_native_objects(dagbag) -> None:
+PIPELINE_TASKS = [
+    "resolve_run_config", "stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report",
+]
+
+
+def test_scheduled_dag_is_weekly_bounded_and_holds_the_pipeline_group(dagbag) -> None:
     dag = dagbag.dags["adult_income_explainability"]
     assert dag.max_active_runs >= 2, "backfills should run several versions at once"
-    assert dag.render_template_as_native_obj
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "resolve_run_config", "stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report",
-    ]
+    assert not dag.render_template_as_native_obj, "hand-offs are XComArgs: nothing needs native rendering"
+    # The task ids users, docs and past runs know: the group does not prefix them.
+    assert [t.task_id for t in dag.topological_sort()] == PIPELINE_TASKS
+    group = dag.task_group_dict["explainability_pipeline"]
+    assert sorted(group.children) == sorted(PIPELINE_TASKS)
     assert dag.params["hyperparameters"]["num_round"] == 51
     assert "backfill create" in dag.doc_md
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def test_the_pipeline_hands_values_on_as_xcom_args_not_xcom_pull_templates(dagbag) -> None:
+    from airflow.sdk import XComArg
+
+    dag = dagbag.dags["adult_income_explainability"]
+    templates = {
+        f"{task.task_id}.{field}": text
+        for task in dag.tasks for field in task.template_fields
+        for text in _strings(getattr(task, field)) if "xcom_pull" in text or "ti." in text
+    }
+    assert templates == {}
+    start, report = dag.get_task("start_training"), dag.get_task("report")
+    assert isinstance(start.spec["train_uri"], XComArg) and isinstance(report.manifest, XComArg)
+    assert {t.task_id for t in start.upstream_list} == {"resolve_run_config", "stage_dataset"}
 
 
 def test_asset_dag_is_scheduled_on_the_asset_the_register_dag_updates(dagbag) -> None:
