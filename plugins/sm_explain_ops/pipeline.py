@@ -17,8 +17,8 @@ from airflow.sdk import Param, TaskGroup, task
 from sm_explain_ops.dataset_versions import (
     DATASET_VERSION_PATTERN,
     PREFIX_PATTERN,
-    announcements,
     dataset_version_problem,
+    run_announcements,
 )
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
 from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
@@ -48,8 +48,9 @@ def pipeline_params() -> dict[str, Param]:
     return {
         "dataset_version": Param(
             "", type="string", pattern=rf"^$|{DATASET_VERSION_PATTERN}",
-            description="Data set version; empty = the run's logical date (YYYY-MM-DD) or the version "
-            "announced by the triggering asset event.",
+            description="Data set version (any 1-64 letters, digits, '.', '_', '-', e.g. 20261122); empty = the "
+            "run's partition key (a scheduled or backfilled run's Sunday, YYYY-MM-DD), else the version announced by "
+            "the triggering asset event, else the logical date.",
         ),
         "source_uri": Param(
             "", type="string",
@@ -106,14 +107,21 @@ def pipeline_dag_kwargs() -> dict[str, Any]:
 
 
 def resolve_run_target(params: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The version this run processes and the params that locate it: the explicit param, else the one version
-    announced by the triggering asset event (with the bucket, prefix and source it names), else the logical date,
-    so each backfilled run processes its own version. A run one version at a time cannot serve several
-    announcements; it refuses them by name rather than process only one."""
+    """The version this run processes and the params that locate it, in this order:
+
+    1. the explicit ``dataset_version`` param;
+    2. the run's partition key: a scheduled or backfilled run of a partitioned timetable names its version there
+       (the weekly DAG's key is its Sunday, ``YYYY-MM-DD``), with the bucket, prefix and source of the asset
+       events of that partition, if any;
+    3. the one version announced by the triggering asset events (with the bucket, prefix and source it names);
+    4. the logical date (``YYYY-MM-DD``), for a run that has one and nothing above (say ``dag.test``).
+
+    A run one version at a time cannot serve several announcements; it refuses them by name rather than process
+    only one."""
     version = str(params.get("dataset_version") or "")
     located = dict(params)
     if not version:
-        announced = announcements(context.get("triggering_asset_events"))
+        announced = run_announcements(context.get("partition_key"), context.get("triggering_asset_events"))
         if len(announced) > 1:
             raise ValueError(
                 f"this run was triggered by asset events announcing {len(announced)} data set versions "
@@ -130,7 +138,10 @@ def resolve_run_target(params: Mapping[str, Any], context: Mapping[str, Any]) ->
     if not version:
         logical_date = context.get("logical_date")
         if logical_date is None:
-            raise ValueError("no dataset_version param, no asset event and no logical date to derive one")
+            raise ValueError(
+                "no dataset_version param, no partition key, no asset event and no logical date to derive one: "
+                "give the dataset_version param"
+            )
         version = logical_date.strftime("%Y-%m-%d")
     problem = dataset_version_problem(version)
     if problem:
