@@ -134,35 +134,29 @@ def test_an_event_may_name_its_version_by_its_partition_key_alone() -> None:
 
 
 @pytest.mark.reliability
-def test_an_event_whose_partition_key_and_extra_disagree_is_refused_naming_both(reliability) -> None:
+@pytest.mark.parametrize(
+    ("given", "resolve", "named"),
+    [
+        ("asset event with partition key v2 and extra dataset_version v1",
+         lambda: announcements(_events({"dataset_version": "v1"}, keys=("v2",))),
+         "has the partition key 'v2' but announces dataset_version 'v1' in its extra"),
+        ("run of partition v1 fed an event announcing v2",
+         lambda: run_announcements("v1", _events({"dataset_version": "v1"}, {"dataset_version": "v2"},
+                                                 keys=("v1", None))),
+         "partition key names data set version 'v1', but its asset events also announce 'v2'"),
+        ("run with partition key 'us|2026-11-22T00:00:00'",
+         lambda: resolve_dataset_version(PARAMS, {"partition_key": "us|2026-11-22T00:00:00", "logical_date": SUNDAY}),
+         "this run's partition key names no valid data set version: dataset_version 'us|2026-11-22T00:00:00'"),
+    ],
+    ids=["key-and-extra-disagree", "partition-fed-another-version", "key-no-valid-version"],
+)
+def test_a_partition_naming_no_one_valid_version_is_refused_by_name(given: str, resolve: Any, named: str,
+                                                                     reliability) -> None:
     with pytest.raises(ValueError) as raised:
-        announcements(_events({"dataset_version": "v1"}, keys=("v2",)))
-    message = str(raised.value)
-    assert "has the partition key 'v2' but announces dataset_version 'v1' in its extra" in message
-    reliability.refused("DAG", "asset event with partition key v2 and extra dataset_version v1",
-                        "refused naming both; no run for either", message)
-
-
-@pytest.mark.reliability
-def test_a_partitioned_run_refuses_events_announcing_another_version(reliability) -> None:
-    events = _events({"dataset_version": "v1"}, {"dataset_version": "v2"}, keys=("v1", None))
-    with pytest.raises(ValueError) as raised:
-        run_announcements("v1", events)
-    message = str(raised.value)
-    assert "partition key names data set version 'v1', but its asset events also announce 'v2'" in message
-    reliability.refused("DAG", "run of partition v1 fed an event announcing v2",
-                        "refused naming the other version, none silently dropped", message)
-
-
-@pytest.mark.reliability
-def test_a_partition_key_that_is_no_valid_version_is_refused(reliability) -> None:
-    with pytest.raises(ValueError) as raised:
-        resolve_dataset_version(PARAMS, {"partition_key": "us|2026-11-22T00:00:00", "logical_date": SUNDAY})
-    message = str(raised.value)
-    assert "this run's partition key names no valid data set version: dataset_version 'us|2026-11-22T00:00:00'" in (
-        message)
-    reliability.refused("DAG", "run with partition key 'us|2026-11-22T00:00:00'",
-                        "refused naming the key and the version rule, before staging", message)
+        resolve()
+    assert named in str(raised.value)
+    reliability.refused("DAG", given, "refused naming the versions, before staging; none silently dropped",
+                        str(raised.value))
 
 
 @pytest.fixture(scope="module")
