@@ -47,6 +47,8 @@ def test_every_dag_is_tagged_documented_and_retries(dagbag) -> None:
         dag = dagbag.dags[dag_id]
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.doc_md, f"{dag_id} has no doc_md"
+        # Values reach tasks as XComArgs and dag.param references: a version "20261122" must stay a string.
+        assert not dag.render_template_as_native_obj, f"{dag_id} renders templates as native objects"
         for task in dag.tasks:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} does not retry"
 
@@ -59,7 +61,6 @@ PIPELINE_TASKS = [
 def test_scheduled_dag_is_weekly_bounded_and_holds_the_pipeline_group(dagbag) -> None:
     dag = dagbag.dags["adult_income_explainability"]
     assert dag.max_active_runs >= 2, "backfills should run several versions at once"
-    assert not dag.render_template_as_native_obj, "hand-offs are XComArgs: nothing needs native rendering"
     # The task ids users, docs and past runs know: the group does not prefix them.
     assert [t.task_id for t in dag.topological_sort()] == PIPELINE_TASKS
     group = dag.task_group_dict["explainability_pipeline"]
@@ -99,3 +100,15 @@ def test_asset_dag_is_scheduled_on_the_asset_the_register_dag_updates(dagbag) ->
     outlets = {a.name for t in producer.tasks for a in t.outlets}
     assert "adult_income_raw_versions" in outlets
     assert "adult_income_raw_versions" in repr(consumer.timetable.asset_condition)
+
+
+def test_the_comparison_renders_digit_only_versions_as_the_strings_given(dagbag) -> None:
+    """Airflow's own rendering of the comparison task for a run with versions 20261122 and 20261129."""
+    from types import SimpleNamespace
+
+    dag = dagbag.dags["adult_income_version_comparison"]
+    task = dag.get_task("compare_versions")
+    conf = {"versions": ["20261122", "20261129"], "bucket": "bkt", "prefix": "adult"}
+    task.render_template_fields({"params": conf, "dag_run": SimpleNamespace(conf=conf)}, dag.get_template_env())
+    assert task.versions == ["20261122", "20261129"]
+    assert task.output_uri == "s3://bkt/adult/comparisons/20261122_to_20261129/"
