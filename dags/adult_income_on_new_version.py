@@ -1,10 +1,15 @@
 """Asset-driven variant: a "new version landed" DAG announces a data set version on an Asset, and the
 explainability pipeline runs once for each announced version.
 
-Airflow merges the asset events that arrive between two runs of an asset-scheduled DAG into one run, so one
-run of the consumer may carry several announcements. It therefore processes none itself: it triggers one run
-of ``adult_income_explainability`` per distinct announced version (with the bucket and prefix its event
-names), each with its own run id, retries, timeout and report, as if triggered by hand for that version.
+Each announcement is an asset event whose partition key is the version (its extra says where it landed), and the
+consumer is partition-aware: Airflow starts one consumer run per version, whose partition key names it. Events of
+one version that arrive before that run starts all reach it, and may name different buckets. So the consumer
+processes none itself: it triggers one run of ``adult_income_explainability`` per distinct announcement, each with
+its own run id, retries, timeout and report, as if triggered by hand for that version.
+
+An event without a partition key (say one posted to the REST API with only an extra) starts no run: Airflow 3.3
+queues partition-aware DAGs for partitioned events only (it records a "missing partition key" log entry). Post
+announcements with ``partition_key`` set to the version.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, Param, PartitionedAssetTimetable, task
 
 from sm_explain_ops.dataset_versions import (
     BUCKET_PATTERN,
     DATASET_VERSION_PATTERN,
     PREFIX_PATTERN,
-    announcements,
+    run_announcements,
 )
 from sm_explain_ops.pipeline import run_locations
 
@@ -45,8 +50,8 @@ with DAG(
     },
     tags=["sagemaker", "adult-income", "assets"],
     doc_md="Trigger with `dataset_version` once `s3://<bucket>/<prefix>/raw/<version>/adult.data` exists: "
-    "checks the object, then updates the `adult_income_raw_versions` asset (naming the version, bucket and "
-    "prefix), which runs `adult_income_explainability` for that version.",
+    "checks the object, then updates the `adult_income_raw_versions` asset with an event whose partition key is the "
+    "version (its extra names the bucket and prefix), which runs `adult_income_explainability` for that version.",
 ) as register_dag:
 
     @task(outlets=[RAW_ADULT_VERSIONS])
@@ -57,7 +62,10 @@ with DAG(
         bucket, key = S3Hook.parse_s3_url(source)
         if not S3Hook(aws_conn_id="aws_default").check_for_key(key, bucket_name=bucket):
             raise ValueError(f"data set version {version!r} has no data at {source}")
-        outlet_events[RAW_ADULT_VERSIONS].extra = {
+        event = outlet_events[RAW_ADULT_VERSIONS]
+        # The partition key names the version natively: the partition-aware consumer gets one run per version.
+        event.add_partitions(version)
+        event.extra = {
             "dataset_version": version, "bucket": params["bucket"], "prefix": params["prefix"].strip("/"),
             "source_uri": source,
         }
@@ -68,43 +76,44 @@ with DAG(
 with DAG(
     dag_id="adult_income_explainability_on_new_version",
     description="One adult_income_explainability run for each announced data set version",
-    schedule=[RAW_ADULT_VERSIONS],
+    # One run per announced version (the default IdentityMapper: the run's partition key is the event's).
+    schedule=PartitionedAssetTimetable(assets=RAW_ADULT_VERSIONS),
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "data-platform"},
     params={
         "dataset_versions": Param(
             [], type="array", items={"type": "string", "pattern": DATASET_VERSION_PATTERN},
-            description="Only for a manual run (no asset event): the versions to run the pipeline for.",
+            description="For a manual run: the versions to run the pipeline for (empty: the run's partition key, "
+            "else the versions its asset events announce).",
         ),
         "bucket": Param(_BUCKET, type="string", pattern=BUCKET_PATTERN),
         "prefix": Param(_PREFIX, type="string", pattern=PREFIX_PATTERN),
     },
     tags=["sagemaker", "xgboost", "debugger", "explainability", "adult-income", "assets"],
-    doc_md="Runs `adult_income_explainability` once for each data set version announced by the triggering "
-    "asset events (their extra: `dataset_version`, `bucket`, `prefix`, `source_uri`): Airflow merges the events "
-    "that arrive between two runs into one run, and every one of them gets its pipeline run. A manual run "
-    "without events takes the `dataset_versions` param instead.",
+    doc_md="Runs `adult_income_explainability` once for each data set version announced on "
+    "`adult_income_raw_versions`: Airflow starts one run of this DAG per version (the events' partition key), and "
+    "each distinct announcement of it (the extra's `bucket`, `prefix`, `source_uri`) gets its pipeline run. A "
+    "manual run takes the `dataset_versions` param instead.",
 ) as on_new_version_dag:
 
     @task
     def announced_versions(**context: Any) -> list[dict[str, Any]]:
         """One TriggerDagRunOperator call per distinct announced version: its run id and its conf."""
         params = context["params"]
-        found = announcements(context.get("triggering_asset_events"))
-        if found:
+        if params["dataset_versions"]:
+            confs = [{"dataset_version": v, "bucket": params["bucket"], "prefix": params["prefix"]}
+                     for v in dict.fromkeys(params["dataset_versions"])]
+        else:
             confs = [
                 {"dataset_version": a.dataset_version, "bucket": a.bucket or params["bucket"],
                  "prefix": a.prefix or params["prefix"], **({"source_uri": a.source_uri} if a.source_uri else {})}
-                for a in found
+                for a in run_announcements(context.get("partition_key"), context.get("triggering_asset_events"))
             ]
-        else:
-            confs = [{"dataset_version": v, "bucket": params["bucket"], "prefix": params["prefix"]}
-                     for v in dict.fromkeys(params["dataset_versions"])]
         if not confs:
             raise ValueError(
-                "this run has no asset event announcing a data set version and no dataset_versions param: "
-                "nothing to run the pipeline for"
+                "this run has no asset event announcing a data set version, no partition key and no "
+                "dataset_versions param: nothing to run the pipeline for"
             )
         run_id = context["run_id"]
         # Deterministic run ids: a retry of the trigger finds the runs it made (skip_when_already_exists).
@@ -115,6 +124,9 @@ with DAG(
         task_id="run_pipeline_for_version",
         trigger_dag_id=PIPELINE_DAG_ID,
         logical_date=None,  # each run's version comes from its conf, and runs of one moment must not collide
+        # No partition key for the pipeline run: the standard provider's TriggerDagRunOperator (1.21) has no such
+        # argument, and the pipeline DAG's keys are dates (key_format %Y-%m-%d), which Airflow refuses for a version
+        # such as "v2" or "20261122". The version goes in the conf's dataset_version, which wins anyway.
         skip_when_already_exists=True,
         wait_for_completion=False,
     ).expand_kwargs(announced_versions())

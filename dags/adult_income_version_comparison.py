@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
+from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN
 from sm_explain_ops.operators.compare_versions import CompareDatasetVersionsOperator
 
 with DAG(
@@ -18,11 +19,10 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "data-platform"},
     params={
         "versions": Param(["2026-11-08", "2026-11-15", "2026-11-22"], type="array", minItems=2,
-                          items={"type": "string"}),
+                          items={"type": "string", "pattern": DATASET_VERSION_PATTERN}),
         "bucket": Param(os.environ.get("SM_EXPLAIN_BUCKET") or "sm-explain-local", type="string"),
         "prefix": Param(os.environ.get("SM_EXPLAIN_PREFIX") or "adult-income", type="string"),
     },
-    render_template_as_native_obj=True,
     tags=["sagemaker", "explainability", "adult-income", "comparison"],
     doc_md="Trigger with `versions` (at least two already explained data set versions). Writes "
     "`shap_by_version.png` and CSVs under `s3://<bucket>/<prefix>/comparisons/<first>_to_<last>/`.",
@@ -31,7 +31,7 @@ with DAG(
         task_id="compare_versions",
         bucket="{{ params.bucket }}",
         prefix="{{ params.prefix }}",
-        versions="{{ params.versions }}",
+        versions=dag.param("versions"),  # the list itself (plain Jinja would render its text)
         output_uri="s3://{{ params.bucket }}/{{ params.prefix }}/comparisons/"
         "{{ params.versions | first }}_to_{{ params.versions | last }}/",
     )

@@ -8,6 +8,7 @@ and the end-to-end test call :func:`airflow_env` directly.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -39,7 +40,9 @@ def airflow_env(stack: StackInfo, airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri_json(stack),
-        "PYTHONPATH": str(REPO / "plugins"),
+        # plugins/ first; a PYTHONPATH already set (say a worktree's contracts/src) stays behind it, so Airflow's
+        # processes and the runtime processes they start import the same packages as the caller.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "plugins"), os.environ.get("PYTHONPATH")])),
         # Locally a job takes seconds: poll often.
         "SM_EXPLAIN_POKE_INTERVAL": "2",
         # The local demo may stage a file from this machine (source_uri a path); deployments leave this off.

@@ -51,14 +51,17 @@ def task_states(dag_run: Any) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
 
 
-def task_xcom(dag_run: Any, task_id: str) -> Any:
+def task_xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """The task's XCom as the downstream tasks receive it (the Task SDK's serde, as tasks pull it): the core
+    XComModel.deserialize_value would json-decode a string value again, turning "20261122" into a number."""
     from airflow.models.xcom import XComModel
+    from airflow.sdk.serde import deserialize
     from airflow.utils.session import create_session
 
-    query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value")
+    query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
     with create_session() as session:
         row = session.scalars(query).first()
-    return None if row is None else XComModel.deserialize_value(row)
+        return None if row is None else deserialize(row.value)
 
 
 def download_prefix(s3_uri: str, destination: Path) -> list[Path]:

@@ -1,6 +1,6 @@
-"""The explainability pipeline as one reusable piece: stage -> start training -> wait on training
-and rules -> explanations -> report. The scheduled DAG and the asset-driven DAG both build it, so
-they cannot drift apart.
+"""The explainability pipeline as one reusable piece, a TaskGroup: stage -> start training -> wait on training
+and rules -> explanations -> report. One function builds it; the scheduled DAG holds it, and the asset-driven DAG
+runs it by triggering that DAG once per announced version, so the two cannot drift apart.
 
 Nothing here calls AWS at DAG parse time: every location is resolved in the first task of a run.
 """
@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, task
+from airflow.sdk import Param, TaskGroup, task
 
 from sm_explain_contracts.explain_request import SOURCES as EXPLANATION_SOURCES
 from sm_explain_ops.dataset_versions import (
     DATASET_VERSION_PATTERN,
     PREFIX_PATTERN,
-    announcements,
     dataset_version_problem,
+    run_announcements,
 )
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
 from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
@@ -49,8 +49,9 @@ def pipeline_params() -> dict[str, Param]:
     return {
         "dataset_version": Param(
             "", type="string", pattern=rf"^$|{DATASET_VERSION_PATTERN}",
-            description="Data set version; empty = the run's logical date (YYYY-MM-DD) or the version "
-            "announced by the triggering asset event.",
+            description="Data set version (any 1-64 letters, digits, '.', '_', '-', e.g. 20261122); empty = the "
+            "run's partition key (a scheduled or backfilled run's Sunday, YYYY-MM-DD), else the version announced by "
+            "the triggering asset event, else the logical date.",
         ),
         "source_uri": Param(
             "", type="string",
@@ -103,20 +104,25 @@ def pipeline_dag_kwargs() -> dict[str, Any]:
         "default_args": {"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "data-platform"},
         "dagrun_timeout": timedelta(days=3),
         "params": pipeline_params(),
-        # Dicts and ints pass natively between tasks (hyperparameters, XCom mappings).
-        "render_template_as_native_obj": True,
     }
 
 
 def resolve_run_target(params: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The version this run processes and the params that locate it: the explicit param, else the one version
-    announced by the triggering asset event (with the bucket, prefix and source it names), else the logical date,
-    so each backfilled run processes its own version. A run one version at a time cannot serve several
-    announcements; it refuses them by name rather than process only one."""
+    """The version this run processes and the params that locate it, in this order:
+
+    1. the explicit ``dataset_version`` param;
+    2. the run's partition key: a scheduled or backfilled run of a partitioned timetable names its version there
+       (the weekly DAG's key is its Sunday, ``YYYY-MM-DD``), with the bucket, prefix and source of the asset
+       events of that partition, if any;
+    3. the one version announced by the triggering asset events (with the bucket, prefix and source it names);
+    4. the logical date (``YYYY-MM-DD``), for a run that has one and nothing above (say ``dag.test``).
+
+    A run one version at a time cannot serve several announcements; it refuses them by name rather than process
+    only one."""
     version = str(params.get("dataset_version") or "")
     located = dict(params)
     if not version:
-        announced = announcements(context.get("triggering_asset_events"))
+        announced = run_announcements(context.get("partition_key"), context.get("triggering_asset_events"))
         if len(announced) > 1:
             raise ValueError(
                 f"this run was triggered by asset events announcing {len(announced)} data set versions "
@@ -133,7 +139,10 @@ def resolve_run_target(params: Mapping[str, Any], context: Mapping[str, Any]) ->
     if not version:
         logical_date = context.get("logical_date")
         if logical_date is None:
-            raise ValueError("no dataset_version param, no asset event and no logical date to derive one")
+            raise ValueError(
+                "no dataset_version param, no partition key, no asset event and no logical date to derive one: "
+                "give the dataset_version param"
+            )
         version = logical_date.strftime("%Y-%m-%d")
     problem = dataset_version_problem(version)
     if problem:
@@ -170,95 +179,104 @@ def notify_rule_issue(context: dict[str, Any]) -> None:
         notifier(context)
 
 
-def _xcom(task_id: str, path: str) -> str:
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')" + path + " }}"
+PIPELINE_GROUP_ID = "explainability_pipeline"
 
 
 def build_explainability_pipeline(
     *, aws_conn_id: str = "aws_default", poke_interval: float | None = None
-) -> dict[str, Any]:
-    """Add the pipeline's tasks to the DAG being defined; returns them by name.
+) -> TaskGroup:
+    """Add the pipeline to the DAG being defined, as one TaskGroup, and return the group.
 
-    The DAG must use ``render_template_as_native_obj=True`` so dicts and ints pass between tasks.
+    Every hand-off is an XComArg (``task.output["key"]``) and every param a ``dag.param(name)``: Airflow resolves
+    both while it renders a templated field, into the value itself, so mappings and ints arrive as they are and a
+    version "20261122" stays a string. The DAG needs no ``render_template_as_native_obj``.
+
+    The group does not prefix its task ids (``prefix_group_id=False``): the ids stay ``stage_dataset``,
+    ``start_training``... as users, docs, alerts, ``airflow tasks clear -t`` and backfill history know them.
     """
     poke = poke_interval if poke_interval is not None else float(_env("SM_EXPLAIN_POKE_INTERVAL", "30"))
     aws = {"aws_conn_id": aws_conn_id}
 
-    @task(task_id="resolve_run_config")
-    def resolve_run_config(**context: Any) -> dict[str, Any]:
-        """Fix this run's data set version and S3 locations once, for every later task."""
-        version, located = resolve_run_target(context["params"], context)
-        return run_locations(located, version)
+    with TaskGroup(
+        group_id=PIPELINE_GROUP_ID,
+        prefix_group_id=False,
+        tooltip="stage -> start training -> wait on training and rules -> explain -> report, for one version",
+    ) as group:
+        dag = group.dag
 
-    config = resolve_run_config()
-    cfg = "resolve_run_config"
-    version = _xcom(cfg, "['dataset_version']")
+        @task(task_id="resolve_run_config", multiple_outputs=True)
+        def resolve_run_config(**context: Any) -> dict[str, Any]:
+            """Fix this run's data set version and S3 locations once, for every later task."""
+            version, located = resolve_run_target(context["params"], context)
+            return run_locations(located, version)
 
-    stage = StageDatasetOperator(
-        task_id="stage_dataset",
-        source=_xcom(cfg, "['source_uri']"),
-        source_sha256=_xcom(cfg, "['source_sha256']"),
-        destination=_xcom(cfg, "['dataset_uri']"),
-        dataset_version=version,
-        **aws,
-    )
-    start = StartDebuggedTrainingOperator(
-        task_id="start_training",
-        dataset_version=version,
-        spec={
-            # The channels are the staged files' own prefixes (".../train/"), each holding that one file: an
-            # S3Prefix on ".../train.csv" would also train on any "train.csv*" object beside it.
-            "train_uri": _xcom("stage_dataset", "['train_channel_uri']"),
-            "validation_uri": _xcom("stage_dataset", "['validation_channel_uri']"),
-            "output_s3_uri": _xcom(cfg, "['training_output_uri']"),
-            "role_arn": "{{ params.role_arn }}",
-            "algorithm_version": "{{ params.algorithm_version }}",
-            "instance_type": "{{ params.instance_type }}",
-            "retry_attempts": "{{ params.retry_attempts }}",
-            "hyperparameters": "{{ params.hyperparameters }}",
-            "debugger": "{{ params.debugger }}",
-            "data_shape": {
-                "rows": _xcom("stage_dataset", "['rows']['train']"),
-                "features": _xcom("stage_dataset", "['n_features']"),
-                "validation_rows": _xcom("stage_dataset", "['rows']['validation']"),
+        config = resolve_run_config()
+        version = config["dataset_version"]
+
+        stage = StageDatasetOperator(
+            task_id="stage_dataset",
+            source=config["source_uri"],
+            source_sha256=config["source_sha256"],
+            destination=config["dataset_uri"],
+            dataset_version=version,
+            **aws,
+        )
+        start = StartDebuggedTrainingOperator(
+            task_id="start_training",
+            dataset_version=version,
+            explanations_root=config["version_root"],
+            spec={
+                # The channels are the staged files' own prefixes (".../train/"), each holding that one file: an
+                # S3Prefix on ".../train.csv" would also train on any "train.csv*" object beside it.
+                "train_uri": stage.output["train_channel_uri"],
+                "validation_uri": stage.output["validation_channel_uri"],
+                "output_s3_uri": config["training_output_uri"],
+                "role_arn": dag.param("role_arn"),
+                "algorithm_version": dag.param("algorithm_version"),
+                "instance_type": dag.param("instance_type"),
+                "retry_attempts": dag.param("retry_attempts"),
+                "hyperparameters": dag.param("hyperparameters"),
+                "debugger": dag.param("debugger"),
+                "data_shape": stage.output["data_shape"],
+                "tags": {"dataset_version": version, "dag_id": dag.dag_id},
             },
-            "tags": {"dataset_version": version, "dag_id": "{{ dag.dag_id }}"},
-        },
-        **aws,
-    )
-    wait = TrainingAndRulesSensor(
-        task_id="wait_for_training_and_rules",
-        job_name=_xcom("start_training", "['job_name']"),
-        rule_policies="{{ params.rule_policies }}",
-        notifiers=[notify_rule_issue],
-        poke_interval=poke,
-        timeout=timedelta(days=2),
-        **aws,
-    )
-    explain = ExplainTrainingJobOperator(
-        task_id="explain",
-        job_name=_xcom("start_training", "['job_name']"),
-        dataset_version=version,
-        features_uri=_xcom("stage_dataset", "['features_uri']"),
-        train_uri=_xcom("stage_dataset", "['train_uri']"),
-        validation_uri=_xcom("stage_dataset", "['validation_uri']"),
-        model_artifact_uri=_xcom("start_training", "['model_artifact_path']"),
-        debug_output_uri=_xcom("start_training", "['debug_output_path']"),
-        output_uri=_xcom(cfg, "['version_root']") + "/" + _xcom("start_training", "['job_name']") + "/explanations/",
-        source="{{ params.explanation_source }}",
-        options="{{ params.explanation_options }}",
-        objective="{{ params.hyperparameters.get('objective', '') }}",
-        **aws,
-    )
-    report = BuildReportOperator(
-        task_id="report",
-        manifest=_xcom("explain", ""),
-        verdict=_xcom("wait_for_training_and_rules", ""),
-        job_name=_xcom("start_training", "['job_name']"),
-        dataset_version=version,
-        output_uri=_xcom(cfg, "['version_root']") + "/" + _xcom("start_training", "['job_name']") + "/explanations/",
-        **aws,
-    )
-    config >> stage >> start >> wait >> explain >> report
-    return {"resolve_run_config": config, "stage_dataset": stage, "start_training": start,
-            "wait_for_training_and_rules": wait, "explain": explain, "report": report}
+            **aws,
+        )
+        job_name = start.output["job_name"]
+        wait = TrainingAndRulesSensor(
+            task_id="wait_for_training_and_rules",
+            job_name=job_name,
+            rule_policies=dag.param("rule_policies"),
+            notifiers=[notify_rule_issue],
+            poke_interval=poke,
+            timeout=timedelta(days=2),
+            **aws,
+        )
+        explain = ExplainTrainingJobOperator(
+            task_id="explain",
+            job_name=job_name,
+            dataset_version=version,
+            features_uri=stage.output["features_uri"],
+            train_uri=stage.output["train_uri"],
+            validation_uri=stage.output["validation_uri"],
+            model_artifact_uri=start.output["model_artifact_path"],
+            debug_output_uri=start.output["debug_output_path"],
+            output_uri=start.output["explanations_uri"],
+            source=dag.param("explanation_source"),
+            options=dag.param("explanation_options"),
+            objective="{{ params.hyperparameters.get('objective', '') }}",  # a string: plain Jinja renders it
+            **aws,
+        )
+        report = BuildReportOperator(
+            task_id="report",
+            manifest=explain.output,
+            verdict=wait.output,
+            job_name=job_name,
+            dataset_version=version,
+            output_uri=start.output["explanations_uri"],
+            **aws,
+        )
+        # The hand-offs already order most of it; the wait has no output the explanations need, yet they must
+        # not start before the job and its rules ended (and passed the policy).
+        config >> stage >> start >> wait >> explain >> report
+    return group

@@ -123,3 +123,34 @@ def test_s3_uris_are_refused_naming_field_and_problem(value: str, named: str) ->
     with pytest.raises(S3UriError, match=named) as refused:
         parse_s3_uri(value, "train_uri")
     assert str(refused.value).startswith("train_uri")
+
+
+@pytest.mark.parametrize("version", ["2026-11-22", "20261122", "7", "v1", "adult.v2_rc-1", "a" * 64])
+def test_a_version_is_any_short_safe_name_digits_only_included(version: str) -> None:
+    import re
+
+    from sm_explain_contracts.versions import DATASET_VERSION_PATTERN, dataset_version_problem
+
+    assert dataset_version_problem(version) is None
+    assert re.match(DATASET_VERSION_PATTERN, version), "the DAG Params' pattern accepts what the rule accepts"
+
+
+@pytest.mark.parametrize(
+    ("version", "named"),
+    [
+        (20261122, "a version is a string (give '20261122', not the int)"),
+        (None, "a version is a string"),
+        ("a" * 65, "1-64 characters"),
+        ("-v1", "starting with a letter or digit"),
+        ("v1/../v2", "is invalid"),
+        ("v1\n", "is invalid"),
+        ("", "is invalid"),
+        ("raw", "'raw' is reserved"),
+        ("comparisons", "'comparisons' is reserved"),
+    ],
+)
+def test_a_bad_version_is_refused_naming_it_and_the_rule(version: object, named: str) -> None:
+    from sm_explain_contracts.versions import dataset_version_problem
+
+    problem = dataset_version_problem(version)
+    assert problem is not None and named in problem and repr(version) in problem

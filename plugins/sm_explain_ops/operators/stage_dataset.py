@@ -35,8 +35,11 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
     left as ``None`` take the Adult defaults (``sm_explain_contracts.staging_request``).
 
     XCom: ``{"dataset_version", "data_uri", "train_uri", "validation_uri", "train_channel_uri",
-    "validation_channel_uri", "features_uri", "rows", "n_features", "source_sha256"}``: the ``*_channel_uri``
-    are the training channels (a prefix holding exactly that file), the others the files themselves.
+    "validation_channel_uri", "features_uri", "rows", "n_features", "source_sha256", "data_shape"}``: the
+    ``*_channel_uri`` are the training channels (a prefix holding exactly that file), the others the files
+    themselves; ``data_shape`` is the training spec's ``data_shape`` of these files (rows, features,
+    validation_rows). Each key is also its own XCom (``multiple_outputs``), so a downstream task takes
+    ``stage.output["train_channel_uri"]``.
     """
 
     aws_hook_class = S3Hook
@@ -70,6 +73,7 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         runtime_timeout: float | None = 3600.0,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.source = source
         self.destination = destination
@@ -127,4 +131,7 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
             result["n_features"],
             result["features_uri"],
         )
-        return result
+        # What the Debugger output estimate of the training request needs, as one hand-off.
+        data_shape = {"rows": result["rows"]["train"], "features": result["n_features"],
+                      "validation_rows": result["rows"]["validation"]}
+        return {**result, "data_shape": data_shape}

@@ -31,18 +31,8 @@ from sm_explain_ops.job_naming import (
     validate_training_job_name,
 )
 from sm_explain_ops.links import TrainingJobLink, is_custom_endpoint
-from sm_explain_ops.training_request import TrainingSpec, build_training_request
-
-
-def _contains_template(value: Any) -> bool:
-    """True when a value still holds Jinja; it can only be checked after rendering."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(_contains_template(key) or _contains_template(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_contains_template(item) for item in value)
-    return False
+from sm_explain_ops.templating import resolved_at_run_time
+from sm_explain_ops.training_request import TrainingSpec, build_training_request, validate_s3_uri
 
 
 class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
@@ -56,13 +46,20 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         default ``$SM_EXPLAIN_DEPLOYMENT``, else the connection id and the spec's output path.
     :param max_replacements: how many follow-up names (``-r1``...) to try when jobs of the name
         ended Failed or Stopped.
+    :param explanations_root: where the explanations of this run's jobs go (templated): the result then
+        holds ``explanations_uri``, ``<explanations_root>/<job>/explanations/``. Only this task knows the job
+        name, and a replacement job (``-r1``) must not write into the explanations of the one it replaces.
 
-    Returns ``{"job_name", "training_job_arn", "debug_output_path", "model_artifact_path"}``, the
-    paths as the job itself has them (an attached job keeps the settings it was started with).
+    Returns ``{"job_name", "training_job_arn", "debug_output_path", "model_artifact_path"}`` (plus
+    ``explanations_uri``), the paths as the job itself has them (an attached job keeps the settings it was
+    started with). Each key is also its own XCom (``multiple_outputs``), so a downstream task takes
+    ``start.output["job_name"]``.
     """
 
     aws_hook_class = DebuggedTrainingHook
-    template_fields: Sequence[str] = aws_template_fields("spec", "dataset_version", "job_name", "deployment")
+    template_fields: Sequence[str] = aws_template_fields(
+        "spec", "dataset_version", "job_name", "deployment", "explanations_root"
+    )
     template_fields_renderers = {"spec": "json"}
     operator_extra_links = (TrainingJobLink(),)
     ui_color = "#a0d9c4"
@@ -75,8 +72,10 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         job_name: str | None = None,
         deployment: str | None = None,
         max_replacements: int = 20,
+        explanations_root: str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         # Held as plain values so the spec can be templated and serialized with the DAG.
         self.spec = spec.to_dict() if isinstance(spec, TrainingSpec) else spec
@@ -84,13 +83,16 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         self.job_name = job_name
         self.deployment = deployment
         self.max_replacements = max_replacements
+        self.explanations_root = explanations_root
         self._job_name_in_use: str | None = None
         # Fail at DAG parse time when the input is already concrete (pure Python, no AWS call).
-        if not _contains_template(self.spec):
+        if not resolved_at_run_time(self.spec):
             TrainingSpec.from_dict(self.spec)
-        if job_name is not None and not _contains_template(job_name):
+        if explanations_root is not None and not resolved_at_run_time(explanations_root):
+            validate_s3_uri(explanations_root, "explanations_root")
+        if job_name is not None and not resolved_at_run_time(job_name):
             validate_training_job_name(job_name)
-        if deployment is not None and not _contains_template(deployment):
+        if deployment is not None and not resolved_at_run_time(deployment):
             # Only the explicit name is checked here; the output path matters only when there is none.
             deployment_identity(deployment, aws_conn_id=self.aws_conn_id, output_s3_uri="s3://unused")
 
@@ -116,6 +118,8 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         spec = TrainingSpec.from_dict(self.spec)
         if not isinstance(self.dataset_version, str) or not self.dataset_version.strip():
             raise ValueError(f"dataset_version must be a non-empty string, got {self.dataset_version!r}")
+        if self.explanations_root is not None:
+            validate_s3_uri(self.explanations_root, "explanations_root")
         name, name_for = self._names(context, spec)
 
         connection_region = self.hook.conn_region_name  # client metadata only: no AWS request
@@ -154,11 +158,10 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
             job_name=name,
             endpoint_url=endpoint_url if is_custom_endpoint(endpoint_url) else None,
         )
-        return {
-            "job_name": name,
-            "training_job_arn": described.get("TrainingJobArn"),
-            **job_locations(described),
-        }
+        result = {"job_name": name, "training_job_arn": described.get("TrainingJobArn"), **job_locations(described)}
+        if self.explanations_root is not None:
+            result["explanations_uri"] = f"{self.explanations_root.rstrip('/')}/{name}/explanations/"
+        return result
 
     def on_kill(self) -> None:
         """Stop the job this task started or attached to, so a killed task leaves nothing running."""

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
+from sm_explain_ops.templating import resolved_at_run_time
 from sm_explain_ops.triggers.training_rules import (
     TrainingAndRulesTrigger,
     client_config,
@@ -85,7 +86,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         if deferrable and self.poke_interval <= 0:
             raise ValueError(f"{self.task_id}: poke_interval must be positive when deferrable")
         self.job_name = job_name
-        if not isinstance(rule_policies, str):  # a template string is checked after rendering
+        if not resolved_at_run_time(rule_policies):  # a template or a reference is checked after rendering
             parse_rule_policies(rule_policies)
         self.rule_policies = rule_policies
         self.notifiers = normalize_notifiers(notifiers)

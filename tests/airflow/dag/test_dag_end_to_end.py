@@ -52,10 +52,10 @@ def _run(dag: Any, day: int, conf: dict[str, Any]) -> tuple[Any, dict[str, str]]
     return dag_run, states
 
 
-def _xcom(dag_run: Any, task_id: str) -> Any:
+def _xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     from run_dag_locally import task_xcom
 
-    return task_xcom(dag_run, task_id)
+    return task_xcom(dag_run, task_id, key)
 
 
 def _read(uri: str) -> bytes:
@@ -188,3 +188,105 @@ def test_rising_loss_run_alerts_and_follows_the_continue_policy(dag, adult_data_
 
     report = _read(_xcom(dag_run, "report")["report_uri"]).decode()
     assert "IssuesFound" in report
+
+
+# --- a digit-only version, and what the tasks' templated fields rendered to -----------------------------------------
+
+DIGIT_VERSION = "20261122"
+
+
+@pytest.fixture(scope="module")
+def digit_only_run(dag, adult_data_path) -> tuple[Any, dict[str, str]]:
+    """One run of the version "20261122", with cheap explanation settings (the point is the version's type)."""
+    conf = {
+        **_base_conf(adult_data_path, DIGIT_VERSION),
+        "debugger": "default",
+        "explanation_source": "model",
+        "explanation_options": {"explain_rows": "validation", "beeswarm_sample_size": 500,
+                                "stacked_sample_size": 50, "step_sample_size": 500, "outlier_top_n": 3},
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        # Keep the rendered manifest and verdict whole (Airflow truncates rendered fields past 4096 characters).
+        patch.setenv("AIRFLOW__CORE__MAX_TEMPLATED_FIELD_LENGTH", "1000000")
+        return _run(dag, 22, conf)
+
+
+def _xcom_rows(dag_run: Any) -> dict[tuple[str, str], Any]:
+    """Every XCom of the run as the tasks receive it, {(task_id, key): value}."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id)).all()
+        keys = [(row.task_id, row.key) for row in rows]
+    return {(task_id, key): _xcom(dag_run, task_id, key) for task_id, key in keys}
+
+
+def _versions_in(value: Any) -> list[Any]:
+    """Every value held under a 'dataset_version' key, at any depth."""
+    if isinstance(value, dict):
+        return [found for key, item in value.items()
+                for found in ([item] if key == "dataset_version" else []) + _versions_in(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in _versions_in(item)]
+    return []
+
+
+def test_a_digit_only_version_runs_end_to_end_as_a_string(digit_only_run) -> None:
+    dag_run, states = digit_only_run
+    assert set(states.values()) == {"success"}, states
+
+    xcoms = _xcom_rows(dag_run)
+    assert xcoms[("resolve_run_config", "dataset_version")] == DIGIT_VERSION
+    held = [found for value in xcoms.values() for found in _versions_in(value)]
+    held += [value for (_, key), value in xcoms.items() if key == "dataset_version"]
+    assert len(held) >= 3 and all(type(found) is str and found == DIGIT_VERSION for found in held), held
+
+    job_name = xcoms[("start_training", "job_name")]
+    assert f"-{DIGIT_VERSION}-" in job_name
+    listed = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="adult-income/")
+    keys = [obj["Key"] for page in listed for obj in page.get("Contents", [])]
+    written = [key for key in keys if key.split("/")[1] == DIGIT_VERSION]
+    assert any("/data/" in key for key in written) and any(key.endswith("/model.tar.gz") for key in written)
+    assert f"adult-income/{DIGIT_VERSION}/{job_name}/explanations/report.html" in written
+    features = json.loads(_read(xcoms[("stage_dataset", "features_uri")]))
+    assert features["dataset_version"] == DIGIT_VERSION
+    report = _read(xcoms[("report", "return_value")]["report_uri"]).decode()
+    assert DIGIT_VERSION in report
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
+
+
+def test_rendered_fields_hold_the_handed_off_values_not_xcom_pull_templates(digit_only_run) -> None:
+    """What a user sees as the tasks' rendered templates: the values themselves, typed as they were handed on."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    dag_run, _ = digit_only_run
+    with create_session() as session:
+        rows = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        rendered = {row.task_id: row.rendered_fields for row in rows}
+    assert {"stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report"} <= set(rendered)
+    templates = {task: text for task, fields in rendered.items() for text in _texts(fields)
+                 if "xcom_pull" in text or "{{" in text}
+    assert templates == {}
+
+    spec = rendered["start_training"]["spec"]
+    assert spec["hyperparameters"] == NOTEBOOK_HYPERPARAMETERS and type(spec["hyperparameters"]["num_round"]) is int
+    assert type(spec["retry_attempts"]) is int and spec["retry_attempts"] == 2
+    assert spec["data_shape"] == {"rows": 26048, "features": 12, "validation_rows": 6513}
+    assert spec["train_uri"].startswith(f"s3://{BUCKET}/adult-income/{DIGIT_VERSION}/data/")
+    assert rendered["start_training"]["dataset_version"] == DIGIT_VERSION
+    assert rendered["stage_dataset"]["dataset_version"] == DIGIT_VERSION
+    assert rendered["wait_for_training_and_rules"]["rule_policies"] == {"*": {"issues_found": "fail", "error": "fail"}}
+    assert rendered["explain"]["options"]["outlier_top_n"] == 3 and rendered["explain"]["objective"] == "binary:logistic"
+    assert rendered["report"]["manifest"]["artifacts"]["manifest.json"].startswith(f"s3://{BUCKET}/adult-income/{DIGIT_VERSION}/")
+    assert rendered["report"]["verdict"]["training_status"] == "Completed"

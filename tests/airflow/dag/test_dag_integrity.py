@@ -47,19 +47,51 @@ def test_every_dag_is_tagged_documented_and_retries(dagbag) -> None:
         dag = dagbag.dags[dag_id]
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.doc_md, f"{dag_id} has no doc_md"
+        # Values reach tasks as XComArgs and dag.param references: a version "20261122" must stay a string.
+        assert not dag.render_template_as_native_obj, f"{dag_id} renders templates as native objects"
         for task in dag.tasks:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} does not retry"
 
 
-def test_scheduled_dag_is_weekly_bounded_and_renders_native_objects(dagbag) -> None:
+PIPELINE_TASKS = [
+    "resolve_run_config", "stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report",
+]
+
+
+def test_scheduled_dag_is_weekly_bounded_and_holds_the_pipeline_group(dagbag) -> None:
     dag = dagbag.dags["adult_income_explainability"]
     assert dag.max_active_runs >= 2, "backfills should run several versions at once"
-    assert dag.render_template_as_native_obj
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "resolve_run_config", "stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report",
-    ]
+    # The task ids users, docs and past runs know: the group does not prefix them.
+    assert [t.task_id for t in dag.topological_sort()] == PIPELINE_TASKS
+    group = dag.task_group_dict["explainability_pipeline"]
+    assert sorted(group.children) == sorted(PIPELINE_TASKS)
     assert dag.params["hyperparameters"]["num_round"] == 51
     assert "backfill create" in dag.doc_md
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def test_the_pipeline_hands_values_on_as_xcom_args_not_xcom_pull_templates(dagbag) -> None:
+    from airflow.sdk import XComArg
+
+    dag = dagbag.dags["adult_income_explainability"]
+    templates = {
+        f"{task.task_id}.{field}": text
+        for task in dag.tasks for field in task.template_fields
+        for text in _strings(getattr(task, field)) if "xcom_pull" in text or "ti." in text
+    }
+    assert templates == {}
+    start, report = dag.get_task("start_training"), dag.get_task("report")
+    assert isinstance(start.spec["train_uri"], XComArg) and isinstance(report.manifest, XComArg)
+    assert {t.task_id for t in start.upstream_list} == {"resolve_run_config", "stage_dataset"}
 
 
 def test_asset_dag_is_scheduled_on_the_asset_the_register_dag_updates(dagbag) -> None:
@@ -68,3 +100,15 @@ def test_asset_dag_is_scheduled_on_the_asset_the_register_dag_updates(dagbag) ->
     outlets = {a.name for t in producer.tasks for a in t.outlets}
     assert "adult_income_raw_versions" in outlets
     assert "adult_income_raw_versions" in repr(consumer.timetable.asset_condition)
+
+
+def test_the_comparison_renders_digit_only_versions_as_the_strings_given(dagbag) -> None:
+    """Airflow's own rendering of the comparison task for a run with versions 20261122 and 20261129."""
+    from types import SimpleNamespace
+
+    dag = dagbag.dags["adult_income_version_comparison"]
+    task = dag.get_task("compare_versions")
+    conf = {"versions": ["20261122", "20261129"], "bucket": "bkt", "prefix": "adult"}
+    task.render_template_fields({"params": conf, "dag_run": SimpleNamespace(conf=conf)}, dag.get_template_env())
+    assert task.versions == ["20261122", "20261129"]
+    assert task.output_uri == "s3://bkt/adult/comparisons/20261122_to_20261129/"

@@ -1,8 +1,8 @@
-"""Which data set version a run processes, and what a version may be (one rule for the DAGs and the operators)."""
+"""Which data set version a run processes: the explicit param, the run's partition key, the announcing asset
+event, the logical date (what a version may be is tested in tests/contracts)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,38 +10,10 @@ from typing import Any
 
 import pytest
 
-from sm_explain_ops.dataset_versions import (
-    DATASET_VERSION_PATTERN,
-    Announcement,
-    announcements,
-    dataset_version_problem,
-)
+from sm_explain_ops.dataset_versions import Announcement, announcements, run_announcements
 from sm_explain_ops.pipeline import resolve_dataset_version, resolve_run_target, run_locations
 
 SUNDAY = datetime(2026, 11, 22, tzinfo=UTC)
-
-
-@pytest.mark.parametrize("version", ["2026-11-22", "v1", "adult.v2_rc-1", "a" * 64])
-def test_valid_versions(version: str) -> None:
-    assert dataset_version_problem(version) is None
-    assert re.match(DATASET_VERSION_PATTERN, version)
-
-
-@pytest.mark.parametrize(
-    ("version", "named"),
-    [
-        ("20261122", "not all digits"),
-        (20261122, "not all digits"),
-        ("a" * 65, "1-64 characters"),
-        ("-v1", "starting with a letter or digit"),
-        ("v1/../v2", "is invalid"),
-        ("raw", "'raw' is reserved"),
-        ("comparisons", "'comparisons' is reserved"),
-    ],
-)
-def test_invalid_versions_are_named(version: object, named: str) -> None:
-    problem = dataset_version_problem(version)
-    assert problem is not None and named in problem and repr(version) in problem
 
 
 def test_explicit_param_wins_over_events_and_date() -> None:
@@ -72,19 +44,20 @@ REPO = Path(__file__).resolve().parents[3]
 ASSET = {"name": "adult_income_raw_versions", "uri": "s3://sm-explain-local/adult-income/raw", "extra": {}}
 
 
-def _events(*extras: dict[str, Any]) -> Any:
+def _events(*extras: dict[str, Any], keys: tuple[str | None, ...] = ()) -> Any:
     """The run context's `triggering_asset_events` as the task runner builds it: Airflow's own accessor over
-    event references, one minute apart, in the order given."""
+    event references, one minute apart, in the order given; `keys` are their partition keys (default none)."""
     from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
 
+    keys = keys or (None,) * len(extras)
     return TriggeringAssetEventsAccessor.build([
         AssetEventDagRunReferenceResult(
             asset=ASSET, extra=extra, source_task_id="register_version", source_dag_id="adult_income_register_version",
             source_run_id=f"manual__{index}", source_map_index=-1, source_aliases=[],
-            timestamp=SUNDAY + timedelta(minutes=index),
+            timestamp=SUNDAY + timedelta(minutes=index), partition_key=key,
         )
-        for index, extra in enumerate(extras)
+        for index, (extra, key) in enumerate(zip(extras, keys, strict=True))
     ])
 
 
@@ -125,10 +98,11 @@ def test_a_pipeline_run_fed_several_versions_refuses_naming_each(reliability) ->
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"source_uri": "s3://b/raw/v1/adult.data"}, "announces no dataset_version"),
+        ({"source_uri": "s3://b/raw/v1/adult.data"}, "announces no data set version (no partition key"),
         ({"dataset_version": "../v1"}, "dataset_version '../v1' is invalid"),
         ({"dataset_version": "v1", "bucket": "Not_A_Bucket"}, "invalid bucket 'Not_A_Bucket'"),
         ({"dataset_version": "v1", "prefix": "adult income"}, "invalid prefix 'adult income'"),
+        ({"dataset_version": "v1", "prefix": "adult\n"}, "invalid prefix 'adult\\n'"),
     ],
 )
 def test_an_event_extra_that_is_no_valid_announcement_is_refused(extra: dict, named: str, reliability) -> None:
@@ -136,6 +110,53 @@ def test_an_event_extra_that_is_no_valid_announcement_is_refused(extra: dict, na
         announcements(_events({"dataset_version": "v0"}, extra))
     assert named in str(raised.value) and "adult_income_register_version" in str(raised.value)
     reliability.refused("DAG", f"asset event extra {extra}", "refused naming the event and the field", str(raised.value))
+
+
+# --- partition keys -------------------------------------------------------------------------------------------------
+
+
+def test_the_partition_key_names_the_version_unless_the_param_does() -> None:
+    context = {"partition_key": "2026-11-15", "logical_date": SUNDAY}
+    assert resolve_dataset_version({"dataset_version": ""}, context) == "2026-11-15"
+    assert resolve_dataset_version({"dataset_version": "v7"}, context) == "v7"
+
+
+def test_a_partitioned_run_is_located_where_the_events_of_its_partition_say() -> None:
+    events = _events({"bucket": "other-bucket", "prefix": "adult"}, keys=("20261129",))
+    version, located = resolve_run_target(PARAMS, {"partition_key": "20261129", "triggering_asset_events": events})
+    assert version == "20261129" and type(version) is str
+    assert run_locations(located, version)["dataset_uri"] == "s3://other-bucket/adult/20261129/data/"
+
+
+def test_an_event_may_name_its_version_by_its_partition_key_alone() -> None:
+    found = announcements(_events({}, {"dataset_version": "v2", "bucket": "other-bucket"}, keys=("20261129", "v2")))
+    assert found == [Announcement("20261129"), Announcement("v2", "other-bucket")]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("given", "resolve", "named"),
+    [
+        ("asset event with partition key v2 and extra dataset_version v1",
+         lambda: announcements(_events({"dataset_version": "v1"}, keys=("v2",))),
+         "has the partition key 'v2' but announces dataset_version 'v1' in its extra"),
+        ("run of partition v1 fed an event announcing v2",
+         lambda: run_announcements("v1", _events({"dataset_version": "v1"}, {"dataset_version": "v2"},
+                                                 keys=("v1", None))),
+         "partition key names data set version 'v1', but its asset events also announce 'v2'"),
+        ("run with partition key 'us|2026-11-22T00:00:00'",
+         lambda: resolve_dataset_version(PARAMS, {"partition_key": "us|2026-11-22T00:00:00", "logical_date": SUNDAY}),
+         "this run's partition key names no valid data set version: dataset_version 'us|2026-11-22T00:00:00'"),
+    ],
+    ids=["key-and-extra-disagree", "partition-fed-another-version", "key-no-valid-version"],
+)
+def test_a_partition_naming_no_one_valid_version_is_refused_by_name(given: str, resolve: Any, named: str,
+                                                                     reliability) -> None:
+    with pytest.raises(ValueError) as raised:
+        resolve()
+    assert named in str(raised.value)
+    reliability.refused("DAG", given, "refused naming the versions, before staging; none silently dropped",
+                        str(raised.value))
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +189,24 @@ def test_the_asset_dag_triggers_one_pipeline_run_per_announced_version(on_new_ve
     ]
 
 
+def test_the_asset_dag_run_of_one_partition_triggers_that_version_where_its_events_say(on_new_version_dag) -> None:
+    """Airflow starts one run of the partition-aware consumer per version: its partition key names it."""
+    from airflow.sdk import PartitionedAssetTimetable
+
+    assert isinstance(on_new_version_dag.timetable, PartitionedAssetTimetable)
+    announce = on_new_version_dag.get_task("announced_versions")
+    events = _events({"dataset_version": "20261129", "bucket": "other-bucket"}, {"bucket": "third-bucket"},
+                     keys=("20261129", "20261129"))
+    calls = announce.python_callable(params={**PARAMS, "dataset_versions": []}, run_id="asset_triggered__t",
+                                     partition_key="20261129", triggering_asset_events=events)
+    assert calls == [
+        {"trigger_run_id": "asset_triggered__t__0_20261129",
+         "conf": {"dataset_version": "20261129", "bucket": "other-bucket", "prefix": "adult-income"}},
+        {"trigger_run_id": "asset_triggered__t__1_20261129",
+         "conf": {"dataset_version": "20261129", "bucket": "third-bucket", "prefix": "adult-income"}},
+    ]
+
+
 def test_a_manual_run_of_the_asset_dag_creates_the_pipeline_runs(on_new_version_dag: Any, airflow_db) -> None:
     """The real TriggerDagRunOperator, mapped: one queued run of the pipeline DAG per distinct version."""
     from airflow.models.dagrun import DagRun
@@ -188,6 +227,7 @@ def test_a_run_of_the_asset_dag_with_nothing_announced_fails_clearly(on_new_vers
     with pytest.raises(ValueError) as raised:
         announce.python_callable(params={**PARAMS, "dataset_versions": []}, run_id="manual__t",
                                  triggering_asset_events=_events())
-    assert "no asset event announcing a data set version and no dataset_versions param" in str(raised.value)
+    assert "no asset event announcing a data set version, no partition key and no dataset_versions param" in (
+        str(raised.value))
     reliability.refused("DAG", "asset DAG run with no event and no dataset_versions",
                         "fails naming what is missing; no pipeline run triggered", str(raised.value))

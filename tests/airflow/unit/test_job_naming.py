@@ -28,6 +28,14 @@ def test_same_inputs_give_the_same_readable_name() -> None:
     assert SAGEMAKER_NAME.fullmatch(first)
 
 
+def test_a_digit_only_version_and_a_partitioned_run_id_give_a_valid_readable_name() -> None:
+    """A weekly partition's run id (tick, key and a random tail) and a version "20261122" name a job as any other."""
+    run = "scheduled__2026-11-22T00:00:00+00:00__2026-11-22__x7Qb2LmP"
+    name = training_job_name("adult_income_explainability", run, "20261122", deployment=DEPLOYMENT)
+    assert name.startswith("adult-income-explainability-20261122-") and SAGEMAKER_NAME.fullmatch(name)
+    assert name == training_job_name("adult_income_explainability", run, "20261122", deployment=DEPLOYMENT)
+
+
 def test_runs_and_versions_never_share_a_name() -> None:
     names = {
         training_job_name("adult_explain", run_id, version, deployment=DEPLOYMENT)

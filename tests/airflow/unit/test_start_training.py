@@ -338,6 +338,37 @@ def test_templated_input_is_checked_in_execute_before_any_aws_call() -> None:
         stub.assert_no_pending_responses()
 
 
+def test_references_resolved_at_render_time_are_checked_in_execute_not_at_parse_time() -> None:
+    """An XComArg or a dag.param in the spec is its value only once rendered: parsing the DAG must not check it."""
+    from airflow.sdk import DAG
+    from airflow.sdk.bases.operator import BaseOperator
+
+    with DAG(dag_id="references", schedule=None) as dag:
+        upstream = BaseOperator(task_id="stage_dataset")
+        operator = make_operator(
+            spec=spec_dict(train_uri=upstream.output["train_channel_uri"], hyperparameters=dag.param("hp")),
+            explanations_root=upstream.output["version_root"],
+        )
+    assert operator.multiple_outputs, "each key of the result is its own XCom, for start.output['job_name']"
+    assert {t.task_id for t in operator.upstream_list} == {"stage_dataset"}
+
+
+def test_the_explanations_of_the_job_go_under_the_root_named_after_the_job() -> None:
+    operator = make_operator(explanations_root="s3://ml-bucket/adult/20261122/")
+    expected_name = derived_name()
+    with Stubber(operator.hook.conn) as stub:
+        not_found(stub, expected_name)
+        created(stub, expected_name)
+        described(stub, expected_name, "InProgress")
+        result = operator.execute(minimal_context())
+    assert result["explanations_uri"] == f"s3://ml-bucket/adult/20261122/{expected_name}/explanations/"
+
+
+def test_a_bad_explanations_root_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(ValueError, match="explanations_root 'adult/v1' is not an s3:// URI"):
+        make_operator(explanations_root="adult/v1")
+
+
 def test_region_mismatch_between_spec_and_connection_is_refused() -> None:
     operator = make_operator(spec=spec_dict(region="eu-west-1"))
     with pytest.raises(

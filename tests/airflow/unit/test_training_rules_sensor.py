@@ -233,6 +233,16 @@ def test_templated_fields_and_policies_checked_after_rendering() -> None:
         sensor.execute({})
 
 
+def test_policies_given_as_a_dag_param_are_checked_after_rendering() -> None:
+    from airflow.sdk import DAG
+
+    with DAG(dag_id="policies", schedule=None) as dag:
+        sensor = _sensor(rule_policies=dag.param("rule_policies"))  # no value yet: not checked at parse time
+    sensor.rule_policies = {RULE: {"issues_found": "retry"}}  # what rendering could produce
+    with pytest.raises(ValueError, match="issues_found must be 'fail' or 'continue'"):
+        sensor.execute({})
+
+
 @pytest.mark.reliability
 def test_a_capacity_error_fails_the_wait_saying_it_is_transient(reliability) -> None:
     reason = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML " \
