@@ -27,9 +27,8 @@ STAGING_BASE: dict[str, Any] = {"source": f"s3://{BUCKET}/adult/raw/v1/adult.dat
 STAGING_CASES = [
     Case("reserved version", {"dataset_version": "raw", "destination": f"s3://{BUCKET}/adult/raw/data/"},
          "dataset_version 'raw' is reserved (one of ['comparisons', 'raw'] under the prefix)"),
-    Case("all-digit version", {"dataset_version": "20261122"},
-         "dataset_version '20261122' is invalid: 1-64 characters, letters, digits, '.', '_' or '-', starting with a "
-         "letter or digit and not all digits"),
+    Case("version given as a number", {"dataset_version": 20261122},
+         "dataset_version must be a non-empty string, got 20261122"),
     Case("short checksum", {"source_sha256": "abc"}, "source_sha256 'abc' is not 64 hexadecimal digits"),
     Case("plain http source", {"source": "http://example.org/adult.data"},
          "source 'http://example.org/adult.data' uses plain http://, which is refused (anyone on the way can change "

@@ -85,7 +85,7 @@ def test_a_custom_schema_drops_the_adult_defaults_and_an_uppercase_checksum_is_l
         ({"source": None}, "the request has no 'source', which is required"),
         ({"destination": 7}, "destination must be a non-empty string, got 7"),
         ({"dataset_version": "raw", "destination": f"{BUCKET}/adult/raw/data/"}, dataset_version_problem("raw")),
-        ({"dataset_version": "20261122"}, dataset_version_problem("20261122")),
+        ({"dataset_version": "v1\n"}, dataset_version_problem("v1\n")),
         ({"label": "Target"}, "unknown request keys ['label']; known keys: ['cache_dir', 'categorical_columns', "),
         ({"source_sha256": "abc"}, "source_sha256 'abc' is not 64 hexadecimal digits"),
         ({"source": "http://example.org/adult.data"}, "uses plain http://, which is refused"),
