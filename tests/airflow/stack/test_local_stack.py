@@ -15,8 +15,13 @@ import boto3
 import psutil
 import pytest
 
-from local_stack import StackError, read_stack, start_stack, stop_stack
-from sm_local.process import JOB_DIR_ENV  # stdlib + psutil: the marker every process of a job carries
+from local_stack import StackError, read_stack, runtime_python, start_stack, stop_stack
+
+# The marker every process of a job carries, as the local endpoint (runtime environment) defines it.
+JOB_DIR_ENV = subprocess.run(
+    [str(runtime_python()), "-c", "from sm_local.process import JOB_DIR_ENV; print(JOB_DIR_ENV)"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
 
 pytestmark = pytest.mark.stack
 
