@@ -4,10 +4,10 @@ ScriptProcessor does, and run by the job's container command `python3 /opt/ml/pr
 Arguments are `key=value`; every path argument is an /opt/ml path (the endpoint rewrites them to its stand-ins).
 - `config=`: resourceconfig.json; `input=`: a directory whose files it lists; `output=`: where it writes
   `<host>.json` (host, hosts, the files it saw, `GREETING` and `SM_LOCAL_PROCESSING_ROOT` from its environment);
+- `key_uri=`: first wait until that S3 object exists (a test releases the container when it is ready);
 - `mode=`: `list` (the default), `fail` (writes `message=` as the termination message, exits 3), `sleep` (writes
   its pid to `<output>/<host>.pid`, then sleeps), `continuous` (writes `first.txt` to `stream=`, waits until that
-  file is in S3 under `stream_uri=`, then writes `second.txt`: it succeeds only if outputs upload while it
-  runs), `wait-key` (waits until the S3 object `key_uri=` exists).
+  file is in S3 under `stream_uri=`, then writes `second.txt`: it succeeds only if outputs upload while it runs).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def main(argv: list[str]) -> int:
         "root": os.environ.get("SM_LOCAL_PROCESSING_ROOT"), "args": argv,
     }))
     print(f"processed {len(files)} files on {host}", flush=True)
+    if "key_uri" in args and not _wait_for(args["key_uri"], 120):
+        print(f"{args['key_uri']} never appeared", file=sys.stderr)
+        return 5
     mode = args.get("mode", "list")
     if mode == "fail":
         Path(args["message"]).write_text("the input had no rows\n")
@@ -65,9 +68,6 @@ def main(argv: list[str]) -> int:
             print("first.txt never reached S3 while the container ran", file=sys.stderr)
             return 4
         (stream / "second.txt").write_text("written last\n")
-    if mode == "wait-key" and not _wait_for(args["key_uri"], 120):
-        print(f"{args['key_uri']} never appeared", file=sys.stderr)
-        return 5
     return 0
 
 
