@@ -193,14 +193,6 @@ class ProcessingStatus:
         self.path = path
         self.data: dict[str, Any] = initial_processing_status(created)
 
-    @property
-    def job_status(self) -> str:
-        return str(self.data[PROCESSING_STATUS_KEY])
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.job_status in TERMINAL_JOB_STATUSES
-
     def update(self, **fields: Any) -> None:
         """Set DescribeProcessingJob fields and save."""
         self.data.update(fields)

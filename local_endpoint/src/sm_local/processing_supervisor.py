@@ -53,7 +53,15 @@ from sm_local.processing_spec import (  # noqa: E402
     shard,
 )
 from sm_local.store import JOB_FILE, STATUS_FILE, read_json  # noqa: E402
-from sm_local.supervision import Child, HostLog, JobFailure, StopRequested, StopWatch, terminate  # noqa: E402
+from sm_local.supervision import (  # noqa: E402
+    Child,
+    HostLog,
+    JobFailure,
+    StopRequested,
+    StopWatch,
+    supervisor_main,
+    terminate,
+)
 
 POLL_SECONDS = 0.1
 CONTINUOUS_UPLOAD_SECONDS = 2.0  # Continuous outputs: a pass this often while the containers run, then a last one
@@ -117,6 +125,7 @@ class ProcessingJobSupervisor:
     def run(self) -> int:
         """The whole job; returns the process exit code (0 whenever status.json tells the outcome)."""
         self.status.update()
+        final, reason, message = "Failed", None, None
         try:
             try:
                 self.stop.check()
@@ -125,31 +134,32 @@ class ProcessingJobSupervisor:
                 self._download()
                 self._run_containers(commands)
                 self._upload_end_of_job()
-                self.status.finish("Completed", exit_message=self._exit_message(self.hosts[0]))
+                final, message = "Completed", self._exit_message(self.hosts[0])
             except StopRequested:
-                self._stop_job()
+                self.status.update(ProcessingJobStatus="Stopping")
+                self._end_containers()
+                final = "Stopped"
             except MaxRuntimeExceeded:
                 self._end_containers()
-                self.status.finish("Failed", failure_reason=(
-                    "ClientError: The processing job ran longer than StoppingCondition.MaxRuntimeInSeconds "
-                    f"({self._max_runtime():g} s); its containers were stopped."))
+                reason = ("ClientError: The processing job ran longer than StoppingCondition.MaxRuntimeInSeconds "
+                          f"({self._max_runtime():g} s); its containers were stopped.")
             except ContainerFailed as failure:
-                self.status.finish("Failed", failure_reason=str(failure), exit_message=failure.exit_message)
+                reason, message = str(failure), failure.exit_message
             except JobFailure as failure:
                 self._end_containers()
-                self.status.finish("Failed", failure_reason=str(failure))
+                reason = str(failure)
         except Exception as error:  # noqa: BLE001 - never hang, never die without a status
             logger.exception("processing supervisor failed")
-            self._terminate_all()
-            if not self.status.is_terminal:
-                self.status.finish("Failed", failure_reason=(
-                    f"InternalServerError: the local processing supervisor failed: {type(error).__name__}: {error}"))
+            final, message = "Failed", None
+            reason = f"InternalServerError: the local processing supervisor failed: {type(error).__name__}: {error}"
         finally:
             self._terminate_all()
             for periodic in self._periodic:
                 periodic.stop()
+            # The logs are in CloudWatch before the job reads ended, as whoever waits on it expects.
             for run in self.runs:
                 run.log.close()
+            self.status.finish(final, failure_reason=reason, exit_message=message)
         return 0
 
     # ---------------------------------------------------------------- phases
@@ -408,15 +418,10 @@ class ProcessingJobSupervisor:
                 raise JobFailure(f"ClientError: uploading the output to {sync.uri} failed: {error}") from error
             logger.info("uploaded %d file(s) of %s to %s", len(uploaded), sync.local_dir, sync.uri)
 
-    def _stop_job(self) -> None:
-        """Stopping -> every container stopped -> Stopped; what Continuous outputs wrote by then is uploaded."""
-        self.status.update(ProcessingJobStatus="Stopping")
-        self._end_containers()
-        self.status.finish("Stopped")
-
     def _end_containers(self) -> None:
         """Stop every container still running, then the last pass of the Continuous outputs (best effort: the job
-        ends Failed or Stopped anyway)."""
+        ends Failed or Stopped anyway). A stop reads Stopping meanwhile, then Stopped; what Continuous outputs wrote
+        by then is uploaded."""
         self._terminate_all()
         self._finish_output()
         self._final_continuous_upload(best_effort=True)
@@ -429,17 +434,7 @@ class ProcessingJobSupervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m sm_local.processing_supervisor JOBDIR", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    supervisor = ProcessingJobSupervisor(Path(args[0]).resolve())
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    if _EARLY_STOP_SIGNALS:
-        supervisor.request_stop()
-    return supervisor.run()
+    return supervisor_main("sm_local.processing_supervisor", ProcessingJobSupervisor, _EARLY_STOP_SIGNALS, argv)
 
 
 if __name__ == "__main__":
