@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,38 @@ class EndpointProcess:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
+
+
+@contextlib.contextmanager
+def serving(state_dir: Path, **options: Any) -> Iterator[EndpointProcess]:
+    """A started endpoint; afterwards it is stopped and its jobs' processes killed."""
+    server = EndpointProcess(state_dir, **options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.kill_jobs()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
+    """The first true result of `check`; AssertionError after `timeout` seconds (it only bounds a broken test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(interval)
+
+
+def processing_job_ended(client: Any, name: str, timeout: float = 120) -> dict[str, Any]:
+    """DescribeProcessingJob once the job is Completed, Failed or Stopped."""
+
+    def ended() -> dict[str, Any] | None:
+        job = client.describe_processing_job(ProcessingJobName=name)
+        return job if job["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
+
+    return wait_for(ended, timeout, interval=0.2)
 
 
 def training_job_request(name: str, behaviour: str = "sleep", **overrides: Any) -> dict[str, Any]:

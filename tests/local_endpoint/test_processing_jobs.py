@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,14 @@ import boto3
 import psutil
 import pytest
 
-from sm_local.process import JOB_DIR_ENV
+from sm_local.process import job_processes
 from sm_local.store import read_json
 from tests.local_endpoint.endpoint_harness import (
     EndpointProcess,
+    processing_job_ended,
     processing_job_request,
     upload_processing_code,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.process]
@@ -44,38 +44,8 @@ def bucket(local_stack: Any) -> str:
     return name
 
 
-@pytest.fixture()
-def servers() -> Iterator[list[EndpointProcess]]:
-    """Private endpoints (for restarts and kills) on the local stack's S3; stopped and their jobs killed after."""
-    started: list[EndpointProcess] = []
-    try:
-        yield started
-    finally:
-        for server in started:
-            server.stop()
-            server.kill_jobs()
-
-
 def _sagemaker(local_stack: Any) -> Any:
     return boto3.client("sagemaker", endpoint_url=local_stack.sagemaker_endpoint)
-
-
-def _wait_for(check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.2)
-
-
-def _ended(client: Any, name: str) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        job = client.describe_processing_job(ProcessingJobName=name)
-        return job if job["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
-
-    return _wait_for(ended)
 
 
 def _objects(bucket: str, prefix: str) -> dict[str, bytes]:
@@ -89,24 +59,13 @@ def _report(bucket: str, name: str, host: str) -> dict[str, Any]:
     return json.loads(_objects(bucket, f"out/{name}/")[f"{host}.json"])
 
 
-def _job_processes(job_dir: Path) -> list[psutil.Process]:
-    left = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(JOB_DIR_ENV) == str(job_dir) and process.status() != psutil.STATUS_ZOMBIE:
-                left.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return left
-
-
 def test_a_job_runs_its_command_over_s3_inputs_to_s3_outputs_with_logs_in_cloudwatch(
     local_stack: Any, bucket: str
 ) -> None:
     client = _sagemaker(local_stack)
     name = f"ok-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(name, bucket))
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
 
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert job["CreationTime"] <= job["ProcessingStartTime"] <= job["ProcessingEndTime"] == job["LastModifiedTime"]
@@ -143,7 +102,7 @@ def test_continuous_outputs_upload_while_the_container_runs(local_stack: Any, bu
     request["ProcessingOutputConfig"]["Outputs"].append({"OutputName": "stream", "S3Output": {
         "S3Uri": stream_uri, "LocalPath": "/opt/ml/processing/stream", "S3UploadMode": "Continuous"}})
     client.create_processing_job(**request)
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert _objects(bucket, f"stream/{name}/") == {"first.txt": b"written while running\n",
                                                      "second.txt": b"written last\n"}
@@ -154,7 +113,7 @@ def test_two_instances_sharded_by_s3_key_each_see_their_share_and_outputs_merge(
     client = _sagemaker(local_stack)
     name = f"sharded-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(name, bucket, instances=2, distribution="ShardedByS3Key"))
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
 
     outputs = _objects(bucket, f"out/{name}/")
@@ -183,7 +142,7 @@ def test_a_manifest_input_downloads_exactly_the_keys_it_lists(local_stack: Any, 
     request = processing_job_request(name, bucket)
     request["ProcessingInputs"][1]["S3Input"].update(S3Uri=f"s3://{bucket}/manifests/two.json", S3DataType="ManifestFile")
     client.create_processing_job(**request)
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert _report(bucket, name, "algo-1")["files"] == ["nested/part-4.csv", "part-1.csv"]
 
@@ -196,7 +155,7 @@ def test_a_failing_container_fails_the_job_with_its_exit_message_and_uploads_not
     name = f"fail-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(
         name, bucket, mode="fail", extra_args=["message=/opt/ml/output/message"]))
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert job["ExitMessage"] == "the input had no rows"
     assert job["FailureReason"] == "AlgorithmError: the input had no rows (host algo-1, exit code 3)"
@@ -217,17 +176,17 @@ def test_stop_stops_every_host_and_leaves_no_process(local_stack: Any, bucket: s
     job_dir = Path(local_stack.state_dir) / "sagemaker" / "processing-jobs" / name
     pid_files = [job_dir / "hosts" / host / "opt_ml" / "processing" / "output" / f"{host}.pid"
                  for host in ("algo-1", "algo-2")]
-    _wait_for(lambda: all(path.exists() and path.read_text() for path in pid_files))
+    wait_for(lambda: all(path.exists() and path.read_text() for path in pid_files))
     pids = [int(path.read_text()) for path in pid_files]
     client.stop_processing_job(ProcessingJobName=name)
     assert client.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in ("Stopping", "Stopped")
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Stopped"
     assert "FailureReason" not in job
     assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     # The supervisor itself exits once its logs are flushed, after the status says Stopped.
-    _wait_for(lambda: not _job_processes(job_dir), timeout=30)
-    left = _job_processes(job_dir)
+    wait_for(lambda: not job_processes(job_dir), timeout=30)
+    left = job_processes(job_dir)
     assert left == []
     reliability.survived("local endpoint", "StopProcessingJob while both hosts' containers run",
                          "Stopping -> Stopped; every container of every host ended", f"job {job['ProcessingJobStatus']}",
@@ -245,7 +204,7 @@ def test_a_running_job_survives_an_endpoint_restart(
     key_uri = f"s3://{bucket}/go/{name}"
     first.client().create_processing_job(**processing_job_request(
         name, bucket, extra_args=[f"key_uri={key_uri}"]))
-    _wait_for(lambda: (state_dir / "processing-jobs" / name / "logs" / "algo-1.log").exists())
+    wait_for(lambda: (state_dir / "processing-jobs" / name / "logs" / "algo-1.log").exists())
     first.stop()
 
     second = EndpointProcess(state_dir).start()
@@ -253,7 +212,7 @@ def test_a_running_job_survives_an_endpoint_restart(
     client = second.client()
     assert client.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "InProgress"
     boto3.client("s3").put_object(Bucket=bucket, Key=f"go/{name}", Body=b"")
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert "algo-1.json" in _objects(bucket, f"out/{name}/")
     reliability.survived("local endpoint", "endpoint stopped and started again while a processing job runs",
@@ -272,19 +231,19 @@ def test_a_killed_supervisor_fails_the_job_and_its_containers_are_killed(
     client.create_processing_job(**processing_job_request(name, bucket, mode="sleep"))
     job_dir = server.state_dir / "processing-jobs" / name
     pid_file = job_dir / "hosts" / "algo-1" / "opt_ml" / "processing" / "output" / "algo-1.pid"
-    _wait_for(lambda: pid_file.exists() and pid_file.read_text())
+    wait_for(lambda: pid_file.exists() and pid_file.read_text())
     container = int(pid_file.read_text())
     os.kill(read_json(job_dir / "job.json")["SupervisorPid"], signal.SIGKILL)
 
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(
         "InternalServerError: The processing job's supervisor exited unexpectedly (see "), job["FailureReason"]
     assert "ProcessingEndTime" in job
-    _wait_for(lambda: not psutil.pid_exists(container) or psutil.Process(container).status() == psutil.STATUS_ZOMBIE,
+    wait_for(lambda: not psutil.pid_exists(container) or psutil.Process(container).status() == psutil.STATUS_ZOMBIE,
               timeout=15)
-    _wait_for(lambda: not _job_processes(job_dir), timeout=30)
-    left = _job_processes(job_dir)
+    wait_for(lambda: not job_processes(job_dir), timeout=30)
+    left = job_processes(job_dir)
     assert left == []
     reliability.survived("local endpoint", "processing job's supervisor killed (SIGKILL) while its container runs",
                          "job Failed naming the cause; the container killed", f"{job['ProcessingJobStatus']}: "
@@ -300,7 +259,7 @@ def test_a_key_that_would_leave_the_input_directory_fails_the_job_before_any_dow
     client = _sagemaker(local_stack)
     name = f"unsafe-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(name, bucket))
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(f'ClientError: Cannot download input "data" from "s3://{bucket}/data/"')
     assert "data/a/../../../escape.csv" in job["FailureReason"]
@@ -318,7 +277,7 @@ def test_an_input_prefix_without_objects_fails_the_job_naming_it(local_stack: An
     request = processing_job_request(name, bucket)
     request["ProcessingInputs"][1]["S3Input"]["S3Uri"] = f"s3://{bucket}/nothing-here/"
     client.create_processing_job(**request)
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(
         f'ClientError: No S3 objects found under S3 URL "s3://{bucket}/nothing-here/" given in input "data"')
@@ -332,12 +291,12 @@ def test_a_job_past_its_max_runtime_fails_and_its_containers_end(local_stack: An
     name = f"overtime-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(
         name, bucket, mode="sleep", StoppingCondition={"MaxRuntimeInSeconds": 3}))
-    job = _ended(client, name)
+    job = processing_job_ended(client, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert job["FailureReason"] == ("ClientError: The processing job ran longer than "
                                     "StoppingCondition.MaxRuntimeInSeconds (3 s); its containers were stopped.")
     job_dir = Path(local_stack.state_dir) / "sagemaker" / "processing-jobs" / name
-    _wait_for(lambda: not _job_processes(job_dir), timeout=30)
-    left = _job_processes(job_dir)
+    wait_for(lambda: not job_processes(job_dir), timeout=30)
+    left = job_processes(job_dir)
     reliability.survived("local endpoint", "processing container runs past StoppingCondition.MaxRuntimeInSeconds",
                          "job Failed naming the limit; its containers ended", job["FailureReason"], jobs_leaked=len(left))

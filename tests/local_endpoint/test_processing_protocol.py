@@ -6,7 +6,6 @@ inputs are read (an image the endpoint does not have, a container command it can
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,11 @@ from botocore.exceptions import ClientError
 
 from tests.local_endpoint.endpoint_harness import (
     EndpointProcess,
+    processing_job_ended,
     processing_job_request,
+    serving,
     training_job_request,
+    wait_for,
 )
 
 pytestmark = pytest.mark.process
@@ -27,12 +29,8 @@ OTHER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own-processor:1.0
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointProcess]:
-    server = EndpointProcess(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]).start()
-    try:
+    with serving(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]) as server:
         yield server
-    finally:
-        server.stop()
-        server.kill_jobs()
 
 
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -40,24 +38,8 @@ def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
     return error["Code"], error["Message"]
 
 
-def _wait_for(check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.1)
-
-
 def _ended(endpoint: EndpointProcess, name: str) -> dict[str, Any]:
-    client = endpoint.client()
-
-    def ended() -> dict[str, Any] | None:
-        job = client.describe_processing_job(ProcessingJobName=name)
-        return job if job["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
-
-    return _wait_for(ended)
+    return processing_job_ended(endpoint.client(), name)
 
 
 def _failing_request(name: str, **overrides: Any) -> dict[str, Any]:
@@ -223,7 +205,7 @@ REFUSED_REQUESTS = [
     ("an Athena input", _set(f"{_CODE_INPUT}.DatasetDefinition", {"LocalPath": "/opt/ml/processing/athena"}),
      "ProcessingInputs[0].DatasetDefinition '(Athena/Redshift)' is not supported"),
     ("a Feature Store output", _set(f"{_OUTPUT}.FeatureStoreOutput", {"FeatureGroupName": "group"}),
-     "FeatureStoreOutput '...' is not supported"),
+     "Outputs[0].FeatureStoreOutput '(a feature group)' is not supported"),
     ("no InstanceCount", _set("ProcessingResources.ClusterConfig.InstanceCount", _DELETE),
      "ProcessingResources.ClusterConfig.InstanceCount is required"),
     ("an environment variable of the endpoint", _set("Environment", {"SM_LOCAL_JOB_DIR": "/"}),
@@ -272,8 +254,7 @@ def test_list_filters_sorts_and_paginates_processing_jobs_only(endpoint: Endpoin
 
 @pytest.mark.reliability
 def test_the_running_jobs_cap_covers_processing_jobs(tmp_path: Path, reliability) -> None:
-    server = EndpointProcess(tmp_path / "state", extra_args=["--max-running-jobs", "1"]).start()
-    try:
+    with serving(tmp_path / "state", extra_args=["--max-running-jobs", "1"]) as server:
         client = server.client()
         client.create_training_job(**training_job_request("running-training", "sleep"))
         status, body = server.raw_post("SageMaker.CreateProcessingJob", _failing_request("over-the-cap"))
@@ -283,12 +264,9 @@ def test_the_running_jobs_cap_covers_processing_jobs(tmp_path: Path, reliability
             "utilization of 1 Instances"), body
         assert not (server.state_dir / "processing-jobs" / "over-the-cap").exists()
         client.stop_training_job(TrainingJobName="running-training")
-        _wait_for(lambda: client.describe_training_job(TrainingJobName="running-training")["TrainingJobStatus"]
+        wait_for(lambda: client.describe_training_job(TrainingJobName="running-training")["TrainingJobStatus"]
                   == "Stopped")
         client.create_processing_job(**_failing_request("over-the-cap"))
-    finally:
-        server.stop()
-        server.kill_jobs()
     reliability.refused("local endpoint", "CreateProcessingJob with a training job running and a cap of 1",
                         "ResourceLimitExceeded (one cap for training and processing jobs); accepted once it stopped",
                         f"HTTP {status} {body['__type']}: {body['message']}")

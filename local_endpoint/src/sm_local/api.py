@@ -253,13 +253,9 @@ class TrainingJobsApi:
             }
             for name, job, status in self.jobs.records()
         ]
-        selected, token = listing.page(
-            summaries, request, name_key="TrainingJobName", status_key="TrainingJobStatus"
+        return listing.list_response(
+            summaries, request, result_key="TrainingJobSummaries", name_key="TrainingJobName", status_key="TrainingJobStatus"
         )
-        response: dict[str, Any] = {"TrainingJobSummaries": selected}
-        if token is not None:
-            response["NextToken"] = token
-        return response
 
     # -- status ------------------------------------------------------------------------------
 

@@ -12,6 +12,17 @@ from sm_local.protocol import validation_error
 DEFAULT_MAX_RESULTS = 10
 
 
+def list_response(
+    summaries: list[dict[str, Any]], request: dict[str, Any], *, result_key: str, name_key: str, status_key: str
+) -> dict[str, Any]:
+    """`{result_key: <the page the List request asks for>, "NextToken": ...}` (no NextToken on the last page)."""
+    selected, token = page(summaries, request, name_key=name_key, status_key=status_key)
+    response: dict[str, Any] = {result_key: selected}
+    if token is not None:
+        response["NextToken"] = token
+    return response
+
+
 def page(
     summaries: list[dict[str, Any]], request: dict[str, Any], *, name_key: str, status_key: str
 ) -> tuple[list[dict[str, Any]], str | None]:

@@ -138,10 +138,6 @@ class ProcessingJobsApi:
             }
             for name, job, status in self.jobs.records()
         ]
-        selected, token = listing.page(
-            summaries, request, name_key="ProcessingJobName", status_key=PROCESSING_STATUS_KEY
+        return listing.list_response(
+            summaries, request, result_key="ProcessingJobSummaries", name_key="ProcessingJobName", status_key=PROCESSING_STATUS_KEY
         )
-        response: dict[str, Any] = {"ProcessingJobSummaries": selected}
-        if token is not None:
-            response["NextToken"] = token
-        return response

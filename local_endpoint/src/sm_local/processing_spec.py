@@ -122,64 +122,59 @@ def _unsupported(where: str, value: Any, supported: str) -> ProcessingRequestErr
     )
 
 
+def _check_locations(
+    items: list[dict[str, Any]], field: str, kind: str, name_key: str, s3_key: str, alternative: tuple[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """What inputs and outputs share: a name of their own, S3 only (not `alternative`, not AppManaged), an s3:// URI,
+    a LocalPath of their own below /opt/ml/processing/. Returns (where, the S3 member) of each."""
+    names: set[str] = set()
+    paths: list[tuple[str, tuple[str, ...]]] = []
+    locations: list[tuple[str, dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        if item[name_key] in names:
+            raise ProcessingRequestError(
+                f"{where}.{name_key} {item[name_key]!r} is used more than once: every {kind} needs a name of its own."
+            )
+        names.add(item[name_key])
+        alternative_key, described = alternative
+        if item.get(alternative_key) is not None:
+            raise _unsupported(f"{where}.{alternative_key}", described, f"{s3_key} only")
+        if item.get("AppManaged"):
+            raise _unsupported(f"{where}.AppManaged", True, f"{kind}s the endpoint transfers (AppManaged false)")
+        location = item.get(s3_key)
+        if location is None:
+            raise ProcessingRequestError(f"{where}.{s3_key} is required: the local SageMaker endpoint moves {kind}s "
+                                         "from and to S3 only.")
+        _check_s3_uri(location["S3Uri"], f"{where}.{s3_key}.S3Uri")
+        paths.append((f"{where}.{s3_key}.LocalPath",
+                      local_path_parts(location.get("LocalPath"), f"{where}.{s3_key}.LocalPath")))
+        locations.append((where, location))
+    _refuse_nested(paths, kind)
+    return locations
+
+
 def check_request(request: dict[str, Any]) -> None:
     """Refuse (ProcessingRequestError) what the local endpoint cannot run or SageMaker would not accept; the
     request has passed botocore's model already (types, lengths, enums, patterns)."""
     cluster = request["ProcessingResources"]["ClusterConfig"]
     where = "ProcessingResources.ClusterConfig"
     if cluster.get("InstancePreferences"):
-        raise _unsupported(f"{where}.InstancePreferences", "...", "InstanceType with InstanceCount")
+        preferred = [preference["InstanceType"] for preference in cluster["InstancePreferences"]]
+        raise _unsupported(f"{where}.InstancePreferences", preferred, "InstanceType with InstanceCount")
     if cluster.get("InstanceCount") is None:
         raise ProcessingRequestError(f"{where}.InstanceCount is required: how many instances (1-100) run the job.")
 
-    names: set[str] = set()
-    input_paths: list[tuple[str, tuple[str, ...]]] = []
-    for index, item in enumerate(request.get("ProcessingInputs") or []):
-        where = f"ProcessingInputs[{index}]"
-        if item["InputName"] in names:
-            raise ProcessingRequestError(
-                f"{where}.InputName {item['InputName']!r} is used more than once: every input needs a name of its own."
-            )
-        names.add(item["InputName"])
-        if item.get("DatasetDefinition") is not None:
-            raise _unsupported(f"{where}.DatasetDefinition", "(Athena/Redshift)", "S3Input only")
-        if item.get("AppManaged"):
-            raise _unsupported(f"{where}.AppManaged", True, "inputs the endpoint downloads (AppManaged false)")
-        source = item.get("S3Input")
-        if source is None:
-            raise ProcessingRequestError(f"{where}.S3Input is required: the local SageMaker endpoint reads S3 inputs.")
-        _check_s3_uri(source["S3Uri"], f"{where}.S3Input.S3Uri")
-        input_paths.append(
-            (f"{where}.S3Input.LocalPath", local_path_parts(source.get("LocalPath"), f"{where}.S3Input.LocalPath"))
-        )
+    checked_inputs = _check_locations(request.get("ProcessingInputs") or [], "ProcessingInputs", "input", "InputName",
+                                      "S3Input", ("DatasetDefinition", "(Athena/Redshift)"))
+    for where, source in checked_inputs:
         if source.get("S3InputMode", "File") != "File":
             raise _unsupported(f"{where}.S3Input.S3InputMode", source["S3InputMode"], "'File'")
         if source.get("S3CompressionType", "None") != "None":
             raise _unsupported(f"{where}.S3Input.S3CompressionType", source["S3CompressionType"], "'None'")
-    _refuse_nested(input_paths, "input")
-
-    names = set()
-    output_paths: list[tuple[str, tuple[str, ...]]] = []
-    for index, item in enumerate((request.get("ProcessingOutputConfig") or {}).get("Outputs") or []):
-        where = f"ProcessingOutputConfig.Outputs[{index}]"
-        if item["OutputName"] in names:
-            raise ProcessingRequestError(
-                f"{where}.OutputName {item['OutputName']!r} is used more than once: every output needs a name of "
-                "its own."
-            )
-        names.add(item["OutputName"])
-        if item.get("FeatureStoreOutput") is not None:
-            raise _unsupported(f"{where}.FeatureStoreOutput", "...", "S3Output only")
-        if item.get("AppManaged"):
-            raise _unsupported(f"{where}.AppManaged", True, "outputs the endpoint uploads (AppManaged false)")
-        target = item.get("S3Output")
-        if target is None:
-            raise ProcessingRequestError(f"{where}.S3Output is required: the local SageMaker endpoint writes S3 outputs.")
-        _check_s3_uri(target["S3Uri"], f"{where}.S3Output.S3Uri")
-        output_paths.append(
-            (f"{where}.S3Output.LocalPath", local_path_parts(target.get("LocalPath"), f"{where}.S3Output.LocalPath"))
-        )
-    _refuse_nested(output_paths, "output")
+    _check_locations((request.get("ProcessingOutputConfig") or {}).get("Outputs") or [],
+                     "ProcessingOutputConfig.Outputs", "output", "OutputName", "S3Output",
+                     ("FeatureStoreOutput", "(a feature group)"))
 
     app = request["AppSpecification"]
     for field in ("ContainerEntrypoint", "ContainerArguments"):

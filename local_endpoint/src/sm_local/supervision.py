@@ -7,12 +7,13 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from sm_local import cwlogs
 from sm_local.store import read_json
@@ -126,3 +127,27 @@ class HostLog:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+class Supervisor(Protocol):
+    def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None: ...
+
+    def run(self) -> int: ...
+
+
+def supervisor_main(
+    module: str, factory: Callable[[Path], Supervisor], early_stop_signals: list[int], argv: list[str] | None
+) -> int:
+    """`python -m <module> JOBDIR`: the supervisor of that job directory, stopped by SIGTERM or SIGINT (also by one
+    that arrived while the module was still importing, recorded in `early_stop_signals`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(f"usage: python -m {module} JOBDIR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    supervisor = factory(Path(args[0]).resolve())
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    if early_stop_signals:
+        supervisor.request_stop()
+    return supervisor.run()

@@ -50,7 +50,15 @@ from sm_local.store import (  # noqa: E402
     rule_dir_name,
     rule_evaluation_job_arn,
 )
-from sm_local.supervision import Child, HostLog, JobFailure, StopRequested, StopWatch, terminate  # noqa: E402
+from sm_local.supervision import (  # noqa: E402
+    Child,
+    HostLog,
+    JobFailure,
+    StopRequested,
+    StopWatch,
+    supervisor_main,
+    terminate,
+)
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
 RULES_MODULE_ENV = "SM_LOCAL_RULES_MODULE"
@@ -678,17 +686,7 @@ def write_model_tarball(model_dir: Path, tarball: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m sm_local.supervisor JOBDIR", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    supervisor = TrainingJobSupervisor(Path(args[0]).resolve())
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    if _EARLY_STOP_SIGNALS:
-        supervisor.request_stop()
-    return supervisor.run()
+    return supervisor_main("sm_local.supervisor", TrainingJobSupervisor, _EARLY_STOP_SIGNALS, argv)
 
 
 if __name__ == "__main__":
