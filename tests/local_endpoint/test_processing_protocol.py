@@ -114,6 +114,7 @@ def test_describe_and_stop_of_an_unknown_job_are_validation_exceptions(endpoint:
         assert _error(raised) == ("ValidationException", "Could not find requested job with name never-created")
 
 
+@pytest.mark.reliability
 def test_a_duplicate_name_is_resource_in_use_whatever_the_case_and_training_names_apart(
     endpoint: EndpointProcess, reliability
 ) -> None:
@@ -143,6 +144,7 @@ def test_stop_requires_an_in_progress_job(endpoint: EndpointProcess) -> None:
         "ValidationException", "The request was rejected because the processing job is in status Failed.")
 
 
+@pytest.mark.reliability
 def test_requests_breaking_the_model_are_refused_naming_each_field(endpoint: EndpointProcess, reliability) -> None:
     """botocore's client validates only types and minimums: the server checks lengths, counts, patterns, enums."""
     request = processing_job_request("model-check", "protocol-bucket")
