@@ -249,7 +249,8 @@ def _stop_jobs(state_dir: Path) -> bool:
     checks each recorded pid's start time, finds children by their job marker) stops them as StopTrainingJob
     does, and kills what is left."""
     endpoint_state = state_dir / "sagemaker"
-    if not any((endpoint_state / "jobs").glob("*/job.json")):
+    # Training jobs in jobs/, processing jobs in processing-jobs/ (sm_local.store.JOB_KIND_DIRS).
+    if not any(any((endpoint_state / kind).glob("*/job.json")) for kind in ("jobs", "processing-jobs")):
         return False
     python = runtime_python()
     if not python.exists():

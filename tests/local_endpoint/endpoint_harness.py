@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import boto3
 from botocore.config import Config
 
 from sm_local import process as processes
-from sm_local.store import read_json
+from sm_local.store import JOB_KIND_DIRS, read_json
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -93,13 +96,13 @@ class EndpointProcess:
             self.process.wait(timeout=15)
 
     def kill_jobs(self) -> None:
-        """Tear down every supervisor this test's jobs started."""
-        jobs_dir = self.state_dir / "jobs"
-        for job_file in jobs_dir.glob("*/job.json") if jobs_dir.exists() else []:
-            job = read_json(job_file) or {}
-            identity = processes.ProcessIdentity.of_supervisor(job)
-            if identity is not None:
-                processes.kill_job(identity, job_file.parent)
+        """Tear down every supervisor this test's jobs (training and processing) started."""
+        for kind_dir in JOB_KIND_DIRS:
+            for job_file in (self.state_dir / kind_dir).glob("*/job.json"):
+                job = read_json(job_file) or {}
+                identity = processes.ProcessIdentity.of_supervisor(job)
+                if identity is not None:
+                    processes.kill_job(identity, job_file.parent)
 
     def client(self, **config: Any) -> Any:
         return boto3.client(
@@ -124,6 +127,38 @@ class EndpointProcess:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
+
+
+@contextlib.contextmanager
+def serving(state_dir: Path, **options: Any) -> Iterator[EndpointProcess]:
+    """A started endpoint; afterwards it is stopped and its jobs' processes killed."""
+    server = EndpointProcess(state_dir, **options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.kill_jobs()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
+    """The first true result of `check`; AssertionError after `timeout` seconds (it only bounds a broken test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(interval)
+
+
+def processing_job_ended(client: Any, name: str, timeout: float = 120) -> dict[str, Any]:
+    """DescribeProcessingJob once the job is Completed, Failed or Stopped."""
+
+    def ended() -> dict[str, Any] | None:
+        job = client.describe_processing_job(ProcessingJobName=name)
+        return job if job["ProcessingJobStatus"] not in ("InProgress", "Stopping") else None
+
+    return wait_for(ended, timeout, interval=0.2)
 
 
 def training_job_request(name: str, behaviour: str = "sleep", **overrides: Any) -> dict[str, Any]:
@@ -169,3 +204,50 @@ def training_job_request(name: str, behaviour: str = "sleep", **overrides: Any) 
     }
     request.update(overrides)
     return request
+
+
+RUNTIME_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sm-explain-runtime:latest"
+PROCESSING_CODE = HERE / "processing_container.py"
+
+
+def processing_job_request(
+    name: str, bucket: str, *, mode: str = "list", instances: int = 1, upload_mode: str = "EndOfJob",
+    distribution: str = "FullyReplicated", extra_args: list[str] | None = None, **overrides: Any,
+) -> dict[str, Any]:
+    """A CreateProcessingJob as SageMaker's ScriptProcessor sends it: the code (processing_container.py, uploaded
+    by `upload_processing_code`) and the data under `s3://<bucket>/data/` as inputs, one output."""
+    request: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "RoleArn": "arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+        "AppSpecification": {
+            "ImageUri": RUNTIME_IMAGE,
+            "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/processing_container.py"],
+            "ContainerArguments": [
+                "config=/opt/ml/config/resourceconfig.json", "input=/opt/ml/processing/input/data",
+                "output=/opt/ml/processing/output", f"mode={mode}", *(extra_args or []),
+            ],
+        },
+        "ProcessingInputs": [
+            {"InputName": "code", "S3Input": {"S3Uri": f"s3://{bucket}/code/processing_container.py",
+                                              "LocalPath": "/opt/ml/processing/input/code",
+                                              "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+            {"InputName": "data", "S3Input": {"S3Uri": f"s3://{bucket}/data/", "LocalPath": "/opt/ml/processing/input/data",
+                                              "S3DataType": "S3Prefix", "S3InputMode": "File",
+                                              "S3DataDistributionType": distribution}},
+        ],
+        "ProcessingOutputConfig": {"Outputs": [
+            {"OutputName": "result", "S3Output": {"S3Uri": f"s3://{bucket}/out/{name}",
+                                                  "LocalPath": "/opt/ml/processing/output",
+                                                  "S3UploadMode": upload_mode}},
+        ]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": instances, "InstanceType": "ml.m5.xlarge",
+                                                  "VolumeSizeInGB": 5}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "Environment": {"GREETING": "hello from the request"},
+    }
+    request.update(overrides)
+    return request
+
+
+def upload_processing_code(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="code/processing_container.py", Body=PROCESSING_CODE.read_bytes())

@@ -7,32 +7,18 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request
+from tests.local_endpoint.endpoint_harness import EndpointProcess, training_job_request, wait_for
 
 # Starts real processes (runtime CLIs, the endpoint, image environments): not in `make test-fast`.
 pytestmark = pytest.mark.process
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def servers() -> Iterator[list[EndpointProcess]]:
-    """Endpoints a test starts; each is stopped and its jobs' processes killed afterwards."""
-    started: list[EndpointProcess] = []
-    try:
-        yield started
-    finally:
-        for server in started:
-            server.stop()
-            server.kill_jobs()
 
 
 def _start(servers: list[EndpointProcess], state_dir: Path, *args: str) -> EndpointProcess:
@@ -65,16 +51,6 @@ def _post_head(length: str, target: str = "SageMaker.ListTrainingJobs") -> bytes
 
 def _still_serving(server: EndpointProcess) -> None:
     assert server.client().list_training_jobs()["TrainingJobSummaries"] is not None
-
-
-def _wait_for(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.1)
 
 
 def _status(server: EndpointProcess, name: str) -> str:
@@ -152,7 +128,7 @@ def test_more_running_jobs_than_the_cap_is_resource_limit_exceeded(
     server = _start(servers, tmp_path / "state")
     client = server.client()
     client.create_training_job(**training_job_request("done", "complete"))
-    _wait_for(lambda: _status(server, "done") == "Completed")  # a finished job takes no place
+    wait_for(lambda: _status(server, "done") == "Completed")  # a finished job takes no place
     for name in ("running-1", "running-2"):
         client.create_training_job(**training_job_request(name, "sleep"))
     status, body = server.raw_post("SageMaker.CreateTrainingJob", training_job_request("third", "sleep"))
@@ -164,7 +140,7 @@ def test_more_running_jobs_than_the_cap_is_resource_limit_exceeded(
     assert not (server.state_dir / "jobs" / "third").exists()
 
     client.stop_training_job(TrainingJobName="running-1")
-    _wait_for(lambda: _status(server, "running-1") == "Stopped")
+    wait_for(lambda: _status(server, "running-1") == "Stopped")
     client.create_training_job(**training_job_request("third", "sleep"))
     assert _status(server, "third") == "InProgress"
     reliability.refused("local endpoint", "a third CreateTrainingJob with 2 running and a cap of 2",
@@ -188,7 +164,7 @@ def test_jobs_that_ended_before_the_retention_are_removed_at_start_up_and_runnin
     client = first.client()
     for name, behaviour in (("old-done", "complete"), ("new-done", "complete"), ("old-running", "sleep")):
         client.create_training_job(**training_job_request(name, behaviour))
-    _wait_for(lambda: {_status(first, "old-done"), _status(first, "new-done")} == {"Completed"})
+    wait_for(lambda: {_status(first, "old-done"), _status(first, "new-done")} == {"Completed"})
     first.stop()  # the running job's supervisor lives on, as when the real server stops
     _backdate(state_dir, "old-done", 31)
     _backdate(state_dir, "old-running", 31)  # InProgress for 31 days: still never removed
@@ -225,11 +201,11 @@ def test_jobs_are_removed_periodically_once_past_the_retention_and_running_ones_
             return True
         return False
 
-    _wait_for(removed)
+    wait_for(removed)
     assert not (server.state_dir / "jobs" / "finished").exists()
     # The running job's last change is past the retention too; two more sweeps (one a second) leave it alone.
     modified = client.describe_training_job(TrainingJobName="running")["LastModifiedTime"].timestamp()
-    _wait_for(lambda: time.time() - modified > 2)
+    wait_for(lambda: time.time() - modified > 2)
     time.sleep(2.5)
     running = client.describe_training_job(TrainingJobName="running")
     assert running["TrainingJobStatus"] == "InProgress"

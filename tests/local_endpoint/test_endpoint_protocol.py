@@ -23,6 +23,7 @@ from tests.local_endpoint.endpoint_harness import (
     REPO,
     RULES_IMAGE,
     EndpointProcess,
+    serving,
     training_job_request,
 )
 
@@ -36,12 +37,8 @@ IMAGE_REGIONS = ("us-east-1", "eu-west-1", "cn-north-1")
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointProcess]:
     # The module's jobs mostly stay InProgress (they sleep): more than the default cap of 8 running jobs.
-    server = EndpointProcess(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]).start()
-    try:
+    with serving(tmp_path_factory.mktemp("sm-state"), extra_args=["--max-running-jobs", "100"]) as server:
         yield server
-    finally:
-        server.stop()
-        server.kill_jobs()
 
 
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

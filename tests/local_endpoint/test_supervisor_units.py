@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sm_local.cwlogs import MAX_BATCH_EVENTS, batches, training_log_stream_name
+from sm_local.cwlogs import MAX_BATCH_EVENTS, batches, log_stream_name
 from sm_local.job_status import JobStatus, truncate
 from sm_local.supervisor import parse_metric_line, write_model_tarball
 
@@ -122,7 +122,7 @@ def test_model_tarball_holds_the_model_directory_at_its_root(tmp_path: Path) -> 
 
 
 def test_log_stream_name_is_sagemakers() -> None:
-    assert training_log_stream_name("my-job", 1_700_000_000.9) == "my-job/algo-1-1700000000"
+    assert log_stream_name("my-job", 1_700_000_000.9) == "my-job/algo-1-1700000000"
 
 
 def test_log_batches_respect_put_log_events_limits() -> None:

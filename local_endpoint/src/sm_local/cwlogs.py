@@ -1,8 +1,9 @@
-"""Ship a training job's log lines to CloudWatch Logs the way SageMaker names them.
+"""Ship a job's log lines to CloudWatch Logs the way SageMaker names them.
 
-Group `/aws/sagemaker/TrainingJobs`, stream `<job>/algo-1-<epoch seconds>`: the provider's
-`describe_training_job_with_log` finds streams by the `<job>/` prefix. Shipping is best effort in a
-background thread, batched about once a second: a logs outage must never fail or slow the job.
+Group `/aws/sagemaker/TrainingJobs` (or `/aws/sagemaker/ProcessingJobs`), stream `<job>/<host>-<epoch seconds>`
+(one per host, `algo-1`, `algo-2`, ...): the provider's `describe_training_job_with_log` finds streams by the
+`<job>/` prefix. Shipping is best effort in a background thread, batched about once a second: a logs outage must
+never fail or slow the job.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 # PutLogEvents limits: 10,000 events and 1,048,576 bytes (message bytes + 26 each) per batch,
 # 256 KiB per event.
 MAX_BATCH_EVENTS = 10_000
@@ -25,8 +27,8 @@ MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD_BYTES
 logger = logging.getLogger(__name__)
 
 
-def training_log_stream_name(job_name: str, started_at: float, host: str = "algo-1") -> str:
-    """`<job>/<host>-<epoch seconds>`, SageMaker's stream name for one host of a training job."""
+def log_stream_name(job_name: str, started_at: float, host: str = "algo-1") -> str:
+    """`<job>/<host>-<epoch seconds>`, SageMaker's stream name for one host of a training or processing job."""
     return f"{job_name}/{host}-{int(started_at)}"
 
 

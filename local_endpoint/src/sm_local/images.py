@@ -62,6 +62,15 @@ def _dns_suffixes() -> dict[str, str]:
     return {partition["id"]: partition["outputs"]["dnsSuffix"] for partition in data["partitions"]}
 
 
+def ecr_registry(account: str, region: str) -> str:
+    """`<account>.dkr.ecr.<region>.<the region's partition DNS suffix>`."""
+    try:
+        partition = _botocore_session().get_partition_for_region(region)
+    except Exception:  # an unknown region still gets a well-formed host
+        partition = "aws"
+    return f"{account}.dkr.ecr.{region}.{_dns_suffixes().get(partition, 'amazonaws.com')}"
+
+
 def _ecr_location_problem(region: str, suffix: str) -> str | None:
     """Why `<region>.<suffix>` is not a real ECR registry host, or None when it is."""
     try:

@@ -1,12 +1,14 @@
-"""The live part of DescribeTrainingJob that the supervisor publishes as `<jobdir>/status.json`.
+"""The live part of DescribeTrainingJob (and DescribeProcessingJob) that the supervisor publishes as
+`<jobdir>/status.json`.
 
-Keys are botocore's DescribeTrainingJob member names and timestamps epoch floats, so the server can
+Keys are botocore's DescribeTrainingJob (DescribeProcessingJob) member names and timestamps epoch floats, so the server can
 merge the file into its answer without translating anything. Every change is written at once
 (temp file + rename, `sm_explain_contracts.envelope.write_json_atomic`): the server may read it at any moment.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,48 @@ class JobStatus:
             if rule["RuleConfigurationName"] == name:
                 return rule
         raise KeyError(f"no rule configuration named {name!r} in this job")
+
+
+# -- processing jobs: DescribeProcessingJob's live fields, no secondary statuses ---------------------------------
+
+PROCESSING_STATUS_KEY = "ProcessingJobStatus"
+
+
+def initial_processing_status(created: float) -> dict[str, Any]:
+    """What DescribeProcessingJob shows before the supervisor writes its first status.json."""
+    return {PROCESSING_STATUS_KEY: "InProgress", "LastModifiedTime": created}
+
+
+def finished_processing_status(
+    status: dict[str, Any], final: str, at: float, *, failure_reason: str | None = None,
+    exit_message: str | None = None,
+) -> dict[str, Any]:
+    """A private copy of a processing job's status ended `final` (Completed, Failed, Stopped) at `at`: the one
+    rule for the supervisor's own end and for the server's when the supervisor died."""
+    ended = json.loads(json.dumps(status))
+    ended.update({PROCESSING_STATUS_KEY: final, "ProcessingEndTime": at, "LastModifiedTime": at})
+    if failure_reason:
+        ended["FailureReason"] = truncate(failure_reason)
+    if exit_message:
+        ended["ExitMessage"] = truncate(exit_message)
+    return ended
+
+
+class ProcessingStatus:
+    """status.json of one processing job, saved on every change."""
+
+    def __init__(self, path: Path, created: float) -> None:
+        self.path = path
+        self.data: dict[str, Any] = initial_processing_status(created)
+
+    def update(self, **fields: Any) -> None:
+        """Set DescribeProcessingJob fields and save."""
+        self.data.update(fields)
+        self.data["LastModifiedTime"] = time.time()
+        write_json_atomic(self.path, self.data)
+
+    def finish(self, final: str, *, failure_reason: str | None = None, exit_message: str | None = None) -> None:
+        self.data = finished_processing_status(
+            self.data, final, time.time(), failure_reason=failure_reason, exit_message=exit_message
+        )
+        write_json_atomic(self.path, self.data)

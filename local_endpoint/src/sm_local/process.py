@@ -39,13 +39,18 @@ class ProcessIdentity:
         return cls(pid=job["SupervisorPid"], create_time=job["SupervisorCreateTime"])
 
 
-def spawn_supervisor(job_dir: Path, log_path: Path) -> ProcessIdentity:
-    """`python -m sm_local.supervisor <jobdir>` in a new session, output appended to `log_path`.
+def spawn_supervisor(
+    job_dir: Path,
+    log_path: Path,
+    default_module: str = DEFAULT_SUPERVISOR_MODULE,
+    module_env: str = SUPERVISOR_MODULE_ENV,
+) -> ProcessIdentity:
+    """`python -m <default_module> <jobdir>` in a new session, output appended to `log_path`.
 
-    `SM_LOCAL_SUPERVISOR_MODULE` replaces the module (the endpoint's tests use it to exercise the
-    server's own supervision with processes that die or hang on purpose).
+    The variable `module_env` replaces the module (`SM_LOCAL_SUPERVISOR_MODULE` for training jobs: the
+    endpoint's tests use it to exercise the server's own supervision with processes that die or hang on purpose).
     """
-    module = os.environ.get(SUPERVISOR_MODULE_ENV) or DEFAULT_SUPERVISOR_MODULE
+    module = os.environ.get(module_env) or default_module
     env = dict(os.environ, **{JOB_DIR_ENV: str(job_dir)})
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from sm_explain_contracts import safe_keys
@@ -63,6 +64,53 @@ class VolumeTooSmallError(Exception):
     """The objects under a prefix do not fit in the bytes left on the job's training volume."""
 
 
+def list_objects(client: Any, uri: str) -> tuple[str, str, dict[str, int]]:
+    """(bucket, key prefix, {key: size}) of every object under the S3 prefix `uri` ("folder" markers ending in
+    '/' left out); NoObjectsFoundError when the bucket is missing or the prefix holds no object."""
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = parse_s3_uri(uri)
+    sizes: dict[str, int] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):
+                    sizes[item["Key"]] = int(item.get("Size") or 0)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404", "AccessDenied"):
+            raise NoObjectsFoundError(f"{error.response['Error'].get('Message', error)}") from error
+        raise
+    if not sizes:
+        raise NoObjectsFoundError("the prefix holds no object")
+    return bucket, prefix, sizes
+
+
+def local_targets(keys: list[str], prefix: str, destination: Path) -> dict[str, Path]:
+    """Where each key under `prefix` goes below `destination`, as SageMaker lays out an S3Prefix channel or
+    input; safe_keys.UnsafeKeyError for a key that has no path below `destination` (nothing written yet)."""
+    return {key: safe_keys.local_path_for_key(destination, key, _channel_base(key, prefix)) for key in keys}
+
+
+def download_objects(
+    client: Any, bucket: str, targets: dict[str, Path], check_stop: Callable[[], None] | None = None
+) -> None:
+    """Download each key of `bucket` to its path; `check_stop` is called between objects so a stop request
+    interrupts a long download."""
+
+    def fetch(key: str) -> None:
+        if check_stop is not None:
+            check_stop()
+        target = targets[key]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(target))
+
+    if not targets:
+        return
+    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(targets))) as pool:
+        for _ in pool.map(fetch, sorted(targets)):
+            pass
+
+
 def download_prefix(
     client: Any, uri: str, destination: Path, check_stop: Callable[[], None] | None = None,
     max_bytes: int | None = None,
@@ -74,42 +122,15 @@ def download_prefix(
     objects add up to more than `max_bytes` (File mode copies them to the job's volume): both before anything
     is written. `check_stop` is called between objects so a stop request interrupts a long download.
     """
-    from botocore.exceptions import ClientError
-
-    bucket, prefix = parse_s3_uri(uri)
-    keys: list[str] = []
-    total = 0
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                if not item["Key"].endswith("/"):
-                    keys.append(item["Key"])
-                    total += int(item.get("Size") or 0)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404", "AccessDenied"):
-            raise NoObjectsFoundError(f"{error.response['Error'].get('Message', error)}") from error
-        raise
-    if not keys:
-        raise NoObjectsFoundError("the prefix holds no object")
+    bucket, prefix, sizes = list_objects(client, uri)
+    total = sum(sizes.values())
     if max_bytes is not None and total > max_bytes:
-        raise VolumeTooSmallError(f"its {len(keys)} objects hold {total} bytes, more than the {max_bytes} bytes left "
+        raise VolumeTooSmallError(f"its {len(sizes)} objects hold {total} bytes, more than the {max_bytes} bytes left "
                                   "on the training volume")
-    targets = {
-        key: safe_keys.local_path_for_key(destination, key, _channel_base(key, prefix)) for key in keys
-    }
+    targets = local_targets(list(sizes), prefix, destination)
     destination.mkdir(parents=True, exist_ok=True)
-
-    def fetch(key: str) -> None:
-        if check_stop is not None:
-            check_stop()
-        target = targets[key]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(bucket, key, str(target))
-
-    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(keys))) as pool:
-        for _ in pool.map(fetch, keys):
-            pass
-    return len(keys), total
+    download_objects(client, bucket, targets, check_stop)
+    return len(sizes), total
 
 
 def upload_file(client: Any, path: Path, uri: str) -> None:
@@ -129,11 +150,16 @@ class DirectorySync:
     taken before the upload, so a file still being written is uploaded again on the next pass.
     """
 
-    def __init__(self, client: Any, local_dir: Path, s3_uri: str) -> None:
+    def __init__(
+        self, client: Any, local_dir: Path, s3_uri: str, skip_suffixes: tuple[str, ...] = (".tmp",)
+    ) -> None:
         self.client = client
         self.local_dir = local_dir
         self.uri = s3_uri.rstrip("/") + "/"
         self.bucket, self.prefix = parse_s3_uri(self.uri)
+        # smdebug writes index files as `<name>.tmp` and renames them when complete: a half-written file
+        # uploaded now would stay in S3 and break every trial reader. Other directories pass ().
+        self.skip_suffixes = skip_suffixes
         self._uploaded: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
@@ -144,14 +170,15 @@ class DirectorySync:
             return changed
         for root, _dirs, files in os.walk(self.local_dir):
             for name in files:
-                if name.endswith(".tmp"):
-                    # smdebug writes index files as `<name>.tmp` and renames them when complete: a
-                    # half-written file uploaded now would stay in S3 and break every trial reader.
+                if self.skip_suffixes and name.endswith(self.skip_suffixes):
                     continue
                 path = Path(root) / name
                 try:
-                    stat = path.stat()
+                    stat = path.lstat()
                 except FileNotFoundError:  # removed while we walked (smdebug renames temp files)
+                    continue
+                if not S_ISREG(stat.st_mode):
+                    # A symbolic link (or a pipe) is never followed: it could name a file outside the directory.
                     continue
                 relative = path.relative_to(self.local_dir).as_posix()
                 state = (stat.st_size, stat.st_mtime_ns)
@@ -187,13 +214,14 @@ class PeriodicSync:
     """
 
     def __init__(
-        self, sync: DirectorySync, interval: float, on_error: Callable[[BaseException], None]
+        self, sync: DirectorySync, interval: float, on_error: Callable[[BaseException], None],
+        name: str = "tensor-sync",
     ) -> None:
         self.sync = sync
         self.interval = interval
         self.on_error = on_error
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tensor-sync", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from sm_local import protocol
-from sm_local.api import DEFAULT_MAX_RUNNING_JOBS, MAX_RUNNING_JOBS_ENV, TrainingJobsApi
+from sm_local.api import DEFAULT_MAX_RUNNING_JOBS, MAX_RUNNING_JOBS_ENV, EndpointApi
+from sm_local.processing_spec import RUNTIME_IMAGE_URI_ENV, RUNTIME_REPOSITORY, default_runtime_image_uri
 from sm_local.protocol import SageMakerError
-from sm_local.store import TRAINING_JOB_NAME, JobStore
+from sm_local.store import TRAINING_JOB_NAME
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # a CreateTrainingJob within the model's limits: a few MiB of text
 DEFAULT_SOCKET_TIMEOUT_SECONDS = 60.0
@@ -66,7 +67,7 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
     def _send_job_log(self, name: str) -> None:
         """The job's log as plain text: what the operator's extra link opens for the local endpoint
         (on AWS the link goes to the SageMaker console instead)."""
-        store = self.server.api.store
+        store = self.server.api.training.store
         if store.read_job(name) is None:
             self._send(404, f"no training job named {name}".encode(), "text/plain; charset=utf-8")
             return
@@ -200,7 +201,7 @@ class EndpointServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        api: TrainingJobsApi,
+        api: EndpointApi,
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_SECONDS,
@@ -214,7 +215,7 @@ class EndpointServer(ThreadingHTTPServer):
 class RetentionSweeper:
     """Removes terminal jobs that ended more than `retention_seconds` ago, every `interval` seconds."""
 
-    def __init__(self, api: TrainingJobsApi, retention_seconds: float) -> None:
+    def __init__(self, api: EndpointApi, retention_seconds: float) -> None:
         self.api = api
         self.retention_seconds = retention_seconds
         # A tenth of the retention (at least a second, at most an hour): a job outlives it by at most 10 %.
@@ -253,13 +254,15 @@ def build_server(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_SECONDS,
     max_running_jobs: int = DEFAULT_MAX_RUNNING_JOBS,
+    runtime_image_uri: str | None = None,
 ) -> EndpointServer:
     protocol.service_model()  # load botocore's model now, not on the first request
-    api = TrainingJobsApi(
-        JobStore(state_dir),
+    api = EndpointApi(
+        state_dir,
         region=region,
         stop_grace_seconds=stop_grace_seconds,
         max_running_jobs=max_running_jobs,
+        runtime_image_uri=runtime_image_uri,
     )
     return EndpointServer(
         (host, port), api, max_request_bytes=max_request_bytes, socket_timeout=socket_timeout
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-running-jobs",
         type=_positive(int),
         default=os.environ.get(MAX_RUNNING_JOBS_ENV, str(DEFAULT_MAX_RUNNING_JOBS)),
-        help=f"training jobs InProgress or Stopping at once; one more is ResourceLimitExceeded "
+        help=f"jobs (training and processing) InProgress or Stopping at once; one more is ResourceLimitExceeded "
         f"(default ${MAX_RUNNING_JOBS_ENV} or {DEFAULT_MAX_RUNNING_JOBS})",
     )
     parser.add_argument(
@@ -315,8 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         help="how long a connection may stay silent (mid-request or idle) before it is closed "
         f"(default {DEFAULT_SOCKET_TIMEOUT_SECONDS:g})",
     )
-    args = parser.parse_args(argv)
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    parser.add_argument(
+        "--runtime-image-uri",
+        default=os.environ.get(RUNTIME_IMAGE_URI_ENV) or default_runtime_image_uri(region),
+        help=f"the ImageUri of processing jobs whose container is this environment's Python (besides it, every "
+        f"image of the repository {RUNTIME_REPOSITORY!r} is); another image fails the job as one that cannot be "
+        f"pulled (default ${RUNTIME_IMAGE_URI_ENV} or {default_runtime_image_uri(region)})",
+    )
+    args = parser.parse_args(argv)
     server = build_server(
         args.host,
         args.port,
@@ -326,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         max_request_bytes=args.max_request_bytes,
         socket_timeout=args.socket_timeout_seconds,
         max_running_jobs=args.max_running_jobs,
+        runtime_image_uri=args.runtime_image_uri,
     )
     retention = RetentionSweeper(server.api, args.retention_days * 86400)
     retention.sweep()  # before the first request: what expired while the server was down is gone

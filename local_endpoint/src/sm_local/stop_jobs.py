@@ -1,9 +1,10 @@
-"""Stop every training job of a local endpoint and every process the jobs started:
+"""Stop every job (training and processing) of a local endpoint and every process the jobs started:
 `python -m sm_local.stop_jobs --state-dir DIR` (what `make local-down` runs once the server is stopped).
 
 Supervisors live in sessions of their own so that jobs survive a server restart; their algorithm, rule and
-image-installer processes too (the installer in the supervisor's group, the others in their own sessions). So
-stopping the server stops no job. This does what StopTrainingJob does for each running job: `StopRequested` in
+image-installer (and processing containers) too (the installer in the supervisor's group, the others in their own
+sessions). So stopping the server stops no job. This does what StopTrainingJob / StopProcessingJob does for each
+running job: `StopRequested` in
 its job.json and SIGTERM to its supervisor, which stops its children and writes `Stopped`. A supervisor still
 running after the grace period is killed with its group, and then every process still carrying a job marker
 (sm_local.process.JOB_DIR_ENV) below the state directory. A recorded supervisor pid is signalled only while the
@@ -23,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from sm_local import process as processes
-from sm_local.store import JobStore
+from sm_local.store import JOB_KIND_DIRS, JobStore
 
 DEFAULT_GRACE_SECONDS = 15.0  # the supervisor's own stop: 5 s for its children, then the final uploads
 _KILL_ROUNDS = 5  # a process may start a child between scan and kill: scan again until none is left
@@ -38,18 +39,18 @@ class StopReport:
 
 
 def stop_all_jobs(state_dir: Path, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> StopReport:
-    store = JobStore(state_dir)
     report = StopReport()
     running: list[processes.ProcessIdentity] = []
-    for name in store.names():
-        job = store.read_job(name) or {}
-        identity = processes.ProcessIdentity.of_supervisor(job)
-        if identity is None or not processes.is_alive(identity):
-            continue
-        if not job.get("StopRequested"):  # read as a stop by the supervisor and by the server's reconciling
-            store.write_job(name, dict(job, StopRequested=True, StopRequestedTime=time.time()))
-        processes.signal_supervisor(identity, signal.SIGTERM)
-        running.append(identity)
+    for store in (JobStore(state_dir, kind_dir) for kind_dir in JOB_KIND_DIRS):
+        for name in store.names():
+            job = store.read_job(name) or {}
+            identity = processes.ProcessIdentity.of_supervisor(job)
+            if identity is None or not processes.is_alive(identity):
+                continue
+            if not job.get("StopRequested"):  # read as a stop by the supervisor and by the server's reconciling
+                store.write_job(name, dict(job, StopRequested=True, StopRequestedTime=time.time()))
+            processes.signal_supervisor(identity, signal.SIGTERM)
+            running.append(identity)
     deadline = time.monotonic() + grace_seconds
     while any(processes.is_alive(identity) for identity in running) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -59,8 +60,9 @@ def stop_all_jobs(state_dir: Path, grace_seconds: float = DEFAULT_GRACE_SECONDS)
             report.supervisors_killed += 1
         else:
             report.supervisors_stopped += 1
+    state = state_dir.resolve()
     for _ in range(_KILL_ROUNDS):
-        left = processes.processes_of_jobs_under(store.jobs_dir)
+        left = _job_processes(state)
         if not left:
             break
         for member in left:
@@ -70,8 +72,12 @@ def stop_all_jobs(state_dir: Path, grace_seconds: float = DEFAULT_GRACE_SECONDS)
             except psutil.NoSuchProcess:
                 continue
         psutil.wait_procs(left, timeout=5)
-    report.processes_left = [member.pid for member in processes.processes_of_jobs_under(store.jobs_dir)]
+    report.processes_left = [member.pid for member in _job_processes(state)]
     return report
+
+
+def _job_processes(state_dir: Path) -> list[psutil.Process]:
+    return [member for kind_dir in JOB_KIND_DIRS for member in processes.processes_of_jobs_under(state_dir / kind_dir)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS,
                         help="how long supervisors may take to stop before they are killed")
     args = parser.parse_args(argv)
-    if not (args.state_dir / "jobs").is_dir():
+    if not any((args.state_dir / kind_dir).is_dir() for kind_dir in JOB_KIND_DIRS):
         print(json.dumps(asdict(StopReport(processes_left=[]))))
         return 0
     report = stop_all_jobs(args.state_dir, args.grace_seconds)

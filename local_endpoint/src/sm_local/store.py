@@ -1,4 +1,4 @@
-"""On-disk state of the local endpoint: one directory per training job, JSON files written atomically.
+"""On-disk state of the local endpoint: one directory per job, JSON files written atomically.
 
 Everything lives on disk so records survive a server restart, and the supervisor (a separate
 process) can publish status without talking to the server. The server owns `job.json`, the
@@ -26,9 +26,15 @@ ACCOUNT_ID = "123456789012"
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
 SUPERVISOR_LOG = "supervisor.log"
-# SageMaker's TrainingJobName: the request is checked against it before a name reaches the store, which
-# checks again, because the name is a directory.
-TRAINING_JOB_NAME = re.compile(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}")
+# SageMaker's TrainingJobName and ProcessingJobName (one pattern): the request is checked against it before a
+# name reaches the store, which checks again, because the name is a directory.
+JOB_NAME = re.compile(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}")
+TRAINING_JOB_NAME = JOB_NAME
+# One directory of job directories per kind: SageMaker keeps the names of each kind apart, so a training job and
+# a processing job may share a name.
+TRAINING_JOBS_DIR = "jobs"
+PROCESSING_JOBS_DIR = "processing-jobs"
+JOB_KIND_DIRS = (TRAINING_JOBS_DIR, PROCESSING_JOBS_DIR)
 
 
 @functools.cache
@@ -43,6 +49,11 @@ def arn_partition(region: str) -> str:
 def training_job_arn(region: str, job_name: str) -> str:
     """SageMaker lowercases the name in ARNs."""
     return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:training-job/{job_name.lower()}"
+
+
+def processing_job_arn(region: str, job_name: str) -> str:
+    """As for training jobs, the name lowercased."""
+    return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:processing-job/{job_name.lower()}"
 
 
 def _name_fragment(name: str, length: int, keep: str) -> str:
@@ -83,29 +94,32 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 class JobStore:
-    """`<state>/jobs/<TrainingJobName>/{job.json,status.json,supervisor.log,...}`."""
+    """`<state>/<kind dir>/<job name>/{job.json,status.json,supervisor.log,...}`: training jobs in `jobs/`
+    (the default), processing jobs in `processing-jobs/`."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.jobs_dir = Path(state_dir).resolve() / "jobs"
+    def __init__(self, state_dir: Path, kind_dir: str = TRAINING_JOBS_DIR) -> None:
+        if kind_dir not in JOB_KIND_DIRS:
+            raise ValueError(f"{kind_dir!r} is not one of the job directories {JOB_KIND_DIRS}")
+        self.jobs_dir = Path(state_dir).resolve() / kind_dir
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         # Removed jobs are renamed here first (atomic: a job is either listed or gone), then deleted.
-        self.removed_dir = Path(state_dir).resolve() / "removed"
+        self.removed_dir = Path(state_dir).resolve() / "removed" / kind_dir
         shutil.rmtree(self.removed_dir, ignore_errors=True)  # what a removal interrupted left behind
 
     def job_dir(self, name: str) -> Path:
-        if not TRAINING_JOB_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a training job name: it cannot name a job directory")
+        if not JOB_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a job name: it cannot name a job directory")
         return self.jobs_dir / name
 
     def names(self) -> Iterator[str]:
         """Names of jobs whose record was fully written (a dir without job.json is a failed create)."""
         for entry in self.jobs_dir.iterdir():
-            if TRAINING_JOB_NAME.fullmatch(entry.name) and (entry / JOB_FILE).is_file():
+            if JOB_NAME.fullmatch(entry.name) and (entry / JOB_FILE).is_file():
                 yield entry.name
 
     def remove_job(self, name: str) -> None:
         """Delete the job's directory; the caller knows nothing runs in it any more."""
-        self.removed_dir.mkdir(exist_ok=True)
+        self.removed_dir.mkdir(parents=True, exist_ok=True)
         graveyard = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.removed_dir))
         os.replace(self.job_dir(name), graveyard / name)
         shutil.rmtree(graveyard, ignore_errors=True)

@@ -50,6 +50,15 @@ from sm_local.store import (  # noqa: E402
     rule_dir_name,
     rule_evaluation_job_arn,
 )
+from sm_local.supervision import (  # noqa: E402
+    Child,
+    HostLog,
+    JobFailure,
+    StopRequested,
+    StopWatch,
+    supervisor_main,
+    terminate,
+)
 
 ALGORITHM_MODULE_ENV = "SM_LOCAL_ALGORITHM_MODULE"
 RULES_MODULE_ENV = "SM_LOCAL_RULES_MODULE"
@@ -62,7 +71,6 @@ DEFAULT_VOLUME_SIZE_GB = 30  # what a request without VolumeSizeInGB gets
 
 POLL_SECONDS = 0.1
 TENSOR_SYNC_SECONDS = 2.0
-STOP_GRACE_SECONDS = 5.0
 END_OF_TRAINING_MARKER = "training_job_end.ts"
 MODEL_FILE = "model.tar.gz"
 HOST = "algo-1"
@@ -92,30 +100,8 @@ def parse_metric_line(line: str) -> list[tuple[str, float]] | None:
     return metrics or None
 
 
-class JobFailure(Exception):
-    """Ends the job `Failed` with this FailureReason (already in SageMaker's `<Kind>Error: ...` form)."""
-
-
-class StopRequested(Exception):
-    """StopTrainingJob arrived (SIGTERM or `StopRequested` in job.json)."""
-
-
 class MaxRuntimeExceeded(Exception):
     """Training ran longer than StoppingCondition.MaxRuntimeInSeconds."""
-
-
-@dataclass
-class Child:
-    """A child process in its own session: signals go to its whole process group."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-
-    def signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.process.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 @dataclass
@@ -178,21 +164,17 @@ class TrainingJobSupervisor:
         self.children: list[Child] = []
         self.training_started_at: float | None = None
         self.training_ended_at: float | None = None
-        self._stop_signalled = False
-        self._job_file_mtime = 0.0
-        self._next_job_file_check = 0.0
+        self._stop = StopWatch(job_dir / JOB_FILE)
         self._s3: Any = None
-        self._log_shipper: cwlogs.LogShipper | None = None
+        self._log: HostLog | None = None
         self._tensor_sync: s3io.DirectorySync | None = None
         self._periodic_sync: s3io.PeriodicSync | None = None
-        self._log_file: IO[str] | None = None
-        self._log_lock = threading.Lock()
 
     # ---------------------------------------------------------------- entry point
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
         """Signal handler: only sets a flag; the loops act on it at their next check."""
-        self._stop_signalled = True
+        self._stop.on_signal(signum, frame)
 
     def run(self) -> int:
         """The whole job; returns the process exit code (0 whenever status.json tells the outcome)."""
@@ -553,7 +535,7 @@ class TrainingJobSupervisor:
             self._poll_rules()
             if not self.status.pending_rules():
                 break
-            if self._stop_signalled or self._stop_in_job_file():
+            if self._stop.requested():
                 self._stop_rules()
                 return
             if time.time() > deadline:
@@ -581,26 +563,7 @@ class TrainingJobSupervisor:
     # ---------------------------------------------------------------- stop / failure
 
     def _check_stop(self) -> None:
-        if self._stop_signalled or self._stop_in_job_file():
-            raise StopRequested
-
-    def _stop_in_job_file(self) -> bool:
-        """StopRequested in job.json: the flag the server sets even if our SIGTERM was lost."""
-        now = time.monotonic()
-        if now < self._next_job_file_check:
-            return False
-        self._next_job_file_check = now + 0.5
-        path = self.job_dir / JOB_FILE
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        if mtime != self._job_file_mtime:
-            self._job_file_mtime = mtime
-            job = read_json(path) or {}
-            if job.get("StopRequested"):
-                self._stop_signalled = True
-        return self._stop_signalled
+        self._stop.check()
 
     def _stop_job(self, final: str) -> None:
         """Stopping -> terminate everything -> Stopped (or MaxRuntimeExceeded), rules Stopped.
@@ -665,33 +628,19 @@ class TrainingJobSupervisor:
         else:
             self._end_training("Failed")
 
-    def _terminate(self, children: list[Child]) -> None:
-        """SIGTERM each child's process group, SIGKILL what is left after the grace period."""
-        running = [child for child in children if child.process.poll() is None]
-        for child in running:
-            child.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while any(child.process.poll() is None for child in running) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for child in children:
-            # Also reaches grandchildren left in the group after the leader exited.
-            child.signal_group(signal.SIGKILL)
-            try:
-                child.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                logger.error("%s (pid %d) did not die after SIGKILL", child.name, child.process.pid)
+    @staticmethod
+    def _terminate(children: list[Child]) -> None:
+        terminate(children)
 
     # ---------------------------------------------------------------- job log
 
     def _start_log(self, started: float) -> None:
-        log_path = self.job_dir / "logs" / f"{HOST}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = log_path.open("a", encoding="utf-8")
-        self._log_shipper = cwlogs.LogShipper(
+        self._log = HostLog(
+            self.job_dir / "logs" / f"{HOST}.log",
             lambda: s3io.aws_client("logs", self.region),
-            cwlogs.training_log_stream_name(self.name, started, HOST),
+            cwlogs.log_stream_name(self.name, started, HOST),
+            cwlogs.TRAINING_LOG_GROUP,
         )
-        self._log_shipper.start()
 
     def _tee(self, stream: IO[bytes], is_stderr: bool) -> None:
         """Copy one output stream of the algorithm, line by line, to the job log and CloudWatch."""
@@ -708,22 +657,11 @@ class TrainingJobSupervisor:
 
     def _log_line(self, line: str) -> float:
         """One line of the job log (file and CloudWatch); returns its time."""
-        now = time.time()
-        with self._log_lock:
-            if self._log_file is not None:
-                self._log_file.write(line + "\n")
-                self._log_file.flush()
-        if self._log_shipper is not None:
-            self._log_shipper.put(line, now)
-        return now
+        return self._log.line(line) if self._log is not None else time.time()
 
     def _close_logs(self) -> None:
-        if self._log_shipper is not None:
-            self._log_shipper.close()
-        with self._log_lock:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+        if self._log is not None:
+            self._log.close()
 
     # ---------------------------------------------------------------- helpers
 
@@ -748,17 +686,7 @@ def write_model_tarball(model_dir: Path, tarball: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m sm_local.supervisor JOBDIR", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    supervisor = TrainingJobSupervisor(Path(args[0]).resolve())
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    if _EARLY_STOP_SIGNALS:
-        supervisor.request_stop()
-    return supervisor.run()
+    return supervisor_main("sm_local.supervisor", TrainingJobSupervisor, _EARLY_STOP_SIGNALS, argv)
 
 
 if __name__ == "__main__":

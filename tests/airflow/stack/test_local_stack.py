@@ -194,6 +194,57 @@ def test_down_stops_every_job_supervisor_and_every_process_they_started(
 
 
 @pytest.mark.reliability
+def test_down_stops_a_processing_job_on_two_hosts_and_every_container(tmp_path: Path, reliability) -> None:
+    """Processing jobs live beside the training jobs (`processing-jobs/`): `down` stops their supervisors and
+    containers (each host's in a session of its own) too, and the job reads Stopped after `up`."""
+    state_dir = (tmp_path / "stack").resolve()
+    name = "long-processing"
+    try:
+        info = start_stack(state_dir)
+        s3 = _client("s3", info.s3_endpoint)
+        s3.create_bucket(Bucket="down-processing")
+        code = REPO / "tests" / "local_endpoint" / "processing_container.py"
+        s3.put_object(Bucket="down-processing", Key="code/processing_container.py", Body=code.read_bytes())
+        _client("sagemaker", info.sagemaker_endpoint).create_processing_job(
+            ProcessingJobName=name, RoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+            AppSpecification={
+                "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sm-explain-runtime:latest",
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/code/processing_container.py"],
+                "ContainerArguments": ["config=/opt/ml/config/resourceconfig.json",
+                                       "output=/opt/ml/processing/output", "mode=sleep"]},
+            ProcessingInputs=[{"InputName": "code", "S3Input": {
+                "S3Uri": "s3://down-processing/code/", "LocalPath": "/opt/ml/processing/code",
+                "S3DataType": "S3Prefix"}}],
+            ProcessingOutputConfig={"Outputs": [{"OutputName": "out", "S3Output": {
+                "S3Uri": "s3://down-processing/out", "LocalPath": "/opt/ml/processing/output",
+                "S3UploadMode": "EndOfJob"}}]},
+            ProcessingResources={"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
+                                                   "VolumeSizeInGB": 1}})
+        deadline = time.monotonic() + 120
+        while sum("processing_container.py" in line for line in _cmdlines(_stack_processes(state_dir, info))) < 2:
+            assert time.monotonic() < deadline, _cmdlines(_stack_processes(state_dir, info))
+            time.sleep(0.2)
+        running = _stack_processes(state_dir, info)
+    finally:
+        stopped = stop_stack(state_dir)
+
+    assert stopped is True
+    left = _stack_processes(state_dir, info)
+    assert _cmdlines(left) == [], "processes of the processing job survived `down`"
+    info = start_stack(state_dir)
+    try:
+        status = _client("sagemaker", info.sagemaker_endpoint).describe_processing_job(
+            ProcessingJobName=name)["ProcessingJobStatus"]
+    finally:
+        stop_stack(state_dir)
+    assert status == "Stopped"
+    reliability.survived("local stack", "`make local-down` with a processing job running on two hosts",
+                         "its supervisor and both containers stopped; the job reads Stopped after `up`",
+                         f"{len(running)} processes before down, {len(left)} after; job {status}",
+                         jobs_leaked=len(left))
+
+
+@pytest.mark.reliability
 def test_down_kills_the_orphans_of_a_supervisor_that_died(tmp_path: Path, installer_name: str, reliability) -> None:
     """The supervisor was killed (its rule, in a session of its own, runs on): `down` finds what is left by the job
     marker and kills it."""
