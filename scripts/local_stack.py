@@ -32,6 +32,10 @@ STOP_TIMEOUT_SECONDS = 10.0
 JOB_STOP_TIMEOUT_SECONDS = 120.0  # sm_local.stop_jobs: 15 s of grace for the supervisors, then kills
 
 
+#: The local endpoint's default processing image (sm_local's --runtime-image-uri default).
+RUNTIME_IMAGE_URI = "123456789012.dkr.ecr.{region}.amazonaws.com/sm-explain-runtime:latest"
+
+
 class StackError(RuntimeError):
     """The stack could not be started or stopped; the message says why."""
 
@@ -57,7 +61,7 @@ class StackInfo:
 
     @property
     def env(self) -> dict[str, str]:
-        """boto3's standard variables pointing every client at the stack."""
+        """boto3's standard variables pointing every client at the stack, and the runtime image."""
         return {
             "AWS_ENDPOINT_URL": self.s3_endpoint,
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
@@ -66,6 +70,9 @@ class StackInfo:
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
+            # The endpoint's processing image: the runtime steps (staging, explanations, report) run as processing
+            # jobs on it, as they do on AWS with the image built from docker/runtime.Dockerfile.
+            "SM_EXPLAIN_RUNTIME_IMAGE_URI": RUNTIME_IMAGE_URI.format(region=self.region),
         }
 
 

@@ -44,10 +44,12 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": integration, "python-modules": ["sm_explain_ops.sensors.training_rules"]}
         ],
-        "hooks": [{"integration-name": integration, "python-modules": ["sm_explain_ops.hooks.training_jobs"]}],
+        "hooks": [{"integration-name": integration, "python-modules": ["sm_explain_ops.hooks.training_jobs",
+                                                                        "sm_explain_ops.hooks.processing_jobs"]}],
         "triggers": [
-            {"integration-name": integration, "python-modules": ["sm_explain_ops.triggers.training_rules"]}
+            {"integration-name": integration, "python-modules": ["sm_explain_ops.triggers.training_rules",
+                                                     "sm_explain_ops.triggers.processing_jobs"]}
         ],
-        "extra-links": ["sm_explain_ops.links.TrainingJobLink"],
+        "extra-links": ["sm_explain_ops.links.TrainingJobLink", "sm_explain_ops.links.ProcessingJobLink"],
         "notifications": ["sm_explain_ops.notifiers.rule_alert.SnsRuleAlertNotifier"],
     }

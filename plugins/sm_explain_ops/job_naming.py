@@ -1,4 +1,5 @@
-"""Deterministic SageMaker training job names for a deployment, DAG run and data set version.
+"""Deterministic SageMaker job names: training jobs per deployment, DAG run and data set version; processing
+jobs per deployment, DAG run and task.
 
 The name is a pure function of (deployment, dag_id, run_id, dataset_version, attempt_suffix): a retried
 or cleared task computes the same name and can re-attach to the job it already started, instead of
@@ -93,23 +94,46 @@ def training_job_name(
     dag_id = _require_text(dag_id, "dag_id")
     run_id = _require_text(run_id, "run_id")
     dataset_version = _require_text(dataset_version, "dataset_version")
+    _check_attempt(attempt_suffix)
+
+    return _derived_name([deployment, dag_id, run_id, dataset_version], dag_id, dataset_version, attempt_suffix)
+
+
+def processing_job_name(
+    dag_id: str, run_id: str, task_id: str, attempt_suffix: int = 0, *, deployment: str
+) -> str:
+    """Return ``<dag>-<task>-<sha256[:10]>[-r<n>]``, at most 63 characters: the processing job a task of one
+    run stands for, by the training names' rules (:func:`training_job_name`). The task id takes the version's
+    place; the digest also covers the word ``processing``, so no processing name equals a training name."""
+    deployment = _require_text(deployment, "deployment")
+    dag_id = _require_text(dag_id, "dag_id")
+    run_id = _require_text(run_id, "run_id")
+    task_id = _require_text(task_id, "task_id")
+    _check_attempt(attempt_suffix)
+    return _derived_name([deployment, dag_id, run_id, task_id, "processing"], dag_id, task_id, attempt_suffix)
+
+
+def _check_attempt(attempt_suffix: object) -> None:
     if isinstance(attempt_suffix, bool) or not isinstance(attempt_suffix, int) or attempt_suffix < 0:
         raise ValueError(f"attempt_suffix must be a non-negative integer, got {attempt_suffix!r}")
 
-    identity = json.dumps([deployment, dag_id, run_id, dataset_version])  # unambiguous, whatever the ids hold
+
+def _derived_name(identity_parts: list[str], dag_id: str, detail: str, attempt_suffix: int) -> str:
+    """``<dag fragment>-<detail fragment>-<digest of identity_parts>[-r<n>]`` within SageMaker's name rules."""
+    identity = json.dumps(identity_parts)  # unambiguous, whatever the ids hold
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()
     tail = digest[:_DIGEST_LENGTH] + (f"-r{attempt_suffix}" if attempt_suffix else "")
     budget = MAX_TRAINING_JOB_NAME_LENGTH - len(tail) - 1  # one hyphen before the tail
 
-    version = _truncate(_fragment(dataset_version), _MAX_VERSION_FRAGMENT)
-    dag_budget = budget - (len(version) + 1 if version else 0)
+    detail_fragment = _truncate(_fragment(detail), _MAX_VERSION_FRAGMENT)
+    dag_budget = budget - (len(detail_fragment) + 1 if detail_fragment else 0)
     dag = _truncate(_fragment(dag_id), dag_budget)
-    readable = "-".join(part for part in (dag, version) if part) or _FALLBACK_PREFIX
+    readable = "-".join(part for part in (dag, detail_fragment) if part) or _FALLBACK_PREFIX
 
     name = f"{readable}-{tail}"
     if not TRAINING_JOB_NAME_PATTERN.fullmatch(name) or len(name) > MAX_TRAINING_JOB_NAME_LENGTH:
         # Cannot happen with the construction above; a guard so a future edit cannot ship bad names.
-        raise ValueError(f"derived training job name {name!r} violates SageMaker's name constraint")
+        raise ValueError(f"derived job name {name!r} violates SageMaker's name constraint")
     return name
 
 

@@ -1,4 +1,4 @@
-"""Where a human looks at a training job: the SageMaker console on AWS, the job log locally.
+"""Where a human looks at a training or processing job: the SageMaker console on AWS, the job log locally.
 
 The provider has no training-job link (only ``SageMakerTransformJobLink``), so this reuses its
 ``BaseAwsLink`` machinery (XCom persistence keyed by ``key``) and overrides the URL format to
@@ -52,3 +52,30 @@ class TrainingJobLink(BaseAwsLink):
             endpoint_url=kwargs.get("endpoint_url"),
             aws_domain=kwargs.get("aws_domain") or "aws.amazon.com",
         )
+
+
+def processing_job_url(
+    job_name: str, region: str, endpoint_url: str | None = None, aws_domain: str = "aws.amazon.com"
+) -> str:
+    """URL of a processing job: ``<endpoint_url>/processing-jobs/<job>/log`` for a custom (local) endpoint,
+    else the SageMaker console page for ``region``."""
+    job = quote(job_name, safe="")
+    if is_custom_endpoint(endpoint_url):
+        return f"{endpoint_url.rstrip('/')}/processing-jobs/{job}/log"  # type: ignore[union-attr]
+    return f"https://{region}.console.{aws_domain}/sagemaker/home?region={region}#/processing-jobs/{job}"
+
+
+class ProcessingJobLink(BaseAwsLink):
+    """Operator extra link to the processing job a runtime step ran as (empty when it ran on the worker)."""
+
+    name: ClassVar[str] = "SageMaker Processing Job"
+    key: ClassVar[str] = "sagemaker_processing_job"
+    format_str: ClassVar[str] = ""  # unused: format_link builds the URL
+
+    def format_link(self, **kwargs: Any) -> str:
+        job_name = kwargs.get("job_name")
+        region = kwargs.get("region_name")
+        if not job_name or not (region or kwargs.get("endpoint_url")):
+            return ""
+        return processing_job_url(job_name, region or "", endpoint_url=kwargs.get("endpoint_url"),
+                                  aws_domain=kwargs.get("aws_domain") or "aws.amazon.com")

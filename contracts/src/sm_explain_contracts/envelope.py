@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 EXIT_BAD_INPUT = 2
+#: How a refused request starts its termination message (SageMaker's `/opt/ml/output/message`, shown as the
+#: processing job's ExitMessage and FailureReason): the Airflow side reads it as "bad input, do not retry".
+BAD_INPUT_MESSAGE_PREFIX = "sm-explain bad input: "
+#: SageMaker keeps at most this much of a termination message.
+TERMINATION_MESSAGE_LIMIT = 1024
+#: The local endpoint's stand-in for `/opt/ml` in its processing containers.
+LOCAL_OPT_ML_ENV = "SM_LOCAL_OPT_ML"
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -76,10 +83,42 @@ def run_cli(
         if isinstance(exc, _BadRequestFile):
             payload["error"]["type"] = "BadRequest"
         write_json_atomic(args.result, payload, indent=2)
+        write_termination_message(BAD_INPUT_MESSAGE_PREFIX + str(exc))
         print(f"bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     write_json_atomic(args.result, result, indent=2)
     return 0
+
+
+def termination_message_path() -> Path | None:
+    """`/opt/ml/output/message` when this process is a SageMaker container (the local endpoint's stand-in for
+    `/opt/ml`, else a real `/opt/ml` that holds the job's `config/`), None on an Airflow worker, where nothing
+    reads it and `/opt/ml` is no place to write."""
+    local = os.environ.get(LOCAL_OPT_ML_ENV)
+    opt_ml = Path(local) if local else Path("/opt/ml")
+    if local or (opt_ml / "config").is_dir():
+        return opt_ml / "output" / "message"
+    return None
+
+
+def write_termination_message(message: str) -> None:
+    """Write `message` (cut to SageMaker's limit) as the container's termination message, when in one."""
+    path = termination_message_path()
+    if path is None:
+        return
+    data = message.encode("utf-8")[:TERMINATION_MESSAGE_LIMIT].decode("utf-8", errors="ignore")
+    try:
+        write_bytes_atomic(path, data.encode("utf-8"))
+    except OSError as error:  # the exit code and the result file still say it; the job's reason is vaguer
+        print(f"could not write the termination message {path}: {error}", file=sys.stderr)
+
+
+def bad_input_from_termination_message(text: str | None) -> str | None:
+    """The runtime's own message when a job's ExitMessage or FailureReason carries a bad-input termination
+    message, else None."""
+    if not text or BAD_INPUT_MESSAGE_PREFIX not in text:
+        return None
+    return text.split(BAD_INPUT_MESSAGE_PREFIX, 1)[1].strip()
 
 
 class _BadRequestFile(Exception):

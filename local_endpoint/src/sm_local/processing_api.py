@@ -81,6 +81,7 @@ class ProcessingJobsApi:
             needs_supervisor=lambda status: status.get(PROCESSING_STATUS_KEY) not in TERMINAL_JOB_STATUSES,
         )
         self.jobs = SupervisedJobs(store, kind, lock, stop_grace_seconds)
+        self.store = store
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "CreateProcessingJob": self.create_processing_job,
             "DescribeProcessingJob": self.describe_processing_job,

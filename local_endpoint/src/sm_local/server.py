@@ -35,8 +35,9 @@ RETENTION_DAYS_ENV = "SM_LOCAL_RETENTION_DAYS"
 _LINGER_MAX_BYTES = 64 * 1024 * 1024
 _LINGER_SECONDS = 5.0
 
-# GET /jobs/<TrainingJobName>/log, names as SageMaker allows them.
-_JOB_LOG_PATH = re.compile(rf"^/jobs/({TRAINING_JOB_NAME.pattern})/log$")
+# GET /jobs/<TrainingJobName>/log and /processing-jobs/<ProcessingJobName>/log, names as SageMaker allows them
+# (both name patterns are the same).
+_JOB_LOG_PATH = re.compile(rf"^/(jobs|processing-jobs)/({TRAINING_JOB_NAME.pattern})/log$")
 
 
 class _RefusedRequest(Exception):
@@ -59,17 +60,18 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         if path == "/ping":
             self._send(200, b"ok", "text/plain; charset=utf-8")
         elif log_match:
-            self._send_job_log(log_match.group(1))
+            self._send_job_log(log_match.group(1), log_match.group(2))
         else:
             self._send(404, b"not found", "text/plain; charset=utf-8")
         self._log_request("-", started)
 
-    def _send_job_log(self, name: str) -> None:
-        """The job's log as plain text: what the operator's extra link opens for the local endpoint
-        (on AWS the link goes to the SageMaker console instead)."""
-        store = self.server.api.training.store
+    def _send_job_log(self, kind: str, name: str) -> None:
+        """The job's log (its first host's) as plain text: what the operators' extra links open for the local
+        endpoint (on AWS the links go to the SageMaker console instead)."""
+        api = self.server.api
+        store, what = (api.training.store, "training") if kind == "jobs" else (api.processing.store, "processing")
         if store.read_job(name) is None:
-            self._send(404, f"no training job named {name}".encode(), "text/plain; charset=utf-8")
+            self._send(404, f"no {what} job named {name}".encode(), "text/plain; charset=utf-8")
             return
         log_file = store.job_dir(name) / "logs" / "algo-1.log"
         body = log_file.read_bytes() if log_file.exists() else b"(the job has not written a log yet)\n"

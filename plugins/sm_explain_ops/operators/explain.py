@@ -15,6 +15,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_contracts.explain_request import parse_explain_request, parse_report_request
 from sm_explain_contracts.request_fields import refused_as
+from sm_explain_ops.operators.runtime_compute import (
+    RUNTIME_COMPUTE_TEMPLATE_FIELDS,
+    RuntimeComputeMixin,
+    pop_runtime_compute_settings,
+)
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 
@@ -22,7 +27,26 @@ class ExplanationRequestError(AirflowFailException, ValueError):
     """The explanation or report request is refused before the runtime starts; a retry cannot fix it."""
 
 
-class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
+class _RuntimeStep(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
+    """An explanation-step operator whose runtime module writes under ``output_uri``; it runs as a processing job or
+    on the worker (:mod:`sm_explain_ops.operators.runtime_compute`)."""
+
+    aws_hook_class = S3Hook
+    output_uri: str
+
+    def __init__(self, **kwargs: Any) -> None:
+        settings = pop_runtime_compute_settings(kwargs)
+        super().__init__(**kwargs)
+        self.init_runtime_compute(settings)
+
+    def default_processing_uri(self) -> str:
+        return f"{self.output_uri.rstrip('/')}/processing/"
+
+    def run_on_worker(self, request: dict[str, Any]) -> dict[str, Any]:
+        return run_runtime_module(self.runtime_module, request, env=aws_env_from_connection(self.hook))
+
+
+class ExplainTrainingJobOperator(_RuntimeStep):
     """Make every analysis of the notebook for one training job and put it under ``output_uri``.
 
     ``source`` picks where SHAP values come from: ``model`` (computed from the model artifact and the staged
@@ -32,10 +56,11 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
     artifact cannot be read.
     """
 
-    aws_hook_class = S3Hook
+    runtime_module = "sm_explain"
     template_fields: Sequence[str] = aws_template_fields(
         "job_name", "dataset_version", "features_uri", "train_uri", "validation_uri",
         "model_artifact_uri", "debug_output_uri", "output_uri", "source", "options", "objective",
+        *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
 
     def __init__(
@@ -91,8 +116,9 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         return request
 
     def execute(self, context: Context) -> dict[str, Any]:
-        request = self.build_request()
-        manifest = run_runtime_module("sm_explain", request, env=aws_env_from_connection(self.hook))
+        return self.run_runtime(context, self.build_request())
+
+    def finish_runtime(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.log.info(
             "Explanations for %s from the %s source: %d artifacts under %s",
             self.job_name, manifest.get("summary", {}).get("source"), len(manifest.get("artifacts", {})),
@@ -101,13 +127,13 @@ class ExplainTrainingJobOperator(AwsBaseOperator[S3Hook]):
         return manifest
 
 
-class BuildReportOperator(AwsBaseOperator[S3Hook]):
+class BuildReportOperator(_RuntimeStep):
     """Write the one self-contained ``report.html`` of a run: rule verdicts, metrics, every figure and
     the outlier table, readable with no network."""
 
-    aws_hook_class = S3Hook
+    runtime_module = "sm_explain.report"
     template_fields: Sequence[str] = aws_template_fields(
-        "manifest", "verdict", "job_name", "dataset_version", "output_uri",
+        "manifest", "verdict", "job_name", "dataset_version", "output_uri", *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
 
     def __init__(
@@ -139,6 +165,8 @@ class BuildReportOperator(AwsBaseOperator[S3Hook]):
         # process (which would embed it) starts.
         with refused_as(ExplanationRequestError):
             parse_report_request(request)
-        result = run_runtime_module("sm_explain.report", request, env=aws_env_from_connection(self.hook))
+        return self.run_runtime(context, request)
+
+    def finish_runtime(self, result: dict[str, Any]) -> dict[str, Any]:
         self.log.info("Report: %s", result.get("report_uri"))
         return result

@@ -18,6 +18,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_contracts.request_fields import refused_as
 from sm_explain_contracts.staging_request import parse_staging_request
+from sm_explain_ops.operators.runtime_compute import (
+    RUNTIME_COMPUTE_TEMPLATE_FIELDS,
+    RuntimeComputeMixin,
+    pop_runtime_compute_settings,
+)
 from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
 
 
@@ -25,7 +30,7 @@ class DatasetRequestError(AirflowFailException, ValueError):
     """The staging request is wrong; retrying cannot fix it, so the task fails without retries."""
 
 
-class StageDatasetOperator(AwsBaseOperator[S3Hook]):
+class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
     """Stage ``source`` as data set version ``dataset_version`` under ``destination``.
 
     Writes ``<destination>/<source sha256>/`` ``train/train.csv`` and ``validation/validation.csv`` (label
@@ -40,8 +45,13 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
     themselves; ``data_shape`` is the training spec's ``data_shape`` of these files (rows, features,
     validation_rows). Each key is also its own XCom (``multiple_outputs``), so a downstream task takes
     ``stage.output["train_channel_uri"]``.
+
+    The staging runs as a SageMaker Processing job on the runtime image, or on the worker
+    (:mod:`sm_explain_ops.operators.runtime_compute`: ``runtime_image_uri``, ``compute``, ``role_arn``,
+    ``processing_uri``, ``deferrable``); ``runtime_timeout`` bounds either.
     """
 
+    runtime_module = "sm_staging"
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "source",
@@ -50,6 +60,7 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         "source_sha256",
         "label_column",
         "positive_label",
+        *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
     ui_color = "#d5e8d4"
 
@@ -74,7 +85,9 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        settings = pop_runtime_compute_settings(kwargs)
         super().__init__(**kwargs)
+        self.init_runtime_compute(settings)
         self.source = source
         self.destination = destination
         self.dataset_version = dataset_version
@@ -90,6 +103,7 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         self.seed = seed
         self.cache_dir = cache_dir
         self.runtime_timeout = runtime_timeout
+        self.max_runtime_seconds = runtime_timeout
 
     def staging_request(self) -> dict[str, Any]:
         """The runtime request: only the fields that are set, so the runtime's defaults apply."""
@@ -117,12 +131,17 @@ class StageDatasetOperator(AwsBaseOperator[S3Hook]):
         # the runtime's words; only what needs the data is left to the runtime.
         with refused_as(DatasetRequestError):
             parse_staging_request(request)
-        result = run_runtime_module(
-            "sm_staging",
-            request,
-            env=aws_env_from_connection(self.hook),
-            timeout=self.runtime_timeout,
+        return self.run_runtime(context, request)
+
+    def default_processing_uri(self) -> str:
+        return f"{self.destination.rstrip('/')}/processing/"
+
+    def run_on_worker(self, request: dict[str, Any]) -> dict[str, Any]:
+        return run_runtime_module(
+            self.runtime_module, request, env=aws_env_from_connection(self.hook), timeout=self.runtime_timeout
         )
+
+    def finish_runtime(self, result: dict[str, Any]) -> dict[str, Any]:
         self.log.info(
             "Staged data set version %s: %s train / %s validation rows, %s features at %s",
             result["dataset_version"],

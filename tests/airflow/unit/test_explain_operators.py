@@ -14,6 +14,12 @@ from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainin
 ROOT = "s3://bucket/adult/2026-11-22"
 
 
+@pytest.fixture(autouse=True)
+def _worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests cover the worker path: no runtime image, whatever a local stack of the session set."""
+    monkeypatch.delenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", raising=False)
+
+
 @pytest.fixture
 def runtime_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     """Record what would be sent to the runtime environment (and fail if anything is sent)."""

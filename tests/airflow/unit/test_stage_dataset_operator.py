@@ -25,6 +25,13 @@ ADULT_SHA256 = "df25a4e32ed6f1bd4b3910d21a7bd661a09061eced7cb45555a519d9667cc87b
 BUCKET = "sm-explain-stage"
 
 
+@pytest.fixture(autouse=True)
+def _worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests cover the worker path: no runtime image, whatever a local stack of the session set."""
+    monkeypatch.delenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", raising=False)
+
+
+
 def _operator(**overrides: Any) -> StageDatasetOperator:
     arguments: dict[str, Any] = {
         "task_id": "stage_dataset",

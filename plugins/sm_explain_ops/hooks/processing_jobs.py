@@ -1,0 +1,168 @@
+"""SageMaker API calls for running one runtime module as a processing job, exactly once per name.
+
+The provider's ``SageMakerHook.create_processing_job`` is used for the create (it casts the config as the
+provider's own operator does); its name handling (``action_if_job_exists``: fail, or a timestamped second job)
+cannot re-attach a retried task to the job it started, so ``start_or_attach`` does that, with the training
+hook's follow-up names (``-r1``...) after a job of the name ended Failed or Stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.exceptions import ClientError
+
+from sm_explain_ops.hooks.training_jobs import (
+    ATTACHABLE_STATES,
+    REPLACEABLE_STATES,
+    _error_code,
+    _is_not_found,
+)
+
+#: Where the runtime module finds its request and writes its result inside the container.
+CONTAINER_REQUEST = "/opt/ml/processing/input/request/request.json"
+CONTAINER_RESULT = "/opt/ml/processing/output/result/result.json"
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Stopped"})
+
+
+class ForeignProcessingJobError(RuntimeError):
+    """A processing job of the derived name exists but writes somewhere else: not this task's job."""
+
+
+def _output_uri(config: Mapping[str, Any]) -> str:
+    outputs = (config.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    return str(((outputs[0] if outputs else {}).get("S3Output") or {}).get("S3Uri") or "").rstrip("/")
+
+
+def runtime_processing_config(
+    *,
+    name: str,
+    module: str,
+    image_uri: str,
+    role_arn: str,
+    request_uri: str,
+    result_uri: str,
+    environment: Mapping[str, str],
+    instance_type: str = "ml.m5.xlarge",
+    instance_count: int = 1,
+    volume_size_gb: int = 30,
+    max_runtime_seconds: int = 86400,
+) -> dict[str, Any]:
+    """The CreateProcessingJob request that runs ``python -m <module> --request R --result S`` in the image,
+    with the request object as its one input and the result directory as its one output."""
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": role_arn,
+        "AppSpecification": {
+            "ImageUri": image_uri,
+            "ContainerEntrypoint": ["python", "-m", module, "--request", CONTAINER_REQUEST,
+                                    "--result", CONTAINER_RESULT],
+        },
+        "ProcessingInputs": [{"InputName": "request", "S3Input": {
+            "S3Uri": request_uri, "LocalPath": CONTAINER_REQUEST.rsplit("/", 1)[0],
+            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "result", "S3Output": {
+            "S3Uri": result_uri, "LocalPath": CONTAINER_RESULT.rsplit("/", 1)[0], "S3UploadMode": "EndOfJob"}}]},
+        "ProcessingResources": {"ClusterConfig": {
+            "InstanceCount": instance_count, "InstanceType": instance_type, "VolumeSizeInGB": volume_size_gb}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        "Environment": dict(environment),
+    }
+
+
+class RuntimeProcessingHook(SageMakerHook):
+    """``SageMakerHook`` plus idempotent start, attach, wait and stop for processing jobs."""
+
+    def describe_or_none(self, name: str) -> dict[str, Any] | None:
+        """DescribeProcessingJob, or None when no job has this name."""
+        try:
+            return self.describe_processing_job(name)
+        except ClientError as error:
+            if _is_not_found(error) or "could not find" in str(error).lower():
+                return None
+            raise
+
+    def start_or_attach(
+        self,
+        config_for: Callable[[str], dict[str, Any]],
+        name_for: Callable[[int], str],
+        *,
+        before_create: Callable[[str], None],
+        max_replacements: int = 20,
+    ) -> tuple[str, dict[str, Any]]:
+        """Start the job ``config_for(name)`` unless a job of that name already runs or ran.
+
+        InProgress or Completed: attached (the caller waits on it or reads its result). Failed, Stopped or
+        Stopping: the next name ``name_for(n)``. ``before_create(name)`` runs just before a create (the caller
+        writes the job's request object there). Returns the name and its describe."""
+        ended: list[str] = []
+        for replacement in range(max_replacements + 1):
+            name = name_for(replacement)
+            config = config_for(name)
+            described = self.describe_or_none(name)
+            if described is None:
+                before_create(name)
+                try:
+                    self.create_processing_job(config, wait_for_completion=False)
+                    self.log.info("Started processing job %s", name)
+                except ClientError as error:
+                    if _error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
+                        raise
+                    self.log.info("Processing job %s was created concurrently: attaching to it", name)
+                described = self.describe_processing_job(name)
+            if _output_uri(described) != _output_uri(config):
+                raise ForeignProcessingJobError(
+                    f"processing job {name!r} already exists ({described.get('ProcessingJobStatus')}) but writes to "
+                    f"{_output_uri(described)!r}, this task to {_output_uri(config)!r}: it is not this task's job. "
+                    "Refusing to attach to it or replace it."
+                )
+            status = described.get("ProcessingJobStatus")
+            if status in ATTACHABLE_STATES:
+                return name, described
+            if status not in REPLACEABLE_STATES:
+                raise RuntimeError(f"processing job {name} has unexpected status {status!r}")
+            self.log.info("Processing job %s ended %s: trying the next deterministic name", name, status)
+            ended.append(f"{name} ({status})")
+        raise RuntimeError(
+            f"gave up after {max_replacements + 1} processing job names that all ended Failed or Stopped: "
+            + ", ".join(ended)
+        )
+
+    def wait_until_ended(self, name: str, check_interval: float) -> dict[str, Any]:
+        """Describe every ``check_interval`` seconds until the job is Completed, Failed or Stopped.
+
+        The provider's ``check_status`` raises on Failed without the describe, and the runtime's bad-input
+        message is in the describe's ExitMessage, so this returns the describe whatever the ending."""
+        while True:
+            described = self.describe_processing_job(name)
+            if described.get("ProcessingJobStatus") in TERMINAL_STATES:
+                return described
+            time.sleep(check_interval)
+
+    def stop_if_running(self, name: str) -> bool:
+        """Stop the job if it is InProgress; True when a stop was requested."""
+        described = self.describe_or_none(name)
+        if described is None or described.get("ProcessingJobStatus") != "InProgress":
+            return False
+        try:
+            self.conn.stop_processing_job(ProcessingJobName=name)
+        except ClientError as error:
+            if _error_code(error) != "ValidationException":  # it just ended: nothing to stop
+                raise
+            return False
+        self.log.info("Requested stop of processing job %s", name)
+        return True
+
+    def stop_for_kill(self, name: str) -> bool:
+        """:meth:`stop_if_running` for a task being killed: never raises, says how to stop it by hand."""
+        try:
+            return self.stop_if_running(name)
+        except Exception:
+            self.log.exception(
+                "Could not stop processing job %s; it may still be running and billing: stop it with "
+                "`aws sagemaker stop-processing-job --processing-job-name %s`", name, name,
+            )
+            return False
