@@ -66,6 +66,15 @@ def pipeline_params() -> dict[str, Param]:
             _env("SM_EXPLAIN_ROLE_ARN", "arn:aws:iam::123456789012:role/SageMakerExecutionRole"),
             type="string", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
         ),
+        "runtime_image_uri": Param(
+            _env("SM_EXPLAIN_RUNTIME_IMAGE_URI", ""), type="string",
+            description="The sm-explain-runtime image (docker/runtime.Dockerfile) staging, explanations and the "
+            "report run on as SageMaker Processing jobs; empty = none (they run on the Airflow worker).",
+        ),
+        "compute": Param("", type="string", enum=["", "processing", "worker"],
+                         description="Where staging, explanations and the report run: 'processing' (a SageMaker "
+                         "Processing job on runtime_image_uri), 'worker' (the worker's runtime environment), or "
+                         "empty: processing when runtime_image_uri is set, else worker."),
         "algorithm_version": Param("1.7-1", type="string", pattern=r"^\d+\.\d+-\d+$",
                                    description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1. "
                                    "Without Debugger (debugger 'off'), 3.0-5 or 3.2-0."),
@@ -166,6 +175,7 @@ def run_locations(params: Mapping[str, Any], version: str) -> dict[str, Any]:
         "source_sha256": params.get("source_sha256") or None,
         "dataset_uri": f"{root}/data/",
         "training_output_uri": f"{root}/training",
+        "processing_uri": f"{root}/processing/",
         "version_root": root,
     }
 
@@ -212,6 +222,14 @@ def build_explainability_pipeline(
 
         config = resolve_run_config()
         version = config["dataset_version"]
+        # Where the runtime steps compute (sm_explain_ops.operators.runtime_compute), one setting for all three.
+        compute = {
+            "runtime_image_uri": dag.param("runtime_image_uri"),
+            "compute": dag.param("compute"),
+            "role_arn": dag.param("role_arn"),
+            "processing_uri": config["processing_uri"],
+            "check_interval": min(poke, 5.0),
+        }
 
         stage = StageDatasetOperator(
             task_id="stage_dataset",
@@ -219,6 +237,7 @@ def build_explainability_pipeline(
             source_sha256=config["source_sha256"],
             destination=config["dataset_uri"],
             dataset_version=version,
+            **compute,
             **aws,
         )
         start = StartDebuggedTrainingOperator(
@@ -265,6 +284,7 @@ def build_explainability_pipeline(
             source=dag.param("explanation_source"),
             options=dag.param("explanation_options"),
             objective="{{ params.hyperparameters.get('objective', '') }}",  # a string: plain Jinja renders it
+            **compute,
             **aws,
         )
         report = BuildReportOperator(
@@ -274,6 +294,7 @@ def build_explainability_pipeline(
             job_name=job_name,
             dataset_version=version,
             output_uri=start.output["explanations_uri"],
+            **compute,
             **aws,
         )
         # The hand-offs already order most of it; the wait has no output the explanations need, yet they must

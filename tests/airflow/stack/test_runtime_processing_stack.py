@@ -1,0 +1,148 @@
+"""Against the real local stack: the runtime steps run as SageMaker Processing jobs on the runtime image, return the
+worker path's XCom, re-attach on retry, fail bad input without retries in the container's words, and a killed
+task (blocking or deferred) stops its job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
+from sm_explain_ops.runtime import RuntimeInputError
+from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
+from tests.airflow.stack import tiny_training
+from tests.conftest import ADULT_DATA, ADULT_SHA256
+
+pytestmark = [pytest.mark.stack, pytest.mark.process]
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+WAIT_SECONDS = 300
+
+
+@pytest.fixture(scope="module")
+def bucket(local_stack: Any) -> str:
+    name = f"runtime-processing-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def _stage(bucket: str, version: str, **overrides: Any) -> StageDatasetOperator:
+    kwargs: dict[str, Any] = {
+        "task_id": "stage_dataset",
+        "source": str(ADULT_DATA),
+        "source_sha256": ADULT_SHA256,
+        "destination": f"s3://{bucket}/adult/{version}/data/",
+        "dataset_version": version,
+        "role_arn": ROLE,
+        "processing_uri": f"s3://{bucket}/adult/{version}/processing/",
+        "check_interval": 1,
+        "aws_conn_id": None,
+        **overrides,
+    }
+    return StageDatasetOperator(**kwargs)
+
+
+def _jobs(prefix: str) -> list[dict[str, Any]]:
+    summaries = boto3.client("sagemaker").list_processing_jobs(MaxResults=100)["ProcessingJobSummaries"]
+    return [job for job in summaries if job["ProcessingJobName"].startswith(prefix)]
+
+
+def _wait_ended(name: str) -> dict[str, Any]:
+    sagemaker = boto3.client("sagemaker")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        described = sagemaker.describe_processing_job(ProcessingJobName=name)
+        if described["ProcessingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return described
+        time.sleep(1)
+    raise AssertionError(f"processing job {name} did not end within {WAIT_SECONDS} s")
+
+
+def test_staging_runs_as_a_processing_job_with_the_worker_paths_xcom_and_a_retry_reattaches(bucket: str) -> None:
+    dag_id = f"processing-{uuid.uuid4().hex[:6]}"
+    context = tiny_training.minimal_context(dag_id, "manual__2026-01-02T03:04:05+00:00")
+    processed = _stage(bucket, "v1").execute(context)
+
+    [job] = _jobs(dag_id)
+    described = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=job["ProcessingJobName"])
+    assert described["ProcessingJobStatus"] == "Completed"
+    assert described["AppSpecification"]["ContainerEntrypoint"][:3] == ["python", "-m", "sm_staging"]
+    assert described["AppSpecification"]["ImageUri"].rsplit("/", 1)[1].startswith("sm-explain-runtime:")
+    assert described["RoleArn"] == ROLE
+    assert processed["rows"] == {"train": 26048, "validation": 6513}
+
+    # The same request on the worker finds the staged files: the same XCom, key for key.
+    assert _stage(bucket, "v1", compute="worker").execute(tiny_training.minimal_context(dag_id, "w")) == processed
+
+    # A retried task (a new operator, the same run and task) reads the Completed job's result: no second job.
+    assert _stage(bucket, "v1").execute(context) == processed
+    assert [j["ProcessingJobName"] for j in _jobs(dag_id)] == [job["ProcessingJobName"]]
+
+
+@pytest.mark.reliability
+def test_bad_data_fails_the_processing_job_and_the_task_without_retries_in_the_containers_words(
+    bucket: str, reliability
+) -> None:
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="raw/v9/adult.data", Body=b"39, Private, <=50K\n50, Private, <=50K\n")
+    dag_id = f"bad-{uuid.uuid4().hex[:6]}"
+    operator = _stage(bucket, "v9", source=f"s3://{bucket}/raw/v9/adult.data", source_sha256=None,
+                      columns=["Age", "Workclass", "Income"], label_column="Income", categorical_columns=["Workclass"])
+    with pytest.raises(RuntimeInputError) as raised:
+        operator.execute(tiny_training.minimal_context(dag_id, "manual__bad"))
+    assert isinstance(raised.value, AirflowFailException)  # no retries
+    message = str(raised.value)
+    assert "label column 'Income' has only one class ('<=50K')" in message
+    [job] = _jobs(dag_id)
+    described = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=job["ProcessingJobName"])
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert "label column 'Income' has only one class" in described["FailureReason"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="adult/v9/data/").get("KeyCount", 0) == 0
+    reliability.refused("processing job", "staging a source whose label has one class, as a processing job",
+                        "the job fails with the runtime's message as its FailureReason; the task fails without "
+                        "retries in the same words; nothing staged", f"{described['FailureReason']} -> {message}")
+
+
+@pytest.mark.reliability
+def test_a_killed_task_stops_its_processing_job_deferred_and_from_the_trigger(bucket: str, reliability) -> None:
+    dag_id = f"kill-{uuid.uuid4().hex[:6]}"
+    operator = _stage(bucket, "v2", deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(tiny_training.minimal_context(dag_id, "manual__kill"))
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath.endswith("RuntimeProcessingTrigger") and kwargs["job_type"] == "Processing"
+    operator.on_kill()
+    stopped = _wait_ended(kwargs["job_name"])
+    assert stopped["ProcessingJobStatus"] == "Stopped"
+
+    # The deferred wait's own cancellation path: the triggerer calls the trigger's on_kill.
+    other = _stage(bucket, "v3", deferrable=True)
+    with pytest.raises(TaskDeferred) as again:
+        other.execute(tiny_training.minimal_context(dag_id, "manual__kill-trigger"))
+    trigger = RuntimeProcessingTrigger(**again.value.trigger.serialize()[1])
+    asyncio.run(trigger.on_kill())
+    by_trigger = _wait_ended(trigger.job_name)
+    assert by_trigger["ProcessingJobStatus"] == "Stopped"
+
+    # The next try of a stopped job's task starts a follow-up job (-r1) and completes.
+    retried = _stage(bucket, "v2", deferrable=False).execute(tiny_training.minimal_context(dag_id, "manual__kill"))
+    assert retried["rows"]["train"] == 26048
+    names = sorted(j["ProcessingJobName"] for j in _jobs(dag_id))
+    assert f"{kwargs['job_name']}-r1" in names
+    reliability.survived("processing job", "the task (and, deferred, its trigger) killed while its processing "
+                         "job runs", "the job is stopped; the next try starts -r1 and completes",
+                         f"task kill: {stopped['ProcessingJobStatus']}; trigger kill: "
+                         f"{by_trigger['ProcessingJobStatus']}; jobs {names}")
+
+
+def test_execute_complete_refuses_an_event_it_cannot_read(bucket: str) -> None:
+    operator = _stage(bucket, "v4")
+    for event in (None, {"status": "weird", "job_name": "a"}, {"status": "success", "job_name": "../x"}):
+        with pytest.raises(Exception, match="event"):
+            operator.execute_complete({}, event)
