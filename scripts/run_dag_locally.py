@@ -64,6 +64,31 @@ def task_xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
         return None if row is None else deserialize(row.value)
 
 
+#: The tasks that run a runtime step, each as a processing job when a runtime image is set (its link's XCom).
+RUNTIME_TASKS = ("stage_dataset", "explain", "report")
+
+
+def ran_jobs(dag_run: Any) -> list[tuple[str, str, str, str]]:
+    """(task, kind, job name, status) of every SageMaker job the run ran: the training job, and each runtime
+    step's processing job (none for a step that ran on the worker)."""
+    import boto3
+
+    sagemaker = boto3.client("sagemaker")
+    jobs = []
+    training = task_xcom(dag_run, "start_training") or {}
+    if training.get("job_name"):
+        described = sagemaker.describe_training_job(TrainingJobName=training["job_name"])
+        jobs.append(("start_training", "training", training["job_name"], described["TrainingJobStatus"]))
+    for task_id in RUNTIME_TASKS:
+        link = task_xcom(dag_run, task_id, "sagemaker_processing_job") or {}
+        if link.get("job_name"):
+            described = sagemaker.describe_processing_job(ProcessingJobName=link["job_name"])
+            jobs.append((task_id, "processing", link["job_name"], described["ProcessingJobStatus"]))
+        else:
+            jobs.append((task_id, "worker", "-", "(ran on the Airflow worker)"))
+    return jobs
+
+
 def download_prefix(s3_uri: str, destination: Path) -> list[Path]:
     """Copy every object under an s3:// prefix into destination (keeping the relative layout)."""
     import boto3
@@ -98,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
     for task_id, state in states.items():
         print(f"  {task_id:32s} {state}")
+    print("\nSageMaker jobs of this run:")
+    for task_id, kind, name, status in ran_jobs(dag_run):
+        print(f"  {task_id:16s} {kind:10s} {name:64s} {status}")
     report = task_xcom(dag_run, "report")
     manifest = task_xcom(dag_run, "explain")
     if not report or not manifest:

@@ -123,6 +123,14 @@ def test_notebook_run_end_to_end(dag, adult_data_path) -> None:
     # Image 1.7-1 (the default) saves with xgboost 1.7.4's save_model: the legacy binary format.
     assert _model_file(dag_run).startswith(b"binf")
 
+    # The local stack sets a runtime image: staging, explanations and the report each ran as a processing job on
+    # it (the job each task's extra link names), not on the worker; `make demo` lists the same jobs.
+    from run_dag_locally import ran_jobs
+
+    jobs = {task_id: (kind, status) for task_id, kind, _name, status in ran_jobs(dag_run)}
+    assert jobs == {"start_training": ("training", "Completed"), "stage_dataset": ("processing", "Completed"),
+                    "explain": ("processing", "Completed"), "report": ("processing", "Completed")}
+
 
 def test_xgboost_3_without_debugger_end_to_end(dag, adult_data_path) -> None:
     """An account without Debugger: image 3.0-5, debugger 'off'; the explanations come from the UBJSON model."""
