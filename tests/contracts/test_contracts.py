@@ -154,3 +154,26 @@ def test_a_bad_version_is_refused_naming_it_and_the_rule(version: object, named:
 
     problem = dataset_version_problem(version)
     assert problem is not None and named in problem and repr(version) in problem
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse(request: dict) -> dict:
+    raise _Refused(f"field 'x' is {request.get('x')!r}; it must be a number")
+
+
+def test_bad_input_in_a_container_becomes_its_termination_message_and_nowhere_else(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from sm_explain_contracts.envelope import BAD_INPUT_MESSAGE_PREFIX, LOCAL_OPT_ML_ENV
+
+    request = tmp_path / "request.json"
+    request.write_text('{"x": "a"}')
+    monkeypatch.delenv(LOCAL_OPT_ML_ENV, raising=False)
+    assert run_cli(["--request", str(request), "--result", str(tmp_path / "r1.json")], "t", _refuse, _Refused) == 2
+    assert not (tmp_path / "opt_ml").exists()  # on a worker: no termination message anywhere
+
+    monkeypatch.setenv(LOCAL_OPT_ML_ENV, str(tmp_path / "opt_ml"))  # the local endpoint's stand-in for /opt/ml
+    assert run_cli(["--request", str(request), "--result", str(tmp_path / "r2.json")], "t", _refuse, _Refused) == 2
+    message = (tmp_path / "opt_ml" / "output" / "message").read_text()
+    assert message == BAD_INPUT_MESSAGE_PREFIX + "field 'x' is 'a'; it must be a number"

@@ -1,0 +1,108 @@
+"""The processing-job settings of the runtime steps: names, the job's request, the compute choice, trigger events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from sm_explain_contracts.envelope import BAD_INPUT_MESSAGE_PREFIX, bad_input_from_termination_message
+from sm_explain_ops.hooks.processing_jobs import runtime_processing_config
+from sm_explain_ops.job_naming import TRAINING_JOB_NAME_PATTERN, processing_job_name, training_job_name
+from sm_explain_ops.operators.explain import BuildReportOperator
+from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
+
+
+def test_processing_names_are_stable_per_task_and_run_and_fit_sagemakers_pattern() -> None:
+    name = processing_job_name("adult_income_explainability", "scheduled__2026-11-22T00:00:00+00:00", "stage_dataset",
+                               deployment="deployment:prod")
+    assert name == processing_job_name("adult_income_explainability", "scheduled__2026-11-22T00:00:00+00:00",
+                                       "stage_dataset", deployment="deployment:prod")
+    assert TRAINING_JOB_NAME_PATTERN.fullmatch(name) and len(name) <= 63
+    others = {
+        processing_job_name("adult_income_explainability", "scheduled__2026-11-22T00:00:00+00:00", "explain",
+                            deployment="deployment:prod"),
+        processing_job_name("adult_income_explainability", "scheduled__2026-11-29T00:00:00+00:00", "stage_dataset",
+                            deployment="deployment:prod"),
+        processing_job_name("adult_income_explainability", "scheduled__2026-11-22T00:00:00+00:00", "stage_dataset",
+                            deployment="deployment:dev"),
+        training_job_name("adult_income_explainability", "scheduled__2026-11-22T00:00:00+00:00", "stage_dataset",
+                          deployment="deployment:prod"),
+    }
+    assert name not in others and len(others) == 4
+    long = processing_job_name("d" * 300, "r", "t" * 300, 12, deployment="x")
+    assert len(long) <= 63 and long.endswith("-r12") and TRAINING_JOB_NAME_PATTERN.fullmatch(long)
+
+
+def test_the_job_runs_the_module_on_the_request_input_and_uploads_the_result_dir_at_the_end() -> None:
+    config = runtime_processing_config(
+        name="job", module="sm_explain.report", image_uri="1.dkr.ecr.us-east-1.amazonaws.com/sm-explain-runtime:1",
+        role_arn="arn:aws:iam::123456789012:role/R", request_uri="s3://b/p/job/request/",
+        result_uri="s3://b/p/job/result/", environment={"SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1"},
+        max_runtime_seconds=3600,
+    )
+    assert config["AppSpecification"]["ContainerEntrypoint"] == [
+        "python", "-m", "sm_explain.report", "--request", "/opt/ml/processing/input/request/request.json",
+        "--result", "/opt/ml/processing/output/result/result.json"]
+    [request_input] = config["ProcessingInputs"]
+    assert request_input["S3Input"]["S3Uri"] == "s3://b/p/job/request/"
+    assert request_input["S3Input"]["LocalPath"] == "/opt/ml/processing/input/request"
+    [output] = config["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"] == {"S3Uri": "s3://b/p/job/result/", "LocalPath": "/opt/ml/processing/output/result",
+                                  "S3UploadMode": "EndOfJob"}
+    assert config["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert config["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert config["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    assert config["Environment"] == {"SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1"}
+
+
+def _report(**overrides: Any) -> BuildReportOperator:
+    return BuildReportOperator(task_id="report", manifest={}, verdict={}, job_name="j", dataset_version="v",
+                               output_uri="s3://b/p/v/j/explanations/", **overrides)
+
+
+def test_compute_defaults_to_processing_with_an_image_and_to_the_worker_without(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", raising=False)
+    assert _report().compute_mode() == "worker"
+    assert _report(runtime_image_uri="x/sm-explain-runtime:1").compute_mode() == "processing"
+    assert _report(runtime_image_uri="x/sm-explain-runtime:1", compute="worker").compute_mode() == "worker"
+    monkeypatch.setenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", "x/sm-explain-runtime:1")
+    assert _report().compute_mode() == "processing"
+    assert _report(runtime_image_uri="").compute_mode() == "worker"  # the DAG param's "none"
+
+
+@pytest.mark.reliability
+def test_processing_without_an_image_or_an_unknown_compute_is_refused_without_retries(monkeypatch, reliability) -> None:  # noqa: ANN001
+    monkeypatch.delenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", raising=False)
+    with pytest.raises(AirflowFailException, match="no runtime image is set") as no_image:
+        _report(compute="processing").compute_mode()
+    with pytest.raises(AirflowFailException, match="it must be one of processing, worker") as unknown:
+        _report(compute="lambda").compute_mode()
+    reliability.refused("runtime compute", "compute 'processing' without an image; compute 'lambda'",
+                        "refused without retries, naming the setting", f"{no_image.value} | {unknown.value}")
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("event", [None, "success", {"status": "weird", "job_name": "a"},
+                                   {"status": "success", "job_name": "../x"}, {"status": "success"}])
+def test_execute_complete_refuses_an_event_it_cannot_read(event: Any, reliability) -> None:  # noqa: ANN001
+    with pytest.raises(Exception, match="event") as raised:
+        _report().execute_complete({}, event)
+    reliability.refused("runtime compute", f"trigger event {event!r}", "refused before any AWS call", str(raised.value))
+
+
+def test_the_trigger_keeps_its_job_type_and_cancel_switch_through_serialization() -> None:
+    trigger = RuntimeProcessingTrigger(job_name="j", waiter_delay=2, waiter_max_attempts=5, aws_conn_id=None,
+                                       cancel_on_kill=False)
+    classpath, kwargs = trigger.serialize()
+    again = RuntimeProcessingTrigger(**kwargs)
+    assert classpath == "sm_explain_ops.triggers.processing_jobs.RuntimeProcessingTrigger"
+    assert (again.job_name, again.job_type, again.cancel_on_kill) == ("j", "Processing", False)
+
+
+def test_a_bad_input_termination_message_is_read_back_and_nothing_else_is() -> None:
+    assert bad_input_from_termination_message(f"{BAD_INPUT_MESSAGE_PREFIX}label column 'x' is missing") == \
+        "label column 'x' is missing"
+    assert bad_input_from_termination_message("AlgorithmError: boom (host algo-1, exit code 1)") is None
+    assert bad_input_from_termination_message(None) is None
