@@ -15,12 +15,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
-from sm_explain_ops.hooks.training_jobs import (
-    ATTACHABLE_STATES,
-    REPLACEABLE_STATES,
-    _error_code,
-    _is_not_found,
-)
+from sm_explain_ops.hooks.job_control import JobControlMixin, error_code, is_not_found
+from sm_explain_ops.hooks.training_jobs import ATTACHABLE_STATES, REPLACEABLE_STATES
 
 #: Where the runtime module finds its request and writes its result inside the container.
 CONTAINER_REQUEST = "/opt/ml/processing/input/request/request.json"
@@ -73,15 +69,21 @@ def runtime_processing_config(
     }
 
 
-class RuntimeProcessingHook(SageMakerHook):
+class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
     """``SageMakerHook`` plus idempotent start, attach, wait and stop for processing jobs."""
+
+    job_kind = "processing"
+    status_key = "ProcessingJobStatus"
+
+    def _request_stop(self, name: str) -> None:
+        self.conn.stop_processing_job(ProcessingJobName=name)
 
     def describe_or_none(self, name: str) -> dict[str, Any] | None:
         """DescribeProcessingJob, or None when no job has this name."""
         try:
             return self.describe_processing_job(name)
         except ClientError as error:
-            if _is_not_found(error) or "could not find" in str(error).lower():
+            if is_not_found(error):
                 return None
             raise
 
@@ -109,7 +111,7 @@ class RuntimeProcessingHook(SageMakerHook):
                     self.create_processing_job(config, wait_for_completion=False)
                     self.log.info("Started processing job %s", name)
                 except ClientError as error:
-                    if _error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
+                    if error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
                         raise
                     self.log.info("Processing job %s was created concurrently: attaching to it", name)
                 described = self.describe_processing_job(name)
@@ -142,27 +144,3 @@ class RuntimeProcessingHook(SageMakerHook):
                 return described
             time.sleep(check_interval)
 
-    def stop_if_running(self, name: str) -> bool:
-        """Stop the job if it is InProgress; True when a stop was requested."""
-        described = self.describe_or_none(name)
-        if described is None or described.get("ProcessingJobStatus") != "InProgress":
-            return False
-        try:
-            self.conn.stop_processing_job(ProcessingJobName=name)
-        except ClientError as error:
-            if _error_code(error) != "ValidationException":  # it just ended: nothing to stop
-                raise
-            return False
-        self.log.info("Requested stop of processing job %s", name)
-        return True
-
-    def stop_for_kill(self, name: str) -> bool:
-        """:meth:`stop_if_running` for a task being killed: never raises, says how to stop it by hand."""
-        try:
-            return self.stop_if_running(name)
-        except Exception:
-            self.log.exception(
-                "Could not stop processing job %s; it may still be running and billing: stop it with "
-                "`aws sagemaker stop-processing-job --processing-job-name %s`", name, name,
-            )
-            return False

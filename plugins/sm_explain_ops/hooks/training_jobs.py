@@ -19,6 +19,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
+from sm_explain_ops.hooks.job_control import JobControlMixin, error_code, is_not_found
 from sm_explain_ops.job_naming import MAX_TRAINING_JOB_NAME_LENGTH
 
 #: A job in one of these states is the job this name stands for: attach to it.
@@ -31,20 +32,6 @@ DEFAULT_MAX_REPLACEMENTS = 20
 
 class ForeignTrainingJobError(RuntimeError):
     """A training job of the derived name exists but is not the job this request stands for."""
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _is_not_found(error: ClientError) -> bool:
-    """SageMaker answers DescribeTrainingJob of an unknown name with ValidationException
-    "Requested resource not found"; some emulators say ResourceNotFound."""
-    code = _error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
-    return code in ("ResourceNotFound", "ResourceNotFoundException") or (
-        code == "ValidationException" and "not found" in message
-    )
 
 
 def _channel_uris(config: Mapping[str, Any]) -> dict[str, str | None]:
@@ -94,15 +81,21 @@ def suffixed_job_name(base_name: str, replacement: int) -> str:
     return base_name[: MAX_TRAINING_JOB_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
-class DebuggedTrainingHook(SageMakerHook):
+class DebuggedTrainingHook(JobControlMixin, SageMakerHook):
     """``SageMakerHook`` plus idempotent start, attach and stop for training jobs."""
+
+    job_kind = "training"
+    status_key = "TrainingJobStatus"
+
+    def _request_stop(self, name: str) -> None:
+        self.conn.stop_training_job(TrainingJobName=name)
 
     def describe_or_none(self, name: str) -> dict[str, Any] | None:
         """DescribeTrainingJob, or None when no job has this name."""
         try:
             return self.conn.describe_training_job(TrainingJobName=name)
         except ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return None
             raise
 
@@ -160,7 +153,7 @@ class DebuggedTrainingHook(SageMakerHook):
             self.conn.create_training_job(**{**request, "TrainingJobName": name})
             return None
         except ClientError as error:
-            if _error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
+            if error_code(error) not in ("ResourceInUse", "ResourceInUseException"):
                 raise
         # Another attempt of this task (or a second scheduler) created it between our describe and create.
         self.log.info("Training job %s was created concurrently: re-describing it", name)
@@ -180,31 +173,3 @@ class DebuggedTrainingHook(SageMakerHook):
                 described.get("TrainingJobName"),
             )
 
-    def stop_if_running(self, name: str) -> bool:
-        """Stop the job if it is InProgress; True when a stop was requested."""
-        described = self.describe_or_none(name)
-        if described is None or described.get("TrainingJobStatus") != "InProgress":
-            return False
-        try:
-            self.conn.stop_training_job(TrainingJobName=name)
-        except ClientError as error:
-            if _error_code(error) != "ValidationException":  # it just ended: nothing to stop
-                raise
-            self.log.info("Training job %s ended before it could be stopped: %s", name, error)
-            return False
-        self.log.info("Requested stop of training job %s", name)
-        return True
-
-    def stop_for_kill(self, name: str) -> bool:
-        """:meth:`stop_if_running` for a task being killed: it never raises (the kill goes on whatever
-        happens here), and says how to stop the job by hand when it could not."""
-        try:
-            return self.stop_if_running(name)
-        except Exception:
-            self.log.exception(
-                "Could not stop training job %s; it may still be running and billing: stop it with "
-                "`aws sagemaker stop-training-job --training-job-name %s`",
-                name,
-                name,
-            )
-            return False

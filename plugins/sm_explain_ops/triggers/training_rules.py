@@ -26,14 +26,12 @@ from botocore.retries.standard import (
     TransientRetryableChecker,
 )
 
+from sm_explain_ops.hooks.job_control import stop_from_trigger
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.verdict import compact_verdict, is_terminal
 
 #: Longest wait between two describes while the API keeps throttling or failing transiently.
 MAX_BACKOFF_SECONDS = 300.0
-#: How long on_kill may take to describe and stop the job; the triggerer's own bound
-#: ([triggerer] on_kill_timeout, 30 s by default) must not cut it off without a word in the log.
-STOP_TIMEOUT_SECONDS = 25.0
 
 # botocore's own standard-mode classification of throttling and transient failures.
 _RETRYABLE = OrRetryChecker([ThrottledRetryableChecker(), TransientRetryableChecker()])
@@ -145,28 +143,13 @@ class TrainingAndRulesTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """Stop the job when a user killed the deferred task (never on triggerer restarts or timeouts).
-
-        A job already ended or being stopped is left alone; a failure is logged, never raised. The stop
-        uses the task's botocore settings as given (with botocore's retries: one stop request matters more
-        than one describe), in a thread, as the provider's EMR trigger does.
-        """
-        if not self.cancel_on_kill:
-            self.log.info("Training job %s keeps running: cancel_on_kill is off", self.job_name)
-            return
+        """Stop the job when a user killed the deferred task (never on triggerer restarts or timeouts). The stop
+        uses the task's botocore settings as given (with botocore's retries: one stop request matters more than
+        one describe)."""
         hook = DebuggedTrainingHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
-        try:
-            await asyncio.wait_for(asyncio.to_thread(hook.stop_for_kill, self.job_name), STOP_TIMEOUT_SECONDS)
-        except TimeoutError:
-            self.log.error(
-                "Stopping training job %s took over %.0f s; it may still be running: stop it with "
-                "`aws sagemaker stop-training-job --training-job-name %s`",
-                self.job_name,
-                STOP_TIMEOUT_SECONDS,
-                self.job_name,
-            )
+        await stop_from_trigger(hook, self.job_name, self.cancel_on_kill, self.log)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         consecutive_failures = 0
