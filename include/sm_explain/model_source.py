@@ -11,6 +11,7 @@ import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
+from sm_explain.exact_sums import exact_sums, to_float
 from sm_explain.shap_rows import dmatrix_for, model_output
 from sm_explain_contracts.explain_request import SUPPORTED_OBJECTIVES
 
@@ -100,24 +101,46 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
     return margins
 
 
-def _metrics(objective: str, margin: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    prediction = model_output(objective, margin)
-    if objective == "binary:logistic":
-        clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
-        logloss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-        error = np.mean((prediction > 0.5) != (labels > 0.5))
-        return {"logloss": float(logloss), "error": float(error)}
-    return {"rmse": float(np.sqrt(np.mean((prediction - labels) ** 2)))}
+def metric_names(objective: str) -> tuple[str, ...]:
+    return ("logloss", "error") if objective == "binary:logistic" else ("rmse",)
+
+
+def metric_sums(booster: xgb.Booster, objective: str, features: np.ndarray, labels: np.ndarray, steps: list[int]
+                ) -> dict[str, list[int]]:
+    """Per metric, the exact sum over these rows of its per-row term at each step (`exact_sums` units): a row's
+    log loss, its error (0 or 1) or its squared error. Exact, so sums of any split of the rows add up to one
+    run's, and `metric_curves_from_sums` rounds each mean once."""
+    margins = _cumulative_margins(booster, features, steps)
+    targets = labels.astype(np.float64)
+    sums: dict[str, list[int]] = {name: [] for name in metric_names(objective)}
+    for step in steps:
+        prediction = model_output(objective, margins[step])
+        if objective == "binary:logistic":
+            clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
+            terms = {"logloss": -(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)),
+                     "error": ((prediction > 0.5) != (targets > 0.5)).astype(np.float64)}
+        else:
+            terms = {"rmse": (prediction - targets) ** 2}
+        for name, values in terms.items():
+            sums[name].append(exact_sums(values)[0])
+    return sums
+
+
+def metric_curves_from_sums(objective: str, sums: dict[str, tuple[dict[str, list[int]], int]], steps: list[int]
+                            ) -> pd.DataFrame:
+    """`<channel>-<metric>` per step from each channel's (metric sums, row count)."""
+    columns: dict[str, list[float]] = {}
+    for channel, (channel_sums, n_rows) in sums.items():
+        for name in metric_names(objective):
+            means = [to_float(total, n_rows) for total in channel_sums[name]]
+            columns[f"{channel}-{name}"] = [float(np.sqrt(m)) for m in means] if name == "rmse" else means
+    return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
 
 
 def metric_curves(
     booster: xgb.Booster, objective: str, channels: dict[str, tuple[np.ndarray, np.ndarray]], steps: list[int]
 ) -> pd.DataFrame:
     """`<channel>-<metric>` per step (train/validation), recomputed when no Debugger metrics exist."""
-    columns: dict[str, list[float]] = {}
-    for channel, (features, labels) in channels.items():
-        margins = _cumulative_margins(booster, features, steps)
-        for step in steps:
-            for metric, value in _metrics(objective, margins[step], labels.astype(np.float64)).items():
-                columns.setdefault(f"{channel}-{metric}", []).append(value)
-    return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
+    return metric_curves_from_sums(objective, {
+        channel: (metric_sums(booster, objective, features, labels, steps), features.shape[0])
+        for channel, (features, labels) in channels.items()}, steps)
