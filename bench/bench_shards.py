@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -57,18 +56,11 @@ from bench_explain import (  # noqa: E402  (the sibling benchmark's helpers)
 )
 
 from sm_explain_contracts.train_parts import PARTS_MANIFEST, PartEntry, manifest_document, part_path  # noqa: E402
+from sm_staging.source import sha256_of  # noqa: E402  (the hash staging records)
 
 SECTION = "## Explanations over part files"
 RSS_TARGET_BYTES = 4 * 1024**3
 PROJECTED_INSTANCES = (1, 2, 4, 8, 16)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _rows(rng: np.random.Generator, n: int, n_features: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,14 +90,14 @@ def make_dataset(directory: Path, args: argparse.Namespace) -> tuple[np.ndarray,
             training = (x[: args.train_rows].copy(), y[: args.train_rows].copy())
         path = directory / part_path(index)
         _write_csv(path, x, y, names)
-        entries.append(PartEntry(part_path(index), first_row, int(rows.size), path.stat().st_size, _sha256(path)))
+        entries.append(PartEntry(part_path(index), first_row, int(rows.size), path.stat().st_size, sha256_of(path)))
         first_row += int(rows.size)
         del x, y
     validation_rows = args.rows // 10
     x, y = _rows(np.random.default_rng([args.seed, args.parts]), validation_rows, args.features, weights)
     _write_csv(directory / "validation" / "validation.csv", x, y, names)
     (directory / PARTS_MANIFEST).write_text(json.dumps(manifest_document(entries), indent=1) + "\n")
-    files = {name: {"path": path, "sha256": _sha256(directory / path), "bytes": (directory / path).stat().st_size}
+    files = {name: {"path": path, "sha256": sha256_of(directory / path), "bytes": (directory / path).stat().st_size}
              for name, path in ((PARTS_MANIFEST, PARTS_MANIFEST), ("validation.csv", "validation/validation.csv"))}
     (directory / "features.json").write_text(json.dumps({
         "dataset_version": "bench-synthetic", "feature_names": names, "categorical": {},

@@ -76,13 +76,15 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
     step (not per round), one full prediction's worth of tree work in total.
 
     Every partial prediction includes the base margin once, so it is subtracted again for every segment after the
-    first.
+    first. It is measured on one fixed row (every feature missing), not on these rows' first: in float32 the
+    measured value differs a little from row to row, and a map over part files must subtract the same value
+    whichever rows its parts hold.
     """
     wanted = sorted(set(steps))
     matrix = dmatrix_for(booster, features)
     base = 0.0
     if len(wanted) > 1:
-        first_row = dmatrix_for(booster, features[:1])
+        first_row = dmatrix_for(booster, np.full((1, features.shape[1]), np.nan, dtype=np.float32))
         split = wanted[0] + 1
         base = float(
             booster.predict(first_row, output_margin=True, iteration_range=(0, split))[0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from sm_explain.errors import BadRequest
 from sm_explain.exact_sums import mean_and_std, to_float
+from sm_explain.model_source import metric_names
 from sm_explain.partials import Partial
 from sm_explain.run import Run
 from sm_explain.sampling import SamplePlan, sample_plan
@@ -89,9 +90,11 @@ def _check_partial(run: Run, partial: Partial, what: str) -> None:
                               or partial.base_value is None or len(partial.abs_sums or [0] * run.n_features)
                               != run.n_features):
         raise BadRequest(f"{what} lacks the SHAP sums of its rows (one per feature, {run.n_features})")
-    if run.metric_sums_needed and (partial.metric_sums is None or any(
-            len(sums) != len(run.steps) for sums in partial.metric_sums.values())):
-        raise BadRequest(f"{what} lacks the metric sums at the run's {len(run.steps)} curve steps")
+    if run.metric_sums_needed and (partial.metric_sums is None
+                                   or set(partial.metric_sums) != set(metric_names(run.objective))
+                                   or any(len(sums) != len(run.steps) for sums in partial.metric_sums.values())):
+        raise BadRequest(f"{what} lacks the metric sums ({', '.join(metric_names(run.objective))}) at the run's "
+                         f"{len(run.steps)} curve steps")
 
 
 def _check_coverage(run: Run, partials: list[tuple[Partial, str]]) -> dict[str, int]:

@@ -194,6 +194,21 @@ def test_a_partial_of_other_data_is_refused(runs: dict[str, Any], tmp_path: Path
 
 
 @pytest.mark.reliability
+def test_a_partial_without_the_runs_metric_sums_is_refused(runs: dict[str, Any], tmp_path: Path,
+                                                          reliability) -> None:
+    def renamed(header: dict[str, Any]) -> None:
+        header["metric_sums"] = {"rmse": header["metric_sums"]["logloss"]}
+
+    partials = list(runs["partials"])
+    partials[3] = _rewrite(partials[3], tmp_path / "p3.npz", renamed)
+    error = _reduce(runs, partials, tmp_path)
+    assert str(error) == (f"partial_uris[3] '{partials[3]}' lacks the metric sums (logloss, error) at the run's 12 "
+                          "curve steps")
+    reliability.refused("explanations", "reduce of a partial with other metrics than the model's objective",
+                        "refused naming the partial", str(error))
+
+
+@pytest.mark.reliability
 def test_a_tampered_part_is_refused_by_its_map(runs: dict[str, Any], tmp_path: Path, reliability) -> None:
     share = tmp_path / "share"
     (share / "train").mkdir(parents=True)
