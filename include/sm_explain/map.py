@@ -62,6 +62,24 @@ def _explained_shap(run: Run, features: np.ndarray, ids: np.ndarray, n_total: in
     return shap, None
 
 
+def _read_rows(selected: list[Part], n_features: int, local_root: str | None
+               ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The parts' features and labels in row order, and each part's row count. Several parts (whose counts the
+    manifest gives) are read one at a time into one array, so memory holds the rows once plus one part's parse."""
+    if len(selected) == 1:
+        rows = read_part(selected[0], n_features, local_root)
+        return rows.features, rows.labels, [rows.features.shape[0]]
+    total = sum(part.rows or 0 for part in selected)
+    features, labels = np.empty((total, n_features), dtype=np.float32), np.empty(total, dtype=np.float32)
+    offset = 0
+    for part in selected:
+        rows = read_part(part, n_features, local_root)  # refused unless it holds the manifest's row count
+        end = offset + rows.features.shape[0]
+        features[offset:end], labels[offset:end] = rows.features, rows.labels
+        offset = end
+    return features, labels, [part.rows or 0 for part in selected]
+
+
 def map_channel(run: Run, channel: str, selected: list[Part], local_root: str | None,
                 cleanup: contextlib.ExitStack) -> Partial:
     """The partial of `selected` (parts of `channel`, in row order). For the explained channel, the mean |SHAP|
@@ -69,12 +87,8 @@ def map_channel(run: Run, channel: str, selected: list[Part], local_root: str | 
     n_total = total_rows(run.parts[channel])
     if n_total is not None and channel == run.explained_channel and run.request.force_plot_row >= n_total:
         raise BadRequest(f"force_plot_row {run.request.force_plot_row} is out of range: {channel} has {n_total} rows")
-    read = [read_part(part, run.n_features, local_root) for part in selected]
-    counts = [rows.features.shape[0] for rows in read]
+    features, labels, counts = _read_rows(selected, run.n_features, local_root)
     n_total = n_total if n_total is not None else counts[0]  # a single file: this map reads the whole channel
-    features = read[0].features if len(read) == 1 else np.concatenate([r.features for r in read])
-    labels = read[0].labels if len(read) == 1 else np.concatenate([r.labels for r in read])
-    del read
     ids = np.concatenate([np.arange(p.first_row, p.first_row + n, dtype=np.int64) for p, n in zip(selected, counts,
                                                                                                   strict=True)])
     partial = Partial(channel, run.fingerprint,

@@ -5,6 +5,8 @@ rounds), as the Debugger hook numbers them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import xgboost as xgb
@@ -12,7 +14,7 @@ import xgboost as xgb
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
 from sm_explain.exact_sums import exact_sums, to_float
-from sm_explain.shap_rows import dmatrix_for, model_output
+from sm_explain.shap_rows import CHUNK_ROWS, dmatrix_for, model_output
 from sm_explain_contracts.explain_request import SUPPORTED_OBJECTIVES
 
 
@@ -71,9 +73,11 @@ def feature_importance_over_steps(
     return pd.DataFrame(table, index=pd.Index(steps, name="step"), columns=range(n_features))
 
 
-def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
-    """Raw margins after each wanted step, adding the rounds since the previous wanted step at a time: one call per
-    step (not per round), one full prediction's worth of tree work in total.
+def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]
+                        ) -> Iterator[tuple[slice, dict[int, np.ndarray]]]:
+    """Per chunk of rows (CHUNK_ROWS at a time: memory holds one chunk's DMatrix and margins, never every step's
+    margins of every row), the raw margins after each wanted step, adding the rounds since the previous wanted
+    step at a time: one call per step and chunk, one full prediction's worth of tree work in total.
 
     Every partial prediction includes the base margin once, so it is subtracted again for every segment after the
     first. It is measured on one fixed row (every feature missing), not on these rows' first: in float32 the
@@ -81,7 +85,6 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
     whichever rows its parts hold.
     """
     wanted = sorted(set(steps))
-    matrix = dmatrix_for(booster, features)
     base = 0.0
     if len(wanted) > 1:
         first_row = dmatrix_for(booster, np.full((1, features.shape[1]), np.nan, dtype=np.float32))
@@ -91,16 +94,19 @@ def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[
             + booster.predict(first_row, output_margin=True, iteration_range=(split, split + 1))[0]
             - booster.predict(first_row, output_margin=True, iteration_range=(0, split + 1))[0]
         )
-    margins: dict[int, np.ndarray] = {}
-    running = np.zeros(features.shape[0], dtype=np.float64)
-    start = 0
-    for step in wanted:
-        running += booster.predict(matrix, output_margin=True, iteration_range=(start, step + 1))
-        if start > 0:
-            running -= base
-        margins[step] = running.copy()
-        start = step + 1
-    return margins
+    for chunk_start in range(0, features.shape[0], CHUNK_ROWS):
+        rows = slice(chunk_start, chunk_start + CHUNK_ROWS)
+        matrix = dmatrix_for(booster, features[rows])
+        margins: dict[int, np.ndarray] = {}
+        running = np.zeros(matrix.num_row(), dtype=np.float64)
+        start = 0
+        for step in wanted:
+            running += booster.predict(matrix, output_margin=True, iteration_range=(start, step + 1))
+            if start > 0:
+                running -= base
+            margins[step] = running.copy()
+            start = step + 1
+        yield rows, margins
 
 
 def metric_names(objective: str) -> tuple[str, ...]:
@@ -112,19 +118,19 @@ def metric_sums(booster: xgb.Booster, objective: str, features: np.ndarray, labe
     """Per metric, the exact sum over these rows of its per-row term at each step (`exact_sums` units): a row's
     log loss, its error (0 or 1) or its squared error. Exact, so sums of any split of the rows add up to one
     run's, and `metric_curves_from_sums` rounds each mean once."""
-    margins = _cumulative_margins(booster, features, steps)
-    targets = labels.astype(np.float64)
-    sums: dict[str, list[int]] = {name: [] for name in metric_names(objective)}
-    for step in steps:
-        prediction = model_output(objective, margins[step])
-        if objective == "binary:logistic":
-            clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
-            terms = {"logloss": -(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)),
-                     "error": ((prediction > 0.5) != (targets > 0.5)).astype(np.float64)}
-        else:
-            terms = {"rmse": (prediction - targets) ** 2}
-        for name, values in terms.items():
-            sums[name].append(exact_sums(values)[0])
+    sums: dict[str, list[int]] = {name: [0] * len(steps) for name in metric_names(objective)}
+    for rows, margins in _cumulative_margins(booster, features, steps):
+        targets = labels[rows].astype(np.float64)
+        for i, step in enumerate(steps):
+            prediction = model_output(objective, margins[step])
+            if objective == "binary:logistic":
+                clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
+                terms = {"logloss": -(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)),
+                         "error": ((prediction > 0.5) != (targets > 0.5)).astype(np.float64)}
+            else:
+                terms = {"rmse": (prediction - targets) ** 2}
+            for name, values in terms.items():
+                sums[name][i] += exact_sums(values)[0]
     return sums
 
 

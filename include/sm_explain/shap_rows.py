@@ -42,6 +42,16 @@ def dmatrix_for(booster: xgb.Booster, features: np.ndarray) -> xgb.DMatrix:
     return xgb.DMatrix(features, feature_names=booster.feature_names, nthread=-1)
 
 
+def margins_of(booster: xgb.Booster, features: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """float64 raw margins of every row, predicted a chunk of rows at a time: a DMatrix of all rows would copy
+    them twice over (values and column indices), and a row's margin does not depend on its batch."""
+    margins = np.empty(features.shape[0], dtype=np.float64)
+    for start in range(0, features.shape[0], chunk_rows):
+        chunk = dmatrix_for(booster, features[start: start + chunk_rows])
+        margins[start: start + chunk_rows] = booster.predict(chunk, output_margin=True)
+    return margins
+
+
 def model_output(objective: str, margin: np.ndarray) -> np.ndarray:
     """What the model predicts from a raw margin: logistic objectives squash it, regression returns it."""
     if objective in ("binary:logistic", "reg:logistic"):
@@ -256,7 +266,7 @@ class ModelShap(ExplainedShap):
         self._features = features
         self._pass = start_background_pass(booster, features, chunk_rows, rows_for_choice)
         try:
-            margins = booster.predict(dmatrix_for(booster, features), output_margin=True).astype(np.float64)
+            margins = margins_of(booster, features)
             self.base_value = float(self.contributions(np.arange(1))[0, -1])
         except BaseException:
             self._pass.cancel()
