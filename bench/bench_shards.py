@@ -126,6 +126,7 @@ def _wait(process: subprocess.Popen, started: float, result_path: Path, name: st
     if process.returncode != 0:
         raise BenchmarkError(f"{name} exited {process.returncode}: {stderr[-3000:]}")
     return {"name": name, "seconds": seconds, "rss": int(usage.ru_maxrss) * 1024,
+            "cpu": usage.ru_utime + usage.ru_stime,  # with the pass process it forked (reaped, so counted)
             "result": json.loads(result_path.read_text())}
 
 
@@ -204,7 +205,9 @@ def report(args: argparse.Namespace, ones: list[dict], twos: list[dict], parts_a
         for name in names:
             values = [next(p["rss"] for p in run["processes"] if p["name"] == name) for run in runs]
             seconds = [next(p["seconds"] for p in run["processes"] if p["name"] == name) for run in runs]
-            rss_rows.append(f"| {label}: {name} | {statistics.median(seconds):.2f} | {gib(max(values))} |")
+            cpu = [next(p["cpu"] for p in run["processes"] if p["name"] == name) for run in runs]
+            rss_rows.append(f"| {label}: {name} | {statistics.median(seconds):.2f} | {statistics.median(cpu):.2f} | "
+                            f"{gib(max(values))} |")
     part_seconds = statistics.median(p["seconds"] for p in parts_alone)
 
     def runs_of(values: list[float]) -> str:
@@ -225,11 +228,12 @@ def report(args: argparse.Namespace, ones: list[dict], twos: list[dict], parts_a
         f"| PART: one map over one part ({args.rows // args.parts:,} rows) alone | {part_seconds:.2f} | "
         f"{runs_of([p['seconds'] for p in parts_alone])} |",
         "",
-        f"Every process (median s; peak RSS, the largest of the runs; target <= 4 GiB each: "
+        f"Every process (median wall and CPU s, the CPU including the pass process a map forks; peak RSS, the "
+        f"largest of the runs; target <= 4 GiB each: "
         f"{'met' if peak <= RSS_TARGET_BYTES else 'NOT met'}, largest {gib(peak)}):",
         "",
-        "| process | median (s) | peak RSS |",
-        "|---|---:|---:|",
+        "| process | median (s) | CPU (s) | peak RSS |",
+        "|---|---:|---:|---:|",
         *rss_rows,
         "",
         "PROJECTION (not measured) for N instances, each mapping rows / N: a map costs a + b x rows, fitted to PART "
