@@ -77,6 +77,11 @@ def test_a_minimal_staging_request_gets_the_adult_schema_and_is_frozen() -> None
         request.seed = 8  # type: ignore[misc]
 
 
+def test_train_parts_default_to_one_file_and_reach_1024() -> None:
+    assert parse_staging_request(STAGING).train_parts == 1
+    assert parse_staging_request({**STAGING, "train_parts": 1024}).train_parts == 1024
+
+
 def test_a_custom_schema_drops_the_adult_defaults_and_an_uppercase_checksum_is_lowered() -> None:
     request = parse_staging_request({**STAGING, **CUSTOM, "categorical_columns": ["colour"],
                                      "category_orders": {"colour": ["red", "blue"]}, "source_sha256": "AB" * 32,
@@ -123,6 +128,9 @@ def test_a_custom_schema_drops_the_adult_defaults_and_an_uppercase_checksum_is_l
         ({"validation_fraction": "0.2"}, "validation_fraction must be a number between 0 and 1 (exclusive), got '0.2'"),
         ({"seed": 2**32}, "seed must be an integer from 0 to 4,294,967,295, got 4294967296"),
         ({"seed": True}, "seed must be an integer from 0 to 4,294,967,295, got True"),
+        ({"train_parts": 0}, "train_parts must be an integer from 1 to 1,024, got 0"),
+        ({"train_parts": 1025}, "train_parts must be an integer from 1 to 1,024, got 1025"),
+        ({"train_parts": 2.0}, "train_parts must be an integer from 1 to 1,024, got 2.0"),
     ],
 )
 def test_a_bad_staging_field_is_refused_naming_it(change: dict[str, Any], message: str, reliability) -> None:
