@@ -112,12 +112,13 @@ def write_partial(uri: str, partial: Partial) -> None:
 def read_partial(uri: str, what: str) -> Partial:
     """A partial file, refused (naming `what` and the problem) unless it is exactly the format above."""
     data = storage.read_bytes_at_most(uri, MAX_PARTIAL_BYTES, what)
+    named = f"{what} {uri!r}"
     try:
-        return _parse(data, what)
+        return _parse(data, named)
     except BadRequest:
         raise
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
-        raise BadRequest(f"{what} {uri!r} is not a partial written by sm_explain.map: {exc}") from exc
+        raise BadRequest(f"{named} is not a partial written by sm_explain.map: {exc}") from exc
 
 
 def _parse(data: bytes, what: str) -> Partial:

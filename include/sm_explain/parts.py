@@ -108,7 +108,7 @@ def read_part(part: Part, n_features: int, local_root: str | None = None) -> Lab
     uri = str(Path(local_root) / part.path) if local_root is not None else part.uri
     single = part.path == SINGLE_PATHS[part.channel]
     what = f"{part.channel}_uri" if single else f"training part {part.path}"
-    rows = read_csv_channel(uri, n_features, what, part.sha256)
+    rows = read_csv_channel(uri, n_features, what, part.sha256, "features.json" if single else PARTS_MANIFEST)
     if part.rows is not None and rows.features.shape[0] != part.rows:
         raise BadRequest(f"{what} {uri!r} has {rows.features.shape[0]} rows, but the parts manifest records "
                          f"{part.rows}")
