@@ -30,14 +30,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_csv_channel(uri: str, n_features: int, what: str, expected_sha256: str | None = None) -> LabelledRows:
+def read_csv_channel(uri: str, n_features: int, what: str, expected_sha256: str | None = None,
+                     recorded_in: str = "features.json") -> LabelledRows:
     """Read a whole channel; the column count must be the label plus `n_features` (features.json). With
-    `expected_sha256` (what staging recorded) the bytes read must hash to it, checked before they are parsed."""
+    `expected_sha256` (what staging recorded, in `recorded_in`) the bytes read must hash to it, checked before
+    they are parsed."""
     with tempfile.TemporaryDirectory(prefix="sm_explain_") as tmp:
         local = storage.download(uri, Path(tmp) / "channel.csv") if storage.is_s3(uri) else storage.local_path(uri)
         if expected_sha256 is not None and (actual := _sha256(local)) != expected_sha256:
             raise BadRequest(
-                f"{what} {uri!r} has sha256 {actual}, but staging recorded {expected_sha256} for it in features.json: "
+                f"{what} {uri!r} has sha256 {actual}, but staging recorded {expected_sha256} for it in {recorded_in}: "
                 "the staged data changed after it was staged (another staging run or an edit); stage the version again"
             )
         column_names = ["label"] + [f"f{i}" for i in range(n_features)]

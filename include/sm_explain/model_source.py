@@ -5,13 +5,16 @@ rounds), as the Debugger hook numbers them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
-from sm_explain.shap_rows import dmatrix_for, model_output
+from sm_explain.exact_sums import exact_sums, to_float
+from sm_explain.shap_rows import CHUNK_ROWS, dmatrix_for, model_output
 from sm_explain_contracts.explain_request import SUPPORTED_OBJECTIVES
 
 
@@ -70,54 +73,82 @@ def feature_importance_over_steps(
     return pd.DataFrame(table, index=pd.Index(steps, name="step"), columns=range(n_features))
 
 
-def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
-    """Raw margins after each wanted step, adding the rounds since the previous wanted step at a time: one call per
-    step (not per round), one full prediction's worth of tree work in total.
+def _cumulative_margins(booster: xgb.Booster, features: np.ndarray, steps: list[int]
+                        ) -> Iterator[tuple[slice, dict[int, np.ndarray]]]:
+    """Per chunk of rows (CHUNK_ROWS at a time: memory holds one chunk's DMatrix and margins, never every step's
+    margins of every row), the raw margins after each wanted step, adding the rounds since the previous wanted
+    step at a time: one call per step and chunk, one full prediction's worth of tree work in total.
 
     Every partial prediction includes the base margin once, so it is subtracted again for every segment after the
-    first.
+    first. It is measured on one fixed row (every feature missing), not on these rows' first: in float32 the
+    measured value differs a little from row to row, and a map over part files must subtract the same value
+    whichever rows its parts hold.
     """
     wanted = sorted(set(steps))
-    matrix = dmatrix_for(booster, features)
     base = 0.0
     if len(wanted) > 1:
-        first_row = dmatrix_for(booster, features[:1])
+        first_row = dmatrix_for(booster, np.full((1, features.shape[1]), np.nan, dtype=np.float32))
         split = wanted[0] + 1
         base = float(
             booster.predict(first_row, output_margin=True, iteration_range=(0, split))[0]
             + booster.predict(first_row, output_margin=True, iteration_range=(split, split + 1))[0]
             - booster.predict(first_row, output_margin=True, iteration_range=(0, split + 1))[0]
         )
-    margins: dict[int, np.ndarray] = {}
-    running = np.zeros(features.shape[0], dtype=np.float64)
-    start = 0
-    for step in wanted:
-        running += booster.predict(matrix, output_margin=True, iteration_range=(start, step + 1))
-        if start > 0:
-            running -= base
-        margins[step] = running.copy()
-        start = step + 1
-    return margins
+    for chunk_start in range(0, features.shape[0], CHUNK_ROWS):
+        rows = slice(chunk_start, chunk_start + CHUNK_ROWS)
+        matrix = dmatrix_for(booster, features[rows])
+        margins: dict[int, np.ndarray] = {}
+        running = np.zeros(matrix.num_row(), dtype=np.float64)
+        start = 0
+        for step in wanted:
+            running += booster.predict(matrix, output_margin=True, iteration_range=(start, step + 1))
+            if start > 0:
+                running -= base
+            margins[step] = running.copy()
+            start = step + 1
+        yield rows, margins
 
 
-def _metrics(objective: str, margin: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    prediction = model_output(objective, margin)
-    if objective == "binary:logistic":
-        clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
-        logloss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-        error = np.mean((prediction > 0.5) != (labels > 0.5))
-        return {"logloss": float(logloss), "error": float(error)}
-    return {"rmse": float(np.sqrt(np.mean((prediction - labels) ** 2)))}
+def metric_names(objective: str) -> tuple[str, ...]:
+    return ("logloss", "error") if objective == "binary:logistic" else ("rmse",)
+
+
+def metric_sums(booster: xgb.Booster, objective: str, features: np.ndarray, labels: np.ndarray, steps: list[int]
+                ) -> dict[str, list[int]]:
+    """Per metric, the exact sum over these rows of its per-row term at each step (`exact_sums` units): a row's
+    log loss, its error (0 or 1) or its squared error. Exact, so sums of any split of the rows add up to one
+    run's, and `metric_curves_from_sums` rounds each mean once."""
+    sums: dict[str, list[int]] = {name: [0] * len(steps) for name in metric_names(objective)}
+    for rows, margins in _cumulative_margins(booster, features, steps):
+        targets = labels[rows].astype(np.float64)
+        for i, step in enumerate(steps):
+            prediction = model_output(objective, margins[step])
+            if objective == "binary:logistic":
+                clipped = np.clip(prediction, 1e-16, 1 - 1e-16)
+                terms = {"logloss": -(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)),
+                         "error": ((prediction > 0.5) != (targets > 0.5)).astype(np.float64)}
+            else:
+                terms = {"rmse": (prediction - targets) ** 2}
+            for name, values in terms.items():
+                sums[name][i] += exact_sums(values)[0]
+    return sums
+
+
+def metric_curves_from_sums(objective: str, sums: dict[str, tuple[dict[str, list[int]], int]], steps: list[int]
+                            ) -> pd.DataFrame:
+    """`<channel>-<metric>` per step from each channel's (metric sums, row count)."""
+    columns: dict[str, list[float]] = {}
+    for channel, (channel_sums, n_rows) in sums.items():
+        for name in metric_names(objective):
+            means = [to_float(total, n_rows) for total in channel_sums[name]]
+            columns[f"{channel}-{name}"] = [float(np.sqrt(m)) for m in means] if name == "rmse" else means
+    return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
 
 
 def metric_curves(
     booster: xgb.Booster, objective: str, channels: dict[str, tuple[np.ndarray, np.ndarray]], steps: list[int]
 ) -> pd.DataFrame:
     """`<channel>-<metric>` per step (train/validation), recomputed when no Debugger metrics exist."""
-    columns: dict[str, list[float]] = {}
-    for channel, (features, labels) in channels.items():
-        margins = _cumulative_margins(booster, features, steps)
-        for step in steps:
-            for metric, value in _metrics(objective, margins[step], labels.astype(np.float64)).items():
-                columns.setdefault(f"{channel}-{metric}", []).append(value)
-    return pd.DataFrame(columns, index=pd.Index(steps, name="step"))
+    return metric_curves_from_sums(objective, {
+        channel: (metric_sums(booster, objective, features, labels, steps), features.shape[0])
+        for channel, (features, labels) in channels.items()}, steps)

@@ -1,4 +1,10 @@
-"""SHAP outliers, the notebook's way: z-score of each row's SHAP sum (bias excluded), top N on each tail."""
+"""SHAP outliers, the notebook's way: z-score of each row's SHAP sum (bias excluded), top N on each tail.
+
+Over all rows, from partial results: each part keeps its rows with the N largest and N smallest SHAP sums
+(`candidates`), and the reduce ranks the union of every part's candidates (`rank_tails`); a row of the global
+top N of a tail is in its own part's top N, so the candidates always hold it. Ranked by the SHAP sum (the z-score
+is an increasing function of it), ties by the lower global row number.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from sm_explain.features import FeatureSpace
-from sm_explain.shap_rows import ExplainedShap
 
 TOP_CONTRIBUTIONS = 3
 
@@ -16,36 +21,42 @@ def _display(space: FeatureSpace, feature: int, value: float) -> str:
     return shown if isinstance(shown, str) else f"{shown:.6g}"
 
 
-def shap_outliers(shap: ExplainedShap, feature_values: np.ndarray, space: FeatureSpace, top_n: int) -> pd.DataFrame:
+def rank_tails(rows: np.ndarray, shap_sums: np.ndarray, per_tail: int) -> dict[str, np.ndarray]:
+    """Positions (into `rows`) of the `per_tail` highest and lowest SHAP sums, most extreme first, ties by row."""
+    return {"high": np.lexsort((rows, -shap_sums))[:per_tail], "low": np.lexsort((rows, shap_sums))[:per_tail]}
+
+
+def candidates(rows: np.ndarray, shap_sums: np.ndarray, per_tail: int) -> np.ndarray:
+    """Positions of the rows either tail of these rows could contribute to the global outliers, in row order."""
+    tails = rank_tails(rows, shap_sums, per_tail)
+    return np.union1d(tails["high"], tails["low"]).astype(np.int64)
+
+
+def outlier_table(tails: dict[str, np.ndarray], z_scores: np.ndarray, shap_sums: np.ndarray,
+                  predictions: np.ndarray, contributions: np.ndarray, features: np.ndarray, rows: np.ndarray,
+                  space: FeatureSpace) -> pd.DataFrame:
     """2 x top_n rows (fewer only when there are fewer rows): `tail` high first, each tail most extreme first.
+    The arrays are aligned with `rows` (the candidates); `tails` holds positions into them.
 
     Columns: tail, rank, row, z_score, shap_sum, prediction, then feature_k / value_k / shap_k for the
-    TOP_CONTRIBUTIONS largest |SHAP| of that row. Sorting is stable, so ties break by row number.
+    TOP_CONTRIBUTIONS largest |SHAP| of that row.
     """
-    sums = shap.shap_sums
-    spread = sums.std()
-    z_scores = (sums - sums.mean()) / spread if spread > 0 else np.zeros_like(sums)
-    order = np.argsort(z_scores, kind="stable")
-    per_tail = min(top_n, len(order) // 2)
-    high = np.argsort(-z_scores, kind="stable")[:per_tail]
-    low = order[:per_tail]
     records = []
-    for tail, rows in (("high", high), ("low", low)):
-        contributions = shap.contributions(rows) if len(rows) else np.empty((0, len(space.names) + 1))
-        for rank, (row, row_contributions) in enumerate(zip(rows, contributions, strict=True), start=1):
-            row_shap = row_contributions[:-1]
+    for tail in ("high", "low"):
+        for rank, position in enumerate(tails[tail], start=1):
+            row_shap = contributions[position, :-1]
             top = np.argsort(-np.abs(row_shap), kind="stable")[:TOP_CONTRIBUTIONS]
             record: dict[str, object] = {
                 "tail": tail,
                 "rank": rank,
-                "row": int(row),
-                "z_score": float(z_scores[row]),
-                "shap_sum": float(sums[row]),
-                "prediction": float(shap.predictions[row]),
+                "row": int(rows[position]),
+                "z_score": float(z_scores[position]),
+                "shap_sum": float(shap_sums[position]),
+                "prediction": float(predictions[position]),
             }
             for k, feature in enumerate(top, start=1):
                 record[f"feature_{k}"] = space.names[feature]
-                record[f"value_{k}"] = _display(space, int(feature), float(feature_values[row, feature]))
+                record[f"value_{k}"] = _display(space, int(feature), float(features[position, feature]))
                 record[f"shap_{k}"] = float(row_shap[feature])
             records.append(record)
     return pd.DataFrame.from_records(records)

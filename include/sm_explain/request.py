@@ -8,10 +8,19 @@ from typing import Any
 
 from sm_explain import storage
 from sm_explain.errors import BadRequest
-from sm_explain_contracts.explain_request import INPUT_URIS, ExplainRequest, parse_explain_request
+from sm_explain_contracts.explain_request import (
+    INPUT_URIS,
+    ExplainRequest,
+    MapRequest,
+    ReduceRequest,
+    parse_explain_request,
+)
+from sm_explain_contracts.explain_request import parse_map_request as _parse_map_fields
+from sm_explain_contracts.explain_request import parse_reduce_request as _parse_reduce_fields
 from sm_explain_contracts.request_fields import refused_as
 
-__all__ = ["ExplainRequest", "parse_request"]
+__all__ = ["ExplainRequest", "MapRequest", "ReduceRequest", "parse_map_request", "parse_reduce_request",
+           "parse_request"]
 
 
 def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> ExplainRequest:
@@ -19,8 +28,31 @@ def parse_request(raw: dict[str, Any], check_inputs_exist: bool = True) -> Expla
     with refused_as(BadRequest):
         request = parse_explain_request(raw)
     if check_inputs_exist:
-        for key in INPUT_URIS:
-            uri = getattr(request, key)
-            if not storage.exists(uri):
-                raise BadRequest(f"{key} {uri!r} does not exist")
+        _check_inputs_exist(request)
+    return request
+
+
+def _check_inputs_exist(request: ExplainRequest) -> None:
+    for key in INPUT_URIS:
+        uri = getattr(request, key)
+        if not storage.exists(uri):
+            raise BadRequest(f"{key} {uri!r} does not exist")
+
+
+def parse_map_request(raw: dict[str, Any]) -> MapRequest:
+    """`python -m sm_explain.map`'s request: the explanation's fields and inputs, plus the map's own."""
+    with refused_as(BadRequest):
+        request = _parse_map_fields(raw)
+    _check_inputs_exist(request.explain)
+    return request
+
+
+def parse_reduce_request(raw: dict[str, Any]) -> ReduceRequest:
+    """`python -m sm_explain.reduce`'s request: the explanation's fields and inputs, plus the partials."""
+    with refused_as(BadRequest):
+        request = _parse_reduce_fields(raw)
+    _check_inputs_exist(request.explain)
+    for i, uri in enumerate(request.partial_uris):
+        if not storage.exists(uri):
+            raise BadRequest(f"partial_uris[{i}] {uri!r} does not exist")
     return request

@@ -29,6 +29,7 @@ import numpy as np
 import xgboost as xgb
 
 from sm_explain import tree_shap
+from sm_explain.exact_sums import exact_sums, to_float
 
 CHUNK_ROWS = 131_072  # rows per pred_contribs call of the thread pass
 PASS_NAME = "sm_explain-shap-pass"
@@ -39,6 +40,16 @@ STALL_SECONDS = 300.0
 def dmatrix_for(booster: xgb.Booster, features: np.ndarray) -> xgb.DMatrix:
     # A booster trained with named columns refuses an unnamed DMatrix; the staged CSV order is the same.
     return xgb.DMatrix(features, feature_names=booster.feature_names, nthread=-1)
+
+
+def margins_of(booster: xgb.Booster, features: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """float64 raw margins of every row, predicted a chunk of rows at a time: a DMatrix of all rows would copy
+    them twice over (values and column indices), and a row's margin does not depend on its batch."""
+    margins = np.empty(features.shape[0], dtype=np.float64)
+    for start in range(0, features.shape[0], chunk_rows):
+        chunk = dmatrix_for(booster, features[start: start + chunk_rows])
+        margins[start: start + chunk_rows] = booster.predict(chunk, output_margin=True)
+    return margins
 
 
 def model_output(objective: str, margin: np.ndarray) -> np.ndarray:
@@ -65,8 +76,12 @@ class ExplainedShap(ABC):
         """float32 contributions of the given row numbers, in that order."""
 
     @abstractmethod
+    def abs_sums(self) -> list[int]:
+        """Per feature, the exact sum of |SHAP| over every explained row (`exact_sums` units)."""
+
     def mean_abs_shap(self) -> np.ndarray:
-        """(features,) float64 mean |SHAP| over every explained row."""
+        """(features,) float64 mean |SHAP| over every explained row: the exact sum over the row count, rounded once."""
+        return np.array([to_float(total, self.n_rows) for total in self.abs_sums()])
 
     def close(self) -> None:
         """Stop background work (a failed run calls it; a no-op once the work is done)."""
@@ -86,8 +101,8 @@ class TensorShap(ExplainedShap):
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         return self._contributions[rows]
 
-    def mean_abs_shap(self) -> np.ndarray:
-        return np.abs(self._contributions[:, :-1]).mean(axis=0, dtype=np.float64)
+    def abs_sums(self) -> list[int]:
+        return exact_sums(np.abs(self._contributions[:, :-1]).T)
 
 
 class _BackgroundPass(ABC):
@@ -96,8 +111,8 @@ class _BackgroundPass(ABC):
     method: str  # how, for the manifest (may change if the pass has to fall back)
 
     @abstractmethod
-    def abs_sums(self) -> np.ndarray:
-        """Waits for the pass; re-raises its error in the caller's thread."""
+    def abs_sums(self) -> list[int]:
+        """Exact sums per feature (`exact_sums` units); waits for the pass, re-raises its error here."""
 
     @abstractmethod
     def cancel(self) -> None:
@@ -112,7 +127,7 @@ class _TreeShapProcess(_BackgroundPass):
                  fallback: Callable[[str], _BackgroundPass]) -> None:
         self.method = "tree_shap leaf tables (sm_explain.tree_shap), in a forked process"
         self._fallback = fallback
-        self._result: np.ndarray | None = None
+        self._result: list[int] | None = None
         context = multiprocessing.get_context("fork")
         self._receiver, sender = context.Pipe(duplex=False)
         self._process = context.Process(target=_tree_shap_pass, args=(model, features, chunk_rows, sender),
@@ -120,7 +135,7 @@ class _TreeShapProcess(_BackgroundPass):
         self._process.start()
         sender.close()  # the child holds the only sending end: its death reads as EOF here
 
-    def abs_sums(self) -> np.ndarray:
+    def abs_sums(self) -> list[int]:
         if self._result is None:
             try:
                 self._result = self._wait()
@@ -129,7 +144,7 @@ class _TreeShapProcess(_BackgroundPass):
                 self.cancel()
         return self._result
 
-    def _wait(self) -> np.ndarray:
+    def _wait(self) -> list[int]:
         while True:
             if not self._receiver.poll(STALL_SECONDS):
                 fallback = self._fallback(f"the tree_shap process was silent for {STALL_SECONDS:.0f} s")
@@ -177,7 +192,7 @@ def _tree_shap_pass(model: dict, features: np.ndarray, chunk_rows: int, sender: 
 
     try:
         compiled = tree_shap.TreeShap(model, features.shape[1], progress=alive)
-        sender.send(("ok", compiled.abs_sums(features, chunk_rows, progress=alive)))
+        sender.send(("ok", compiled.exact_abs_sums(features, chunk_rows, progress=alive)))
     except BaseException as exc:
         sender.send(("error", type(exc).__name__, str(exc)))
     finally:
@@ -187,7 +202,7 @@ def _tree_shap_pass(model: dict, features: np.ndarray, chunk_rows: int, sender: 
 class _PredContribsThread(_BackgroundPass):
     def __init__(self, booster: xgb.Booster, features: np.ndarray, chunk_rows: int, why: str) -> None:
         self.method = f"xgboost pred_contribs, in a thread ({why})"
-        self._sums = np.zeros(features.shape[1], dtype=np.float64)
+        self._sums = [0] * features.shape[1]
         self._error: BaseException | None = None
         self._cancelled = threading.Event()
         # Its own booster: prediction is thread-safe in xgboost, but nothing else here then shares state with it.
@@ -203,11 +218,12 @@ class _PredContribsThread(_BackgroundPass):
                 if self._cancelled.is_set():
                     return
                 chunk = booster.predict(dmatrix_for(booster, features[start: start + chunk_rows]), pred_contribs=True)
-                self._sums += np.abs(chunk[:, :-1]).sum(axis=0, dtype=np.float64)
+                chunk_sums = exact_sums(np.ascontiguousarray(np.abs(chunk[:, :-1]).T))
+                self._sums = [a + b for a, b in zip(self._sums, chunk_sums, strict=True)]
         except BaseException as exc:  # re-raised in the caller's thread by abs_sums()
             self._error = exc
 
-    def abs_sums(self) -> np.ndarray:
+    def abs_sums(self) -> list[int]:
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -217,16 +233,17 @@ class _PredContribsThread(_BackgroundPass):
         self._cancelled.set()  # stops after the chunk in progress
 
 
-def start_background_pass(booster: xgb.Booster, features: np.ndarray, chunk_rows: int | None = None
-                          ) -> _BackgroundPass:
+def start_background_pass(booster: xgb.Booster, features: np.ndarray, chunk_rows: int | None = None,
+                          rows_for_choice: int | None = None) -> _BackgroundPass:
     """TreeShap in a forked process when the model, the row count and the platform make it the faster way, else
-    pred_contribs in a thread."""
+    pred_contribs in a thread. The way is chosen for `rows_for_choice` rows (default: these rows): a part of the
+    rows is given the whole channel's count, so every part takes the way one run over all of them takes."""
     model = json.loads(booster.save_raw("json"))
 
     def in_a_thread(why: str) -> _BackgroundPass:
         return _PredContribsThread(booster, features, chunk_rows or CHUNK_ROWS, why)
 
-    why = tree_shap.pred_contribs_reason(model, features.shape[0])
+    why = tree_shap.pred_contribs_reason(model, features.shape[0] if rows_for_choice is None else rows_for_choice)
     if why is None and "fork" not in multiprocessing.get_all_start_methods():
         why = "no fork on this platform"
     elif why is None and multiprocessing.current_process().daemon:
@@ -243,13 +260,13 @@ class ModelShap(ExplainedShap):
     """SHAP values from the booster: margins now, the mean |SHAP| pass in the background (see the module doc)."""
 
     def __init__(self, booster: xgb.Booster, objective: str, features: np.ndarray,
-                 chunk_rows: int | None = None) -> None:
+                 chunk_rows: int | None = None, rows_for_choice: int | None = None) -> None:
         """Starts the pass, then predicts the margins with `booster` as the caller set it up."""
         self._booster = booster
         self._features = features
-        self._pass = start_background_pass(booster, features, chunk_rows)
+        self._pass = start_background_pass(booster, features, chunk_rows, rows_for_choice)
         try:
-            margins = booster.predict(dmatrix_for(booster, features), output_margin=True).astype(np.float64)
+            margins = margins_of(booster, features)
             self.base_value = float(self.contributions(np.arange(1))[0, -1])
         except BaseException:
             self._pass.cancel()
@@ -268,6 +285,6 @@ class ModelShap(ExplainedShap):
         values = self._booster.predict(dmatrix_for(self._booster, self._features[rows]), pred_contribs=True)
         return np.asarray(values, dtype=np.float32)
 
-    def mean_abs_shap(self) -> np.ndarray:
-        """Waits for the pass (the same array on every call)."""
-        return self._pass.abs_sums() / self.n_rows
+    def abs_sums(self) -> list[int]:
+        """Waits for the pass (the same sums on every call)."""
+        return self._pass.abs_sums()

@@ -84,6 +84,21 @@ def read_bytes(uri: str) -> bytes:
     return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def read_bytes_at_most(uri: str, limit: int, what: str) -> bytes:
+    """The object's bytes when it holds at most `limit` of them (checked before reading), else BadRequest."""
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        size = int(_s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    else:
+        size = local_path(uri).stat().st_size
+    if size > limit:
+        raise BadRequest(f"{what} {uri!r} holds {size:,} bytes, more than the {limit:,} accepted")
+    data = read_bytes(uri)
+    if len(data) > limit:  # it grew between the two calls
+        raise BadRequest(f"{what} {uri!r} holds more than the {limit:,} bytes accepted")
+    return data
+
+
 def download(uri: str, destination: Path) -> Path:
     """Copy the object to a local file (streamed, so large CSVs never sit in memory twice)."""
     destination.parent.mkdir(parents=True, exist_ok=True)

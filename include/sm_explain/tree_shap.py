@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sm_explain.exact_sums import exact_sums, to_float
+
 # A leaf with d distinct features on its path gets a 2^d x d table; deep trees fall back to pred_contribs.
 MAX_PATH_FEATURES = 12
 MAX_TABLE_ENTRIES = 1 << 25
@@ -258,10 +260,17 @@ class TreeShap:
 
     def abs_sums(self, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS,
                  progress: Callable[[], None] = lambda: None) -> np.ndarray:
-        """(features,) float64 sum over rows of |SHAP|, holding one chunk's values at a time; `progress` is called
-        after each chunk."""
-        sums = np.zeros(self.n_features, dtype=np.float64)
+        """(features,) float64 sum over rows of |SHAP| (the exact sum, rounded once)."""
+        return np.array([to_float(total) for total in self.exact_abs_sums(rows, chunk_rows, progress)])
+
+    def exact_abs_sums(self, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS,
+                       progress: Callable[[], None] = lambda: None) -> list[int]:
+        """Per feature, the exact sum over rows of |SHAP| (`exact_sums` units), holding one chunk's values at a
+        time; `progress` is called after each chunk. A row's values do not depend on its chunk, and the sums are
+        exact, so any split of the rows into chunks or part files adds up to the same integers."""
+        sums = [0] * self.n_features
         for start in range(0, rows.shape[0], chunk_rows):
-            sums += np.abs(self._chunk_contributions(rows[start: start + chunk_rows])).sum(axis=1, dtype=np.float64)
+            chunk = exact_sums(np.abs(self._chunk_contributions(rows[start: start + chunk_rows])))
+            sums = [a + b for a, b in zip(sums, chunk, strict=True)]
             progress()
         return sums

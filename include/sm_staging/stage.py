@@ -3,8 +3,9 @@
 All checks run before the first byte is written; the files are built in a temporary directory and
 only then published (features.json last, so its presence means the version is complete).
 
-The files go to ``<destination>/<source sha256>/``: ``features.json``, ``train/train.csv`` and
-``validation/validation.csv``, each CSV alone under its own prefix, so a training channel on ``train/``
+The files go to ``<destination>/<source sha256>/``: ``features.json``, ``train/train.csv`` (or, with
+``train_parts`` K > 1, ``train/part-00000.csv`` ... and their manifest ``train_parts.json``,
+``sm_explain_contracts.train_parts``) and ``validation/validation.csv``, each channel alone under its own prefix, so a training channel on ``train/``
 (an S3Prefix, which matches every key that starts with it) reads exactly that one file. Different sources
 never share an object, and once written the objects never change: the output depends only on the input bytes
 and the request, so a rerun of the same source finds its files in place and writes nothing, and the same source
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from botocore.exceptions import ClientError
 
+from sm_explain_contracts.train_parts import PARTS_MANIFEST, PartEntry, manifest_document, part_path
 from sm_staging.encode import EncodedDataset, load_and_encode
 from sm_staging.errors import StagingInputError
 from sm_staging.schema import S3Location, StagingRequest, parse_request, parse_s3_uri
@@ -35,7 +37,8 @@ VALIDATION_FILE = "validation.csv"
 FEATURES_FILE = "features.json"
 #: Where each CSV lives under the staged root: a directory of its own, the training channel's prefix.
 CHANNEL_PATHS = {TRAIN_FILE: f"train/{TRAIN_FILE}", VALIDATION_FILE: f"validation/{VALIDATION_FILE}"}
-_CONTENT_TYPES = {TRAIN_FILE: "text/csv", VALIDATION_FILE: "text/csv", FEATURES_FILE: "application/json"}
+_CONTENT_TYPES = {TRAIN_FILE: "text/csv", VALIDATION_FILE: "text/csv", FEATURES_FILE: "application/json",
+                  PARTS_MANIFEST: "application/json"}
 
 
 class Destination:
@@ -127,7 +130,7 @@ class Destination:
                 str(directory / name),
                 self.s3.bucket,
                 self._key(name),
-                ExtraArgs={"ContentType": _CONTENT_TYPES[Path(name).name]},
+                ExtraArgs={"ContentType": _CONTENT_TYPES.get(Path(name).name, "text/csv")},
             )
 
 
@@ -204,8 +207,8 @@ def _features_document(
     }
 
 
-def _already_staged(target: Destination, document: dict[str, Any]) -> bool:
-    """True when ``target`` holds exactly this staging (its CSVs present at their recorded sizes); raise when it
+def _already_staged(target: Destination, document: dict[str, Any], sizes: dict[str, int]) -> bool:
+    """True when ``target`` holds exactly this staging (every file of ``sizes`` present at its size); raise when it
     holds the same source staged otherwise, which rewriting would change under a job reading it."""
     existing_bytes = target.read(FEATURES_FILE)
     if existing_bytes is None:
@@ -229,7 +232,22 @@ def _already_staged(target: Destination, document: dict[str, Any]) -> bool:
             "files a training job may be reading are never overwritten: stage these settings under another "
             "dataset_version"
         )
-    return all(target.size(CHANNEL_PATHS[name]) == entry["bytes"] for name, entry in document["files"].items())
+    return all(target.size(path) == size for path, size in sizes.items())
+
+
+def _write_train_parts(directory: Path, table: pa.Table, rows: np.ndarray, parts: int) -> list[str]:
+    """The training rows as ``parts`` contiguous slices (sizes differing by at most one row, larger first), each
+    written as the single file would write those rows, and their manifest; returns the paths written."""
+    entries = []
+    first_row = 0
+    for index, selected in enumerate(np.array_split(rows, parts)):
+        path = directory / part_path(index)
+        _write_csv(path, table, selected)
+        entries.append(PartEntry(part_path(index), first_row, int(selected.size), path.stat().st_size,
+                                 sha256_of(path)))
+        first_row += int(selected.size)
+    (directory / PARTS_MANIFEST).write_text(json.dumps(manifest_document(entries), indent=1) + "\n", encoding="utf-8")
+    return [entry.path for entry in entries] + [PARTS_MANIFEST]
 
 
 def stage(raw_request: dict[str, Any]) -> dict[str, Any]:
@@ -242,31 +260,45 @@ def stage(raw_request: dict[str, Any]) -> dict[str, Any]:
     train_rows, validation_rows = split_indices(data.rows, request)
     rows = {"train": int(train_rows.size), "validation": int(validation_rows.size)}
     target = destination.child(source.sha256)
+    parts = request.train_parts
+    if parts > train_rows.size:  # refused before anything is written
+        raise StagingInputError(
+            f"train_parts {parts} is more than the {train_rows.size} training rows: every part holds at least one row"
+        )
 
     with tempfile.TemporaryDirectory(prefix="sm-staging-") as work:
         directory = Path(work)
         table = _as_table(data)
-        for name, selected in ((TRAIN_FILE, train_rows), (VALIDATION_FILE, validation_rows)):
-            (directory / CHANNEL_PATHS[name]).parent.mkdir()
-            _write_csv(directory / CHANNEL_PATHS[name], table, selected)
+        (directory / "train").mkdir()
+        if parts == 1:
+            train_files = [CHANNEL_PATHS[TRAIN_FILE]]
+            _write_csv(directory / CHANNEL_PATHS[TRAIN_FILE], table, train_rows)
+        else:
+            train_files = _write_train_parts(directory, table, train_rows, parts)
+        (directory / "validation").mkdir()
+        _write_csv(directory / CHANNEL_PATHS[VALIDATION_FILE], table, validation_rows)
         del table
+        # features.json records the files a reader checks: the train CSV or the parts manifest (which records
+        # each part), and the validation CSV.
+        recorded = {TRAIN_FILE if parts == 1 else PARTS_MANIFEST: train_files[-1],
+                    VALIDATION_FILE: CHANNEL_PATHS[VALIDATION_FILE]}
         files = {
-            name: {
-                "path": CHANNEL_PATHS[name],
-                "sha256": sha256_of(directory / CHANNEL_PATHS[name]),
-                "bytes": (directory / CHANNEL_PATHS[name]).stat().st_size,
-            }
-            for name in (TRAIN_FILE, VALIDATION_FILE)
+            name: {"path": path, "sha256": sha256_of(directory / path), "bytes": (directory / path).stat().st_size}
+            for name, path in recorded.items()
         }
         document = _features_document(request, data, source.sha256, rows, files)
         (directory / FEATURES_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        if not _already_staged(target, document):
-            target.publish(directory, [CHANNEL_PATHS[TRAIN_FILE], CHANNEL_PATHS[VALIDATION_FILE], FEATURES_FILE])
+        published = [*train_files, CHANNEL_PATHS[VALIDATION_FILE]]
+        sizes = {path: (directory / path).stat().st_size for path in published}
+        if not _already_staged(target, document, sizes):
+            target.publish(directory, [*published, FEATURES_FILE])
 
     return {
         "dataset_version": request.dataset_version,
         "data_uri": target.directory_uri_of(),
-        "train_uri": target.uri_of(CHANNEL_PATHS[TRAIN_FILE]),
+        # With parts, the explanation reads the training rows through their manifest.
+        "train_uri": target.uri_of(CHANNEL_PATHS[TRAIN_FILE] if parts == 1 else PARTS_MANIFEST),
+        "train_parts": parts,
         "validation_uri": target.uri_of(CHANNEL_PATHS[VALIDATION_FILE]),
         "train_channel_uri": target.directory_uri_of(Path(CHANNEL_PATHS[TRAIN_FILE]).parent.name),
         "validation_channel_uri": target.directory_uri_of(Path(CHANNEL_PATHS[VALIDATION_FILE]).parent.name),

@@ -14,6 +14,8 @@ import pytest
 from sm_explain_contracts.explain_request import (
     ExplainRequest,
     parse_explain_request,
+    parse_map_request,
+    parse_reduce_request,
     parse_report_request,
 )
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV
@@ -23,6 +25,14 @@ from sm_explain_contracts.staging_request import (
     ADULT_COLUMNS,
     StagingRequest,
     parse_staging_request,
+)
+from sm_explain_contracts.train_parts import (
+    PartEntry,
+    PartsManifestError,
+    manifest_document,
+    parse_manifest,
+    part_index,
+    part_path,
 )
 from sm_explain_contracts.versions import dataset_version_problem
 
@@ -65,6 +75,11 @@ def test_a_minimal_staging_request_gets_the_adult_schema_and_is_frozen() -> None
     assert request.feature_columns[:3] == ("Age", "Workclass", "Education-Num") and len(request.feature_columns) == 12
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.seed = 8  # type: ignore[misc]
+
+
+def test_train_parts_default_to_one_file_and_reach_1024() -> None:
+    assert parse_staging_request(STAGING).train_parts == 1
+    assert parse_staging_request({**STAGING, "train_parts": 1024}).train_parts == 1024
 
 
 def test_a_custom_schema_drops_the_adult_defaults_and_an_uppercase_checksum_is_lowered() -> None:
@@ -113,6 +128,9 @@ def test_a_custom_schema_drops_the_adult_defaults_and_an_uppercase_checksum_is_l
         ({"validation_fraction": "0.2"}, "validation_fraction must be a number between 0 and 1 (exclusive), got '0.2'"),
         ({"seed": 2**32}, "seed must be an integer from 0 to 4,294,967,295, got 4294967296"),
         ({"seed": True}, "seed must be an integer from 0 to 4,294,967,295, got True"),
+        ({"train_parts": 0}, "train_parts must be an integer from 1 to 1,024, got 0"),
+        ({"train_parts": 1025}, "train_parts must be an integer from 1 to 1,024, got 1025"),
+        ({"train_parts": 2.0}, "train_parts must be an integer from 1 to 1,024, got 2.0"),
     ],
 )
 def test_a_bad_staging_field_is_refused_naming_it(change: dict[str, Any], message: str, reliability) -> None:
@@ -256,3 +274,87 @@ def test_a_bad_report_field_is_refused_naming_it(change: dict[str, Any], message
     refused = _refused(parse_report_request, {**REPORT, **change})
     assert message in refused
     reliability.refused("request contract", f"report request {change}", "RequestError naming the field", refused)
+
+
+# --- map, reduce and the parts manifest --------------------------------------------------------------------------
+
+MAP = {**EXPLAIN, "channel": "train", "partial_uri": f"{BUCKET}/adult/v1/job-1/partials/0.npz"}
+
+
+def test_a_map_request_takes_the_explanation_fields_and_its_own() -> None:
+    request = parse_map_request({**MAP, "parts": ["train/part-00001.csv"], "local_root": "/opt/ml/processing/input"})
+    assert request.explain == parse_explain_request(EXPLAIN)
+    assert (request.channel, request.parts, request.local_root) == ("train", ("train/part-00001.csv",),
+                                                                    "/opt/ml/processing/input")
+    reduce = parse_reduce_request({**EXPLAIN, "partial_uris": [MAP["partial_uri"]]})
+    assert reduce.partial_uris == (MAP["partial_uri"],) and reduce.explain == request.explain
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("parse", "change", "message"),
+    [
+        (parse_map_request, {"channel": "test"}, "channel must be one of train, validation, got 'test'"),
+        (parse_map_request, {"parts": ["train/part-00000.csv"] * 2},
+         "parts names a part more than once: ['train/part-00000.csv']"),
+        (parse_map_request, {"parts": [f"train/part-{i:05d}.csv" for i in range(1025)]},
+         "parts must be a list of 1 to 1024 part paths"),
+        (parse_map_request, {"parts": []}, "parts must be a list of 1 to 1024 part paths"),
+        (parse_map_request, {"local_root": "s3://sm-explain-contracts/x"}, "local_root 's3://sm-explain-contracts/x' "
+                                                                           "must be a local directory"),
+        (parse_map_request, {"partial_uri": None}, "the request has no 'partial_uri', which is required"),
+        (parse_map_request, {"partial_uris": []}, "unknown request keys ['partial_uris']"),
+        (parse_reduce_request, {"partial_uris": [f"{BUCKET}/p{i}.npz" for i in range(1026)]},
+         "partial_uris must be a list of 1 to 1025 locations"),
+        (parse_reduce_request, {"partial_uris": [f"{BUCKET}/p.npz", f"{BUCKET}/p.npz"]},
+         "partial_uris names a partial more than once"),
+        (parse_reduce_request, {"partial_uris": ["ftp://x/p.npz"]}, "partial_uris[0] 'ftp://x/p.npz' is not an s3://"),
+    ],
+)
+def test_a_bad_map_or_reduce_field_is_refused_naming_it(parse, change: dict[str, Any], message: str,  # noqa: ANN001
+                                                        reliability) -> None:
+    base = MAP if parse is parse_map_request else {**EXPLAIN, "partial_uris": [MAP["partial_uri"]]}
+    refused = _refused(parse, {**base, **change})
+    assert message in refused
+    reliability.refused("request contract", f"{parse.__name__} {str(change)[:80]}", "RequestError naming the field",
+                        refused)
+
+
+def _manifest(rows: list[int]) -> dict[str, Any]:
+    entries, first = [], 0
+    for i, n in enumerate(rows):
+        entries.append(PartEntry(part_path(i), first, n, 10 * n, "a" * 64))
+        first += n
+    return manifest_document(entries)
+
+
+def test_a_manifest_as_staging_writes_it_reads_back() -> None:
+    entries = parse_manifest(_manifest([3, 3, 2]), "m")
+    assert [(e.path, e.first_row, e.rows) for e in entries] == [("train/part-00000.csv", 0, 3),
+                                                               ("train/part-00001.csv", 3, 3),
+                                                               ("train/part-00002.csv", 6, 2)]
+    assert part_index("train/part-00002.csv") == 2 and part_index("train/../part-00002.csv") is None
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["parts"][1].update(path="train/../../etc/passwd"),
+         "m: part 1 has path 'train/../../etc/passwd', expected 'train/part-00001.csv'"),
+        (lambda m: m["parts"][1].update(first_row=4), "m: part 1 starts at row 4, but the parts before it end at 3"),
+        (lambda m: m["parts"][0].update(rows=0), "m: part 0 rows must be an integer from 1"),
+        (lambda m: m["parts"][0].update(sha256="A" * 64), "m: part 0 sha256 must be 64 lowercase hexadecimal"),
+        (lambda m: m.update(rows=9), "m says 9 rows, but its parts hold 8"),
+        (lambda m: m.update(parts=m["parts"][:1]), "m: 'parts' must list from 2 to 1024 parts, got 1"),
+        (lambda m: m.update(format="other"), "m is not a parts manifest written by staging"),
+    ],
+)
+def test_a_manifest_that_staging_would_not_write_is_refused(edit, message: str, reliability) -> None:  # noqa: ANN001
+    manifest = _manifest([3, 3, 2])
+    edit(manifest)
+    with pytest.raises(PartsManifestError) as raised:
+        parse_manifest(manifest, "m")
+    assert str(raised.value).startswith(message)
+    reliability.refused("parts manifest", message.split(":")[-1].strip()[:60], "refused naming the part",
+                        str(raised.value))

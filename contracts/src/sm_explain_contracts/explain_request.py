@@ -25,6 +25,7 @@ from sm_explain_contracts.request_fields import (
     required_string,
 )
 from sm_explain_contracts.s3_uris import is_under
+from sm_explain_contracts.staging_request import MAX_TRAIN_PARTS
 from sm_explain_contracts.versions import dataset_version_problem
 
 SOURCES = ("auto", "model", "debugger")
@@ -111,6 +112,75 @@ def parse_explain_request(raw: object) -> ExplainRequest:
     if parsed.source == "debugger" and parsed.debug_output_uri is None:
         raise RequestError("source 'debugger' needs debug_output_uri (the job's Debugger output location), got None")
     return parsed
+
+
+# The explanation as a map over part files and a reduce (`python -m sm_explain.map` / `sm_explain.reduce`): each
+# takes every explanation field above (the same run) plus its own.
+CHANNELS = ("train", "validation")
+# Partials one reduce merges at most: one per training part and one for the validation file.
+MAX_PARTIALS = MAX_TRAIN_PARTS + 1
+
+
+@dataclass(frozen=True)
+class MapRequest:
+    explain: ExplainRequest
+    channel: str  # which channel's parts this map reads
+    parts: tuple[str, ...] | None  # their paths under the staged root (train/part-00003.csv); None: see local_root
+    local_root: str | None  # a local copy of the staged root's layout (a Processing instance's input directory)
+    partial_uri: str  # where the partial results go
+
+
+@dataclass(frozen=True)
+class ReduceRequest:
+    explain: ExplainRequest
+    partial_uris: tuple[str, ...]
+
+
+MAP_KEYS = frozenset({"channel", "parts", "local_root", "partial_uri"})
+REDUCE_KEYS = frozenset({"partial_uris"})
+
+
+def _split(raw: object, own: frozenset[str]) -> tuple[ExplainRequest, dict[str, Any]]:
+    request = request_object(raw, EXPLAIN_REQUEST_KEYS | own)
+    explain = parse_explain_request({k: v for k, v in request.items() if k not in own})
+    return explain, {k: v for k, v in request.items() if k in own}
+
+
+def parse_map_request(raw: object) -> MapRequest:
+    """An explanation request plus `channel`, `parts` (a list of part paths, at most one per part the staging
+    can write), `local_root` (an absolute local directory: where the instance's share of the files lies, by their
+    staged paths; always allowed, since only the part paths of the run are ever joined to it) and `partial_uri`."""
+    explain, own = _split(raw, MAP_KEYS)
+    channel = choice(own, "channel", "train", CHANNELS)
+    parts = own.get("parts")
+    if parts is not None:
+        if (not isinstance(parts, list) or not 1 <= len(parts) <= MAX_TRAIN_PARTS
+                or not all(isinstance(p, str) and p for p in parts)):
+            raise RequestError(
+                f"parts must be a list of 1 to {MAX_TRAIN_PARTS} part paths (train/part-00000.csv ...), got "
+                f"{given(parts)}"
+            )
+        if len(set(parts)) != len(parts):
+            raise RequestError(f"parts names a part more than once: {sorted({p for p in parts if parts.count(p) > 1})}")
+        parts = tuple(parts)
+    local_root = None if own.get("local_root") is None else location(own["local_root"], "local_root",
+                                                                       allow_local=True)
+    if local_root is not None and local_root.startswith("s3://"):
+        raise RequestError(f"local_root {given(local_root)} must be a local directory (the instance's input)")
+    return MapRequest(explain, channel, parts, local_root, required_location(own, "partial_uri"))
+
+
+def parse_reduce_request(raw: object) -> ReduceRequest:
+    """An explanation request plus `partial_uris`: the partial results of every map (1 to MAX_PARTIALS)."""
+    explain, own = _split(raw, REDUCE_KEYS)
+    uris = own.get("partial_uris")
+    if not isinstance(uris, list) or not 1 <= len(uris) <= MAX_PARTIALS:
+        raise RequestError(f"partial_uris must be a list of 1 to {MAX_PARTIALS} locations, got {given(uris)}")
+    checked = tuple(location(uri, f"partial_uris[{i}]") for i, uri in enumerate(uris))
+    if len(set(checked)) != len(checked):
+        raise RequestError(f"partial_uris names a partial more than once: "
+                           f"{sorted({u for u in checked if checked.count(u) > 1})}")
+    return ReduceRequest(explain, checked)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ DEFAULT_OBJECTIVE = "binary:logistic"
 DEFAULT_VALIDATION_FRACTION = 0.2
 DEFAULT_SEED = 7
 MAX_SEED = 2**32 - 1  # numpy's seed range
+# The training rows may be staged as this many part files at most (train/part-00000.csv ...): enough for one part
+# per Processing instance of the largest fleets, and few enough that the parts manifest stays small.
+MAX_TRAIN_PARTS = 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -88,6 +91,8 @@ class StagingRequest:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     seed: int = DEFAULT_SEED
     cache_dir: str | None = None
+    # 1: one train/train.csv (the layout every existing job reads); K > 1: train/part-00000.csv ... in row order.
+    train_parts: int = 1
 
     @property
     def is_binary(self) -> bool:
@@ -216,6 +221,7 @@ def parse_staging_request(raw: object) -> StagingRequest:
                                    accepted="a number between 0 and 1 (exclusive)"),
         seed=integer(request, "seed", DEFAULT_SEED, 0, MAX_SEED),
         cache_dir=string(request, "cache_dir"),
+        train_parts=integer(request, "train_parts", 1, 1, MAX_TRAIN_PARTS),
     )
     if not staged.feature_columns:
         raise RequestError("no feature columns are left after dropping the label and drop_columns")

@@ -82,7 +82,7 @@ def test_a_failing_process_pass_raises_its_error_in_the_caller(model, monkeypatc
     def failing(self: tree_shap.TreeShap, rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
         raise MemoryError(f"no room in process {os.getpid()}")
 
-    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", failing)  # inherited by the forked child
+    monkeypatch.setattr(tree_shap.TreeShap, "exact_abs_sums", failing)  # inherited by the forked child
     shap = ModelShap(booster, "binary:logistic", features)
     assert shap.contributions(np.array([0])).shape == (1, 7)
     with pytest.raises(MemoryError, match="no room in process") as raised:
@@ -92,7 +92,7 @@ def test_a_failing_process_pass_raises_its_error_in_the_caller(model, monkeypatc
 
 def test_a_pass_process_that_dies_is_reported_not_waited_for(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, _ = model
-    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", lambda self, rows, *args, **kwargs: os._exit(9))
+    monkeypatch.setattr(tree_shap.TreeShap, "exact_abs_sums", lambda self, rows, *args, **kwargs: os._exit(9))
     shap = ModelShap(booster, "binary:logistic", features)
     with pytest.raises(RuntimeError, match=r"ended with exit code 9 before its result"):
         shap.mean_abs_shap()
@@ -133,7 +133,7 @@ def _hang(self: tree_shap.TreeShap, rows: np.ndarray, *args: object, **kwargs: o
 
 def test_a_silent_pass_process_is_killed_and_the_pass_redone_in_a_thread(model, monkeypatch: pytest.MonkeyPatch) -> None:
     booster, features, reference = model
-    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", _hang)
+    monkeypatch.setattr(tree_shap.TreeShap, "exact_abs_sums", _hang)
     monkeypatch.setattr(shap_rows, "STALL_SECONDS", 1.0)
     shap = ModelShap(booster, "binary:logistic", features)
     child = shap._pass._process
@@ -145,7 +145,7 @@ def test_a_silent_pass_process_is_killed_and_the_pass_redone_in_a_thread(model, 
 def test_closing_stops_the_pass_process(model, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that fails before it needs mean |SHAP| leaves no process behind."""
     booster, features, _ = model
-    monkeypatch.setattr(tree_shap.TreeShap, "abs_sums", _hang)
+    monkeypatch.setattr(tree_shap.TreeShap, "exact_abs_sums", _hang)
     shap = ModelShap(booster, "binary:logistic", features)
     child = shap._pass._process
     assert child.is_alive()

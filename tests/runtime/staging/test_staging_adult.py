@@ -63,6 +63,7 @@ def test_result_names_the_files_rows_and_checksum(staged: tuple[Path, dict]) -> 
         "dataset_version": "v1",
         "data_uri": f"{data}/",
         "train_uri": str(data / "train" / "train.csv"),
+        "train_parts": 1,
         "validation_uri": str(data / "validation" / "validation.csv"),
         "train_channel_uri": f"{data}/train/",
         "validation_channel_uri": f"{data}/validation/",
