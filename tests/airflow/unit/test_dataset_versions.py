@@ -79,6 +79,7 @@ def test_one_announcement_is_processed_where_its_event_says() -> None:
         "dataset_version": "v2", "source_uri": source, "source_sha256": None,
         "dataset_uri": "s3://other-bucket/adult/v2/data/", "training_output_uri": "s3://other-bucket/adult/v2/training",
         "version_root": "s3://other-bucket/adult/v2",
+        "processing_uri": "s3://other-bucket/adult/v2/processing/",
     }
 
 

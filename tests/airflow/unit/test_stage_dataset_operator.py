@@ -179,6 +179,7 @@ def test_stages_adult_on_s3_through_the_connection(s3, tmp_path: Path) -> None: 
         "n_features": 12,
         "source_sha256": ADULT_SHA256,
         "data_shape": {"rows": 26048, "features": 12, "validation_rows": 6513},
+        "train_parts": 1,
     }
     staged = _objects(s3, "adult/v1/")
     features = json.loads(staged[f"{root}/features.json"])
