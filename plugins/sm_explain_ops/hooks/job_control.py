@@ -24,14 +24,24 @@ def is_not_found(error: ClientError) -> bool:
 
 
 class JobControlMixin:
-    """Stop-on-kill for one kind of job; the hook names its kind and says how to describe and stop one."""
+    """Describe-or-none and stop-on-kill for one kind of job; the hook names its kind and says how to describe
+    and stop one."""
 
     job_kind: ClassVar[str]  # "training" or "processing": the words of the log lines and of the CLI hint
     status_key: ClassVar[str]  # "TrainingJobStatus", "ProcessingJobStatus"
     log: Any
 
-    def describe_or_none(self, name: str) -> dict[str, Any] | None:
+    def _describe(self, name: str) -> dict[str, Any]:
         raise NotImplementedError
+
+    def describe_or_none(self, name: str) -> dict[str, Any] | None:
+        """Describe*Job, or None when no job has this name."""
+        try:
+            return self._describe(name)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
 
     def _request_stop(self, name: str) -> None:
         raise NotImplementedError

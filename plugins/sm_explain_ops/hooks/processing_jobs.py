@@ -15,7 +15,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
-from sm_explain_ops.hooks.job_control import JobControlMixin, error_code, is_not_found
+from sm_explain_ops.hooks.job_control import JobControlMixin, error_code
 from sm_explain_ops.hooks.training_jobs import ATTACHABLE_STATES, REPLACEABLE_STATES
 
 #: Where the runtime module finds its request and writes its result inside the container.
@@ -78,14 +78,8 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
     def _request_stop(self, name: str) -> None:
         self.conn.stop_processing_job(ProcessingJobName=name)
 
-    def describe_or_none(self, name: str) -> dict[str, Any] | None:
-        """DescribeProcessingJob, or None when no job has this name."""
-        try:
-            return self.describe_processing_job(name)
-        except ClientError as error:
-            if is_not_found(error):
-                return None
-            raise
+    def _describe(self, name: str) -> dict[str, Any]:
+        return self.describe_processing_job(name)
 
     def start_or_attach(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
-from sm_explain_ops.hooks.job_control import JobControlMixin, error_code, is_not_found
+from sm_explain_ops.hooks.job_control import JobControlMixin, error_code
 from sm_explain_ops.job_naming import MAX_TRAINING_JOB_NAME_LENGTH
 
 #: A job in one of these states is the job this name stands for: attach to it.
@@ -90,14 +90,8 @@ class DebuggedTrainingHook(JobControlMixin, SageMakerHook):
     def _request_stop(self, name: str) -> None:
         self.conn.stop_training_job(TrainingJobName=name)
 
-    def describe_or_none(self, name: str) -> dict[str, Any] | None:
-        """DescribeTrainingJob, or None when no job has this name."""
-        try:
-            return self.conn.describe_training_job(TrainingJobName=name)
-        except ClientError as error:
-            if is_not_found(error):
-                return None
-            raise
+    def _describe(self, name: str) -> dict[str, Any]:
+        return self.conn.describe_training_job(TrainingJobName=name)
 
     def start_or_attach(
         self,
