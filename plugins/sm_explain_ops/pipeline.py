@@ -22,7 +22,8 @@ from sm_explain_ops.dataset_versions import (
     run_announcements,
 )
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
-from sm_explain_ops.operators.explain import BuildReportOperator, ExplainTrainingJobOperator
+from sm_explain_contracts.staging_request import MAX_TRAIN_PARTS
+from sm_explain_ops.operators.explain import MAX_INSTANCE_COUNT, BuildReportOperator, ExplainTrainingJobOperator
 from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
@@ -75,6 +76,14 @@ def pipeline_params() -> dict[str, Param]:
                          description="Where staging, explanations and the report run: 'processing' (a SageMaker "
                          "Processing job on runtime_image_uri), 'worker' (the worker's runtime environment), or "
                          "empty: processing when runtime_image_uri is set, else worker."),
+        "train_parts": Param(1, type="integer", minimum=1, maximum=MAX_TRAIN_PARTS,
+                             description="Part files the training rows are staged as (train/part-*.csv); the "
+                             "training job reads them as one channel, and a split explanation gives each instance a "
+                             "share of them."),
+        "explanation_instances": Param(1, type="integer", minimum=1, maximum=MAX_INSTANCE_COUNT,
+                                       description="Processing instances the explanation's full-data work is split "
+                                       "across (a map job, then a reduce job); needs a runtime image and "
+                                       "train_parts >= this to keep every instance busy. 1 = one job."),
         "algorithm_version": Param("1.7-1", type="string", pattern=r"^\d+\.\d+-\d+$",
                                    description="Built-in XGBoost image; Debugger tensors need 0.90-2..1.7-1. "
                                    "Without Debugger (debugger 'off'), 3.0-5 or 3.2-0."),
@@ -237,6 +246,7 @@ def build_explainability_pipeline(
             source_sha256=config["source_sha256"],
             destination=config["dataset_uri"],
             dataset_version=version,
+            train_parts=dag.param("train_parts"),
             **compute,
             **aws,
         )
@@ -284,6 +294,7 @@ def build_explainability_pipeline(
             source=dag.param("explanation_source"),
             options=dag.param("explanation_options"),
             objective="{{ params.hyperparameters.get('objective', '') }}",  # a string: plain Jinja renders it
+            instance_count=dag.param("explanation_instances"),
             **compute,
             **aws,
         )

@@ -104,3 +104,28 @@ def parse_manifest(document: object, source: str) -> list[PartEntry]:
     if document.get("rows") != next_row:
         raise PartsManifestError(f"{source} says {document.get('rows')!r} rows, but its parts hold {next_row}")
     return entries
+
+
+#: The staged paths of a channel staged as one file (the layout above, for K = 1, and the validation rows).
+SINGLE_FILE_PATHS = {"train": "train/train.csv", "validation": "validation/validation.csv"}
+
+
+def staged_channel_prefixes(train_uri: str, validation_uri: str) -> dict[str, str]:
+    """The prefix of each staged channel (``<root>/train/``, ``<root>/validation/``), from the locations an
+    explanation reads: the training CSV or the parts manifest, and the validation CSV. A Processing instance
+    copies its share of a prefix to ``<input>/<channel>/``, where the staged paths find them. Raises ValueError,
+    naming the location, for anything not laid out as staging lays it out (nothing else can be sharded)."""
+    prefixes = {}
+    for channel, uri in (("train", train_uri), ("validation", validation_uri)):
+        text = str(uri or "")
+        single = "/" + SINGLE_FILE_PATHS[channel]
+        if text.endswith(single) and text.startswith("s3://"):
+            prefixes[channel] = text[: -len(single)] + f"/{channel}/"
+        elif channel == "train" and text.endswith("/" + PARTS_MANIFEST) and text.startswith("s3://"):
+            prefixes[channel] = text[: -len(PARTS_MANIFEST)] + "train/"
+        else:
+            expected = f"s3://.../{SINGLE_FILE_PATHS[channel]}" + (
+                f" or s3://.../{PARTS_MANIFEST}" if channel == "train" else "")
+            raise ValueError(f"{channel}_uri {text!r} is not a staged {channel} channel ({expected}, as staging "
+                             "writes them): only staged channels can be split across instances")
+    return prefixes

@@ -9,7 +9,7 @@ hook's follow-up names (``-r1``...) after a job of the name ended Failed or Stop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -21,6 +21,7 @@ from sm_explain_ops.hooks.training_jobs import ATTACHABLE_STATES, REPLACEABLE_ST
 #: Where the runtime module finds its request and writes its result inside the container.
 CONTAINER_REQUEST = "/opt/ml/processing/input/request/request.json"
 CONTAINER_RESULT = "/opt/ml/processing/output/result/result.json"
+CONTAINER_RESULT_DIR = CONTAINER_RESULT.rsplit("/", 1)[0]
 TERMINAL_STATES = frozenset({"Completed", "Failed", "Stopped"})
 
 
@@ -46,22 +47,34 @@ def runtime_processing_config(
     instance_count: int = 1,
     volume_size_gb: int = 30,
     max_runtime_seconds: int = 86400,
+    module_args: Sequence[str] | None = None,
+    data_inputs: Sequence[Mapping[str, Any]] = (),
+    output_local_path: str = CONTAINER_RESULT_DIR,
 ) -> dict[str, Any]:
     """The CreateProcessingJob request that runs ``python -m <module> --request R --result S`` in the image,
-    with the request object as its one input and the result directory as its one output."""
+    with the request object as its first input and the result directory as its one output.
+
+    A module with other arguments gives ``module_args`` (after ``--request R``) and the directory it writes
+    (``output_local_path``, uploaded to ``result_uri``); ``data_inputs`` are further ProcessingInputs
+    (``{"InputName", "S3Uri", "LocalPath", "S3DataDistributionType"}``), read as S3Prefix in File mode."""
+    args = list(module_args) if module_args is not None else ["--result", CONTAINER_RESULT]
+    inputs = [{"InputName": "request", "S3Input": {
+        "S3Uri": request_uri, "LocalPath": CONTAINER_REQUEST.rsplit("/", 1)[0],
+        "S3DataType": "S3Prefix", "S3InputMode": "File"}}]
+    inputs += [{"InputName": str(data["InputName"]), "S3Input": {
+        "S3Uri": str(data["S3Uri"]), "LocalPath": str(data["LocalPath"]), "S3DataType": "S3Prefix",
+        "S3InputMode": "File", "S3DataDistributionType": str(data.get("S3DataDistributionType", "FullyReplicated"))}}
+        for data in data_inputs]
     return {
         "ProcessingJobName": name,
         "RoleArn": role_arn,
         "AppSpecification": {
             "ImageUri": image_uri,
-            "ContainerEntrypoint": ["python", "-m", module, "--request", CONTAINER_REQUEST,
-                                    "--result", CONTAINER_RESULT],
+            "ContainerEntrypoint": ["python", "-m", module, "--request", CONTAINER_REQUEST, *args],
         },
-        "ProcessingInputs": [{"InputName": "request", "S3Input": {
-            "S3Uri": request_uri, "LocalPath": CONTAINER_REQUEST.rsplit("/", 1)[0],
-            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        "ProcessingInputs": inputs,
         "ProcessingOutputConfig": {"Outputs": [{"OutputName": "result", "S3Output": {
-            "S3Uri": result_uri, "LocalPath": CONTAINER_RESULT.rsplit("/", 1)[0], "S3UploadMode": "EndOfJob"}}]},
+            "S3Uri": result_uri, "LocalPath": output_local_path, "S3UploadMode": "EndOfJob"}}]},
         "ProcessingResources": {"ClusterConfig": {
             "InstanceCount": instance_count, "InstanceType": instance_type, "VolumeSizeInGB": volume_size_gb}},
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},

@@ -13,14 +13,31 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from sm_explain_contracts.explain_request import parse_explain_request, parse_report_request
+from sm_explain_contracts.explain_request import (
+    MAX_PARTIALS,
+    parse_explain_request,
+    parse_reduce_request,
+    parse_report_request,
+)
 from sm_explain_contracts.request_fields import refused_as
+from sm_explain_contracts.train_parts import staged_channel_prefixes
 from sm_explain_ops.operators.runtime_compute import (
     RUNTIME_COMPUTE_TEMPLATE_FIELDS,
+    ProcessingStep,
     RuntimeComputeMixin,
+    job_output_uri,
     pop_runtime_compute_settings,
 )
-from sm_explain_ops.runtime import aws_env_from_connection, run_runtime_module
+from sm_explain_ops.runtime import RuntimeTaskError, aws_env_from_connection, run_runtime_module
+
+#: SageMaker Processing's InstanceCount bound.
+MAX_INSTANCE_COUNT = 100
+# Where a map instance finds its share of the channels and writes its partials (sm_explain.map_job).
+MAP_INPUT_ROOT = "/opt/ml/processing/input/data"
+MAP_PARTIALS_DIR = "/opt/ml/processing/output/partials"
+MAP_ARGS = ("--input", MAP_INPUT_ROOT, "--partials", MAP_PARTIALS_DIR,
+            "--resource-config", "/opt/ml/config/resourceconfig.json")
+PARTIAL_SUFFIX = ".partial"
 
 
 class ExplanationRequestError(AirflowFailException, ValueError):
@@ -54,13 +71,18 @@ class ExplainTrainingJobOperator(_RuntimeStep):
     notebook's way) or ``auto`` (Debugger tensors when the job has them). The manifest says which.
     ``objective`` (the job's) lets the ``debugger`` source go on from the tensors alone when the model
     artifact cannot be read.
+
+    ``instance_count`` N > 1 (processing only) splits the full-data work: a map job on N instances, each given a
+    share of the staged part files (``ShardedByS3Key``: stage with ``train_parts`` >= N), writes partial results
+    (``python -m sm_explain.map_job``); then a reduce job (``python -m sm_explain.reduce``) merges them and draws
+    everything. The manifest is the one a single job writes, and its tables are the same bytes.
     """
 
     runtime_module = "sm_explain"
     template_fields: Sequence[str] = aws_template_fields(
         "job_name", "dataset_version", "features_uri", "train_uri", "validation_uri",
         "model_artifact_uri", "debug_output_uri", "output_uri", "source", "options", "objective",
-        *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
+        "instance_count", *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
 
     def __init__(
@@ -77,9 +99,11 @@ class ExplainTrainingJobOperator(_RuntimeStep):
         source: str = "model",
         options: dict[str, Any] | None = None,
         objective: str | None = None,
+        instance_count: int | str = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.instance_count = instance_count
         self.job_name = job_name
         self.dataset_version = dataset_version
         self.features_uri = features_uri
@@ -115,8 +139,60 @@ class ExplainTrainingJobOperator(_RuntimeStep):
             parse_explain_request(request)
         return request
 
+    def instances(self) -> int:
+        """``instance_count`` as an integer (a template renders a string), checked against where it runs."""
+        count = self.instance_count
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count.strip())
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_INSTANCE_COUNT:
+            raise ExplanationRequestError(
+                f"instance_count must be an integer from 1 to {MAX_INSTANCE_COUNT}, got {self.instance_count!r}")
+        if count > 1 and self.compute_mode() != "processing":
+            raise ExplanationRequestError(
+                f"instance_count {count} splits the explanation across Processing instances, but this task computes "
+                "on the worker: set a runtime image (runtime_image_uri) or instance_count 1")
+        return count
+
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.run_runtime(context, self.build_request())
+        request = self.build_request()
+        count = self.instances()
+        if count == 1:
+            return self.run_runtime(context, request)
+        return self.run_processing_step(context, self._map_step(request, count), "map_complete",
+                                        lambda name, described: self._after_map(context, name, described))
+
+    def _map_step(self, request: dict[str, Any], count: int) -> ProcessingStep:
+        try:
+            prefixes = staged_channel_prefixes(self.train_uri, self.validation_uri)
+        except ValueError as error:
+            raise ExplanationRequestError(str(error)) from error
+        inputs = tuple({"InputName": channel, "S3Uri": prefix, "LocalPath": f"{MAP_INPUT_ROOT}/{channel}",
+                        "S3DataDistributionType": "ShardedByS3Key"} for channel, prefix in prefixes.items())
+        return ProcessingStep("sm_explain.map_job", request, name_suffix="map", instance_count=count,
+                              module_args=MAP_ARGS, data_inputs=inputs, output_local_path=MAP_PARTIALS_DIR)
+
+    def map_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resumed after the deferred wait on the map job: the reduce next."""
+        name, described = self.ended_job(event)
+        return self._after_map(context, name, described)
+
+    def _after_map(self, context: Context, name: str, described: dict[str, Any]) -> dict[str, Any]:
+        """The map job's partials, then the reduce job over them."""
+        if described.get("ProcessingJobStatus") != "Completed":
+            self.raise_job_failure(name, described, "sm_explain.map_job")
+        prefix = job_output_uri(described) + "/"
+        bucket, key = S3Hook.parse_s3_url(prefix)
+        keys = sorted(k for k in self.hook.list_keys(bucket_name=bucket, prefix=key, max_items=MAX_PARTIALS * 4)
+                      if k.endswith(PARTIAL_SUFFIX))
+        if not keys or len(keys) > MAX_PARTIALS:
+            raise RuntimeTaskError(f"processing job {name} (python -m sm_explain.map_job) is Completed but wrote "
+                                   f"{len(keys)} partials under {prefix} (expected 1 to {MAX_PARTIALS})")
+        self.log.info("Map job %s wrote %d partials; reducing them", name, len(keys))
+        request = {**self.build_request(), "partial_uris": [f"s3://{bucket}/{k}" for k in keys]}
+        with refused_as(ExplanationRequestError):
+            parse_reduce_request(request)
+        return self.run_processing_step(context, ProcessingStep("sm_explain.reduce", request, name_suffix="reduce"),
+                                        "execute_complete", self._job_outcome)
 
     def finish_runtime(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.log.info(

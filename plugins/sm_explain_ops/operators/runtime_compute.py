@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -28,6 +29,7 @@ from sm_explain_contracts.envelope import bad_input_from_termination_message
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV
 from sm_explain_ops.hooks.processing_jobs import (
     CONTAINER_RESULT,
+    CONTAINER_RESULT_DIR,
     ForeignProcessingJobError,
     RuntimeProcessingHook,
     runtime_processing_config,
@@ -65,6 +67,27 @@ RUNTIME_COMPUTE_DEFAULTS: dict[str, Any] = {
 def pop_runtime_compute_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Remove the compute settings from an operator's kwargs (BaseOperator refuses unknown ones)."""
     return {key: kwargs.pop(key, default) for key, default in RUNTIME_COMPUTE_DEFAULTS.items()}
+
+
+@dataclass(frozen=True)
+class ProcessingStep:
+    """One processing job of a task: the module it runs on which request, on how many instances.
+
+    ``name_suffix`` tells apart the jobs of a task that runs several (the sharded explanation's ``map`` and
+    ``reduce``); ``module_args``, ``data_inputs`` and ``output_local_path`` as in ``runtime_processing_config``."""
+
+    module: str
+    request: dict[str, Any]
+    name_suffix: str = ""
+    instance_count: int = 1
+    module_args: tuple[str, ...] | None = None
+    data_inputs: tuple[dict[str, Any], ...] = ()
+    output_local_path: str = CONTAINER_RESULT_DIR
+
+
+def job_output_uri(described: Mapping[str, Any]) -> str:
+    """Where a described job's one output went (no trailing slash)."""
+    return str(described["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]).rstrip("/")
 
 
 class RuntimeComputeMixin:
@@ -138,23 +161,21 @@ class RuntimeComputeMixin:
                                      verify=self.verify, config=self.botocore_config)
 
     def _run_as_processing_job(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
-        role_arn = str(self.role_arn or os.environ.get(ROLE_ARN_ENV) or "")
-        if not role_arn:
-            raise AirflowFailException(
-                f"a processing job needs an execution role: give role_arn (or {ROLE_ARN_ENV}), or compute='worker'"
-            )
-        root = str(self.processing_uri or self.default_processing_uri()).rstrip("/")
-        try:
-            validate_s3_uri(root + "/", "processing_uri")
-        except ValueError as error:  # the same URI on every retry: retrying cannot help
-            raise AirflowFailException(str(error)) from error
+        return self.run_processing_step(
+            context, ProcessingStep(self.runtime_module, request), "execute_complete", self._job_outcome)
+
+    def run_processing_step(self, context: Context, step: ProcessingStep, method_name: str,
+                            on_ended: Callable[[str, Mapping[str, Any]], Any]) -> Any:
+        """Start (or attach to) the step's job; when it has ended, ``on_ended(name, describe)``. Deferrable, the
+        task defers to ``method_name`` (which takes the trigger's event, see :meth:`ended_job`) instead."""
+        root = self.processing_root()
         hook = self.processing_hook()
-        config_for, name_for = self._job_spec(context, request, root, role_arn)
+        config_for, name_for = self._job_spec(context, step, root)
 
         def write_request(name: str) -> None:  # before the create: the job reads it at its start
             self._processing_job_name = name  # from here on, a kill stops what this task may have created
             bucket, key = S3Hook.parse_s3_url(f"{root}/{name}/request/request.json")
-            self.hook.load_string(json.dumps(request, indent=2), key=key, bucket_name=bucket, replace=True)
+            self.hook.load_string(json.dumps(step.request, indent=2), key=key, bucket_name=bucket, replace=True)
 
         try:
             name, described = hook.start_or_attach(config_for, name_for, before_create=write_request)
@@ -167,8 +188,8 @@ class RuntimeComputeMixin:
             context=context, operator=self, region_name=hook.conn_region_name, aws_partition=hook.conn_partition,
             job_name=name, endpoint_url=endpoint_url if is_custom_endpoint(endpoint_url) else None,
         )
-        self.log.info("%s runs as processing job %s (%s)", self.runtime_module, name,  # type: ignore[attr-defined]
-                      described.get("ProcessingJobStatus"))
+        self.log.info("python -m %s runs as processing job %s on %d instance(s) (%s)",  # type: ignore[attr-defined]
+                      step.module, name, step.instance_count, described.get("ProcessingJobStatus"))
         if described.get("ProcessingJobStatus") == "InProgress":
             if self.deferrable:
                 from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
@@ -180,19 +201,39 @@ class RuntimeComputeMixin:
                         aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
                         botocore_config=self.botocore_config,
                     ),
-                    method_name="execute_complete",
+                    method_name=method_name,
                 )
             described = hook.wait_until_ended(name, self.check_interval)
-        return self._job_outcome(name, described)
+        return on_ended(name, described)
 
-    def _job_spec(self, context: Context, request: Mapping[str, Any], root: str, role_arn: str) -> tuple[Any, Any]:
-        """The config of a job of a given name, and the deterministic names of this task's jobs."""
+    def processing_root(self) -> str:
+        """Where this task's jobs keep their requests and results: ``processing_uri``, else the operator's default."""
+        root = str(self.processing_uri or self.default_processing_uri()).rstrip("/")
+        try:
+            validate_s3_uri(root + "/", "processing_uri")
+        except ValueError as error:  # the same URI on every retry: retrying cannot help
+            raise AirflowFailException(str(error)) from error
+        return root
+
+    def _role_arn(self) -> str:
+        role_arn = str(self.role_arn or os.environ.get(ROLE_ARN_ENV) or "")
+        if not role_arn:
+            raise AirflowFailException(
+                f"a processing job needs an execution role: give role_arn (or {ROLE_ARN_ENV}), or compute='worker'"
+            )
+        return role_arn
+
+    def _job_spec(self, context: Context, step: ProcessingStep, root: str) -> tuple[Any, Any]:
+        """The config of a job of a given name, and the deterministic names of this step's jobs."""
+        role_arn = self._role_arn()
         deployment = deployment_identity(None, aws_conn_id=self.aws_conn_id, output_s3_uri=root)
         dag_id = context["dag"].dag_id
         run_id = context["dag_run"].run_id if context.get("dag_run") is not None else context["run_id"]
         ti = context.get("ti")
         map_index = getattr(ti, "map_index", -1) if ti is not None else -1
         task = self.task_id if map_index is None or map_index < 0 else f"{self.task_id}.{map_index}"
+        if step.name_suffix:
+            task = f"{task}.{step.name_suffix}"
         environment = {"AWS_DEFAULT_REGION": self.processing_hook().conn_region_name or ""}
         environment = {key: value for key, value in environment.items() if value}
         if os.environ.get(ALLOW_LOCAL_SOURCES_ENV, "").strip() == "1":  # only where the deployment allows them
@@ -201,9 +242,11 @@ class RuntimeComputeMixin:
 
         def config_for(name: str) -> dict[str, Any]:
             return runtime_processing_config(
-                name=name, module=self.runtime_module, image_uri=self.image_uri(), role_arn=role_arn,
+                name=name, module=step.module, image_uri=self.image_uri(), role_arn=role_arn,
                 request_uri=f"{root}/{name}/request/", result_uri=f"{root}/{name}/result/",
-                environment=environment, instance_type=self.instance_type, max_runtime_seconds=max_runtime,
+                environment=environment, instance_type=self.instance_type, instance_count=step.instance_count,
+                max_runtime_seconds=max_runtime, module_args=step.module_args, data_inputs=step.data_inputs,
+                output_local_path=step.output_local_path,
             )
 
         def name_for(attempt: int) -> str:
@@ -211,35 +254,36 @@ class RuntimeComputeMixin:
 
         return config_for, name_for
 
-    def _job_outcome(self, name: str, described: Mapping[str, Any]) -> dict[str, Any]:
-        """The task's XCom from a Completed job's result.json, else the failure as the worker path raises it:
-        bad input without retries (the runtime's message), anything else retryable, naming the job."""
+    def raise_job_failure(self, name: str, described: Mapping[str, Any], module: str) -> None:
+        """A job that did not complete, as the worker path raises it: bad input (the runtime's exit 2, its
+        message through the termination message) without retries, anything else retryable, naming the job."""
         status = described.get("ProcessingJobStatus")
-        if status == "Completed":
-            outputs = described["ProcessingOutputConfig"]["Outputs"]
-            result_uri = f"{str(outputs[0]['S3Output']['S3Uri']).rstrip('/')}/{_RESULT_NAME}"
-            bucket, key = S3Hook.parse_s3_url(result_uri)
-            try:
-                result = json.loads(self.hook.read_key(key, bucket_name=bucket))
-            except Exception as error:
-                raise RuntimeTaskError(
-                    f"processing job {name} (python -m {self.runtime_module}) is Completed but its result "
-                    f"{result_uri} could not be read: {error}"
-                ) from error
-            if not isinstance(result, dict):
-                raise RuntimeTaskError(f"processing job {name} wrote no JSON object to {result_uri}")
-            return self.finish_runtime(result)
         reason = described.get("FailureReason") or "(no FailureReason)"
         refused = bad_input_from_termination_message(described.get("ExitMessage")) or \
             bad_input_from_termination_message(described.get("FailureReason"))
         if status == "Failed" and refused:
             raise RuntimeInputError(refused)
-        raise RuntimeTaskError(
-            f"processing job {name} (python -m {self.runtime_module}) ended {status}: {reason}"
-        )
+        raise RuntimeTaskError(f"processing job {name} (python -m {module}) ended {status}: {reason}")
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The trigger's event, checked, then the job's own describe decides (its ExitMessage says bad input)."""
+    def _job_outcome(self, name: str, described: Mapping[str, Any]) -> dict[str, Any]:
+        """The task's XCom from a Completed job's result.json, else the failure (:meth:`raise_job_failure`)."""
+        if described.get("ProcessingJobStatus") != "Completed":
+            self.raise_job_failure(name, described, self.runtime_module)
+        result_uri = f"{job_output_uri(described)}/{_RESULT_NAME}"
+        bucket, key = S3Hook.parse_s3_url(result_uri)
+        try:
+            result = json.loads(self.hook.read_key(key, bucket_name=bucket))
+        except Exception as error:
+            raise RuntimeTaskError(
+                f"processing job {name} (python -m {self.runtime_module}) is Completed but its result "
+                f"{result_uri} could not be read: {error}"
+            ) from error
+        if not isinstance(result, dict):
+            raise RuntimeTaskError(f"processing job {name} wrote no JSON object to {result_uri}")
+        return self.finish_runtime(result)
+
+    def ended_job(self, event: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """The trigger's event, checked, and the job's own describe (its ExitMessage says bad input)."""
         if not isinstance(event, dict) or event.get("status") not in _EVENT_STATUSES:
             raise AirflowException(f"the processing trigger sent an event this task cannot read: {event!r}")
         name = event.get("job_name")
@@ -252,7 +296,11 @@ class RuntimeComputeMixin:
                 f"processing job {name} is still {described.get('ProcessingJobStatus')} after the wait ended "
                 f"({event.get('status')}: {event.get('message')})"
             )
-        return self._job_outcome(name, described)
+        return name, described
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resumed after the deferred wait on the task's (last) job: its outcome."""
+        return self._job_outcome(*self.ended_job(event))
 
     def on_kill(self) -> None:
         """Stop the processing job this task started or attached to (the worker path stops its own process)."""

@@ -36,7 +36,10 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
     Writes ``<destination>/<source sha256>/`` ``train/train.csv`` and ``validation/validation.csv`` (label
     first, no header, encoded as the notebook's ``shap.datasets.adult()``, split with
     ``train_test_split(test_size=0.2, random_state=7)``) and ``features.json`` (with each file's sha256).
-    Different sources never share objects; rerunning a source finds its files and writes nothing. Schema fields
+    Different sources never share objects; rerunning a source finds its files and writes nothing.
+    ``train_parts`` K > 1 writes the training rows as ``train/part-00000.csv`` ... instead, with their manifest
+    ``train_parts.json`` (then ``train_uri``), so an explanation on K instances gets one share each; the training
+    channel reads them as the one file. Schema fields
     left as ``None`` take the Adult defaults (``sm_explain_contracts.staging_request``).
 
     XCom: ``{"dataset_version", "data_uri", "train_uri", "validation_uri", "train_channel_uri",
@@ -60,6 +63,7 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
         "source_sha256",
         "label_column",
         "positive_label",
+        "train_parts",
         *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
     ui_color = "#d5e8d4"
@@ -80,6 +84,7 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
         objective: str = "binary:logistic",
         validation_fraction: float = 0.2,
         seed: int = 7,
+        train_parts: int | None = None,
         cache_dir: str | None = None,
         runtime_timeout: float | None = 3600.0,
         **kwargs: Any,
@@ -101,6 +106,7 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
         self.objective = objective
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.train_parts = train_parts
         self.cache_dir = cache_dir
         self.runtime_timeout = runtime_timeout
         self.max_runtime_seconds = runtime_timeout
@@ -121,6 +127,7 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
             "objective": self.objective,
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
+            "train_parts": self.train_parts,
             "cache_dir": self.cache_dir,
         }
         return {key: value for key, value in request.items() if value is not None}

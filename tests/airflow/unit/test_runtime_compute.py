@@ -106,3 +106,73 @@ def test_a_bad_input_termination_message_is_read_back_and_nothing_else_is() -> N
         "label column 'x' is missing"
     assert bad_input_from_termination_message("AlgorithmError: boom (host algo-1, exit code 1)") is None
     assert bad_input_from_termination_message(None) is None
+
+
+def _explain(**overrides: Any) -> Any:
+    from sm_explain_ops.operators.explain import ExplainTrainingJobOperator
+
+    root = "s3://bkt/adult/v1/data/" + "a" * 64
+    kwargs: dict[str, Any] = {
+        "task_id": "explain", "job_name": "j", "dataset_version": "v1", "features_uri": f"{root}/features.json",
+        "train_uri": f"{root}/train_parts.json", "validation_uri": f"{root}/validation/validation.csv",
+        "model_artifact_uri": "s3://bkt/adult/v1/training/j/output/model.tar.gz",
+        "output_uri": "s3://bkt/adult/v1/j/explanations/", "runtime_image_uri": "x/sm-explain-runtime:1",
+        "instance_count": 3, **overrides}
+    return ExplainTrainingJobOperator(**kwargs)
+
+
+def test_a_split_explanation_maps_on_n_instances_with_each_channel_sharded_by_key() -> None:
+    operator = _explain()
+    assert operator.instances() == 3
+    assert _explain(instance_count="4").instances() == 4  # as a template renders it
+    step = operator._map_step(operator.build_request(), 3)
+    config = runtime_processing_config(
+        name="job-map", module=step.module, image_uri="x/sm-explain-runtime:1", role_arn="arn:aws:iam::123456789012:role/R",
+        request_uri="s3://bkt/p/job-map/request/", result_uri="s3://bkt/p/job-map/result/", environment={},
+        instance_count=step.instance_count, module_args=step.module_args, data_inputs=step.data_inputs,
+        output_local_path=step.output_local_path)
+    assert config["AppSpecification"]["ContainerEntrypoint"] == [
+        "python", "-m", "sm_explain.map_job", "--request", "/opt/ml/processing/input/request/request.json",
+        "--input", "/opt/ml/processing/input/data", "--partials", "/opt/ml/processing/output/partials",
+        "--resource-config", "/opt/ml/config/resourceconfig.json"]
+    assert config["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+    request_input, train, validation = config["ProcessingInputs"]
+    assert request_input["S3Input"].get("S3DataDistributionType", "FullyReplicated") == "FullyReplicated"
+    root = "s3://bkt/adult/v1/data/" + "a" * 64
+    assert train == {"InputName": "train", "S3Input": {
+        "S3Uri": f"{root}/train/", "LocalPath": "/opt/ml/processing/input/data/train", "S3DataType": "S3Prefix",
+        "S3InputMode": "File", "S3DataDistributionType": "ShardedByS3Key"}}
+    assert validation["S3Input"]["S3Uri"] == f"{root}/validation/"
+    assert config["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] == \
+        "/opt/ml/processing/output/partials"
+    import botocore.session
+
+    from sm_explain_contracts.botocore_shapes import shape_errors
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model(
+        "CreateProcessingJob").input_shape
+    assert shape_errors(config, shape) == []  # botocore's model accepts it
+
+
+@pytest.mark.reliability
+def test_a_split_explanation_that_cannot_run_is_refused_before_any_job(monkeypatch, reliability) -> None:  # noqa: ANN001
+    from sm_explain_ops.operators.explain import ExplanationRequestError
+
+    monkeypatch.delenv("SM_EXPLAIN_RUNTIME_IMAGE_URI", raising=False)
+    messages = []
+    for overrides, expected in (
+        ({"instance_count": 0}, "instance_count must be an integer from 1 to 100, got 0"),
+        ({"instance_count": "two"}, "instance_count must be an integer from 1 to 100, got 'two'"),
+        ({"instance_count": 101}, "instance_count must be an integer from 1 to 100"),
+        ({"runtime_image_uri": ""}, "instance_count 3 splits the explanation across Processing instances, but this "
+                                    "task computes on the worker"),
+    ):
+        with pytest.raises(ExplanationRequestError, match=expected) as raised:
+            _explain(**overrides).instances()
+        messages.append(str(raised.value))
+    with pytest.raises(ExplanationRequestError, match="train_uri 's3://bkt/x/mine.csv' is not a staged train channel"):
+        operator = _explain(train_uri="s3://bkt/x/mine.csv")
+        operator._map_step(operator.build_request(), 3)
+    reliability.refused("explanations", "a split explanation with instance_count 0, 'two', 101, on the worker, or "
+                        "over an unstaged train_uri", "refused before any job starts, naming the setting",
+                        "; ".join(messages))

@@ -265,3 +265,79 @@ def test_a_partial_bytes_round_trip() -> None:
     assert back.metric_sums == {"rmse": [3 << 1200]} and back.parts == partial.parts
     for name, array in arrays.items():
         np.testing.assert_array_equal(back.arrays[name], array)
+
+
+def _instance(root: Path, host: str, hosts: list[str], files: list[str], data: Path) -> Path:
+    """A Processing instance's /opt/ml as SageMaker lays it out: its ShardedByS3Key share of each channel prefix
+    under input/data/<channel>/, and config/resourceconfig.json."""
+    opt_ml = root / host
+    for path in files:
+        target = opt_ml / "processing" / "input" / "data" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / path, target)
+    (opt_ml / "config").mkdir(parents=True, exist_ok=True)
+    (opt_ml / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+    return opt_ml
+
+
+def _map_job(request: dict[str, Any], opt_ml: Path) -> subprocess.CompletedProcess[str]:
+    request_path = opt_ml / "request.json"
+    request_path.write_text(json.dumps(request))
+    return subprocess.run(
+        [sys.executable, "-m", "sm_explain.map_job", "--request", str(request_path),
+         "--input", str(opt_ml / "processing" / "input" / "data"),
+         "--partials", str(opt_ml / "processing" / "output" / "partials"),
+         "--resource-config", str(opt_ml / "config" / "resourceconfig.json")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1"})
+
+
+def test_three_instances_of_the_map_job_and_a_reduce_give_what_one_run_gives(runs: dict[str, Any],
+                                                                           tmp_path: Path) -> None:
+    """Each instance maps every channel it holds a share of; one that holds none writes no partial; the reduce
+    over all of them draws what one `python -m sm_explain` draws."""
+    data = Path(runs["staged"]["three"]["data_uri"])
+    hosts = ["algo-1", "algo-2", "algo-3", "algo-4"]
+    shares = {"algo-1": ["train/part-00000.csv", "train/part-00002.csv"],
+              "algo-2": ["train/part-00001.csv", "validation/validation.csv"], "algo-3": [], "algo-4": []}
+    request = {**runs["base"], "output_uri": str(tmp_path / "out")}
+    partials, results = [], {}
+    for host in hosts:
+        opt_ml = _instance(tmp_path, host, hosts, shares[host], data)
+        completed = _map_job(request, opt_ml)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        out = opt_ml / "processing" / "output" / "partials"
+        results[host] = json.loads((out / f"{host}.json").read_text())
+        partials += sorted(out.glob("*.partial"))
+    assert [p.name for p in partials] == ["algo-1-train.partial", "algo-2-train.partial", "algo-2-validation.partial"]
+    assert results["algo-1"]["partials"][0]["parts"] == ["train/part-00000.csv", "train/part-00002.csv"]
+    assert results["algo-3"] == {"host": "algo-3", "partials": []}
+    code, sharded = _cli("sm_explain.reduce", {**request, "partial_uris": [str(p) for p in partials]}, tmp_path,
+                         "reduce")
+    assert code == 0, sharded
+    single = runs["single"]
+    assert sharded["summary"] == single["summary"]
+    differing = [name for name in single["artifacts"] if name != "manifest.json"
+                 and _content(single["artifacts"][name]) != _content(sharded["artifacts"][name])]
+    assert differing == []
+
+
+@pytest.mark.reliability
+def test_a_map_job_outside_a_sagemaker_instance_refuses_to_name_files(runs: dict[str, Any], tmp_path: Path,
+                                                                     reliability) -> None:
+    """The host name becomes a file name: anything but algo-<n> among the hosts is refused, and nothing is
+    written (an environment fault, not bad input: a traceback, not exit 2)."""
+    data = Path(runs["staged"]["three"]["data_uri"])
+    opt_ml = _instance(tmp_path, "algo-1", ["algo-1"], ["train/part-00000.csv"], data)
+    outputs = []
+    for config in ({"current_host": "../../etc", "hosts": ["../../etc"]}, {"current_host": "algo-2",
+                                                                          "hosts": ["algo-1"]}, "[]"):
+        (opt_ml / "config" / "resourceconfig.json").write_text(config if isinstance(config, str)
+                                                               else json.dumps(config))
+        completed = _map_job({**runs["base"], "output_uri": str(tmp_path / "out")}, opt_ml)
+        assert completed.returncode not in (0, 2)
+        assert "not a SageMaker instance (algo-1 ...) of this job" in completed.stderr
+        outputs.append(completed.stderr.strip().splitlines()[-1])
+    assert not (opt_ml / "processing" / "output").exists()
+    reliability.refused("explanations", "a map job whose resourceconfig.json names a host that is not algo-<n> of "
+                        "the job (a path, another job's host, not a mapping)", "it stops before writing anything",
+                        outputs[0])
