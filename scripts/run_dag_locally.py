@@ -81,6 +81,11 @@ def ran_jobs(dag_run: Any) -> list[tuple[str, str, str, str]]:
         jobs.append(("start_training", "training", training["job_name"], described["TrainingJobStatus"]))
     for task_id in RUNTIME_TASKS:
         link = task_xcom(dag_run, task_id, "sagemaker_processing_job") or {}
+        map_job = task_xcom(dag_run, task_id, "map_processing_job")  # a split explanation's first job
+        if map_job:
+            described = sagemaker.describe_processing_job(ProcessingJobName=map_job)
+            count = described["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+            jobs.append((task_id, f"processing (map, {count} instances)", map_job, described["ProcessingJobStatus"]))
         if link.get("job_name"):
             described = sagemaker.describe_processing_job(ProcessingJobName=link["job_name"])
             jobs.append((task_id, "processing", link["job_name"], described["ProcessingJobStatus"]))

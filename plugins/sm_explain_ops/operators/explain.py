@@ -38,6 +38,8 @@ MAP_PARTIALS_DIR = "/opt/ml/processing/output/partials"
 MAP_ARGS = ("--input", MAP_INPUT_ROOT, "--partials", MAP_PARTIALS_DIR,
             "--resource-config", "/opt/ml/config/resourceconfig.json")
 PARTIAL_SUFFIX = ".partial"
+#: The XCom key under which a split explanation names its map job (its link names the reduce job).
+MAP_JOB_XCOM_KEY = "map_processing_job"
 
 
 class ExplanationRequestError(AirflowFailException, ValueError):
@@ -188,6 +190,9 @@ class ExplainTrainingJobOperator(_RuntimeStep):
             raise RuntimeTaskError(f"processing job {name} (python -m sm_explain.map_job) is Completed but wrote "
                                    f"{len(keys)} partials under {prefix} (expected 1 to {MAX_PARTIALS})")
         self.log.info("Map job %s wrote %d partials; reducing them", name, len(keys))
+        ti = context.get("ti")
+        if ti is not None:  # the link names the reduce job; this names the map job beside it
+            ti.xcom_push(key=MAP_JOB_XCOM_KEY, value=name)
         request = {**self.build_request(), "partial_uris": [f"s3://{bucket}/{k}" for k in keys]}
         with refused_as(ExplanationRequestError):
             parse_reduce_request(request)

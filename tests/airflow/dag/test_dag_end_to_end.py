@@ -90,6 +90,8 @@ def _base_conf(adult_data_path, version: str) -> dict[str, Any]:
         "sns_topic_arn": "",
         "hyperparameters": NOTEBOOK_HYPERPARAMETERS,
         "explanation_options": {"explain_rows": "train", "outlier_top_n": 5, "seed": 7},
+        "train_parts": 1,
+        "explanation_instances": 1,
     }
 
 
@@ -132,21 +134,63 @@ def test_notebook_run_end_to_end(dag, adult_data_path) -> None:
                     "explain": ("processing", "Completed"), "report": ("processing", "Completed")}
 
 
-def test_xgboost_3_without_debugger_end_to_end(dag, adult_data_path) -> None:
-    """An account without Debugger: image 3.0-5, debugger 'off'; the explanations come from the UBJSON model."""
-    conf = {**_base_conf(adult_data_path, "e2e-no-debugger"), "algorithm_version": "3.0-5", "debugger": "off"}
+def test_xgboost_3_without_debugger_end_to_end_split_across_instances(dag, adult_data_path) -> None:
+    """An account without Debugger: image 3.0-5, debugger 'off'; the explanations come from the UBJSON model.
+    The training rows are staged as 3 parts, which the training channel reads as one, and the explanation is a
+    map job on 2 instances (each given a ShardedByS3Key share) and a reduce: what one job over the same parts
+    writes, table for table and figure for figure."""
+    conf = {**_base_conf(adult_data_path, "e2e-no-debugger"), "algorithm_version": "3.0-5", "debugger": "off",
+            "train_parts": 3, "explanation_instances": 2}
     dag_run, states = _run(dag, 17, conf)
     assert set(states.values()) == {"success"}, states
+    staged = _xcom(dag_run, "stage_dataset")
+    assert staged["train_parts"] == 3 and staged["train_uri"].endswith("/train_parts.json")
     started = _xcom(dag_run, "start_training")
     assert started["debug_output_path"] is None
     verdict = _xcom(dag_run, "wait_for_training_and_rules")
     assert verdict["training_status"] == "Completed" and verdict["rules"] == []
     manifest = _xcom(dag_run, "explain")
     assert manifest["summary"]["source"] == "model"
+    assert manifest["summary"]["n_rows"] == 26048
     assert set(manifest["summary"]["curve_sources"].values()) == {"model"}
     assert _model_file(dag_run)[:2] == b"{L", "xgboost 3.0.5 saves UBJSON"
     listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="adult-income/e2e-no-debugger/training/")
     assert not [o["Key"] for o in listed.get("Contents", []) if "/debug-output/" in o["Key"]]
+
+    from run_dag_locally import ran_jobs
+
+    jobs = [(task_id, kind, status) for task_id, kind, _name, status in ran_jobs(dag_run)]
+    assert ("explain", "processing (map, 2 instances)", "Completed") in jobs
+    assert ("explain", "processing", "Completed") in jobs  # the reduce
+    sagemaker = boto3.client("sagemaker")
+    map_job = sagemaker.describe_processing_job(ProcessingJobName=_xcom(dag_run, "explain", "map_processing_job"))
+    sharded = {i["InputName"]: i["S3Input"]["S3DataDistributionType"] for i in map_job["ProcessingInputs"]}
+    assert sharded == {"request": "FullyReplicated", "train": "ShardedByS3Key", "validation": "ShardedByS3Key"}
+    output = map_job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    bucket, _, prefix = output.removeprefix("s3://").partition("/")
+    written = sorted(o["Key"].rsplit("/", 1)[1] for o in
+                     boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"])
+    # Each instance mapped its share: the 3 parts go round the 2 instances, the one validation file to the first.
+    assert [name for name in written if name.endswith(".partial")] == [
+        "algo-1-train.partial", "algo-1-validation.partial", "algo-2-train.partial"]
+
+    # One job over the same staged parts, the same model and settings (instance_count 1), elsewhere.
+    from sm_explain_ops.operators.explain import ExplainTrainingJobOperator
+    from tests.airflow.stack.tiny_training import minimal_context
+
+    single_uri = started["explanations_uri"].rstrip("/") + "-single/"
+    single = ExplainTrainingJobOperator(
+        task_id="explain", job_name=started["job_name"], dataset_version="e2e-no-debugger",
+        features_uri=staged["features_uri"], train_uri=staged["train_uri"], validation_uri=staged["validation_uri"],
+        model_artifact_uri=started["model_artifact_path"], output_uri=single_uri, source="auto",
+        options=conf["explanation_options"], objective="binary:logistic", instance_count=1,
+        role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole", check_interval=1, aws_conn_id=None,
+    ).execute(minimal_context("split-check", "manual__single"))
+    assert single["summary"] == manifest["summary"]
+    assert set(single["artifacts"]) == set(manifest["artifacts"])
+    differing = [name for name in manifest["artifacts"] if not name.endswith((".html", "manifest.json"))
+                 and _read(manifest["artifacts"][name]) != _read(single["artifacts"][name])]
+    assert differing == []
 
 
 def test_pickle_era_image_end_to_end(dag, adult_data_path) -> None:
