@@ -19,7 +19,12 @@ from sm_explain.data import LabelledRows, read_csv_channel
 from sm_explain.errors import BadRequest
 from sm_explain.features import FeatureSpace
 from sm_explain.request import ExplainRequest
-from sm_explain_contracts.train_parts import PARTS_MANIFEST, SINGLE_FILE_PATHS, PartsManifestError, parse_manifest
+from sm_explain_contracts.train_parts import (
+    PARTS_MANIFEST,
+    SINGLE_FILE_PATHS,
+    PartsManifestError,
+    parse_manifest,
+)
 
 #: The file staging writes for a channel staged as one file, as features.json's "files" names it, and its path.
 STAGED_FILES = {"train": "train.csv", "validation": "validation.csv"}

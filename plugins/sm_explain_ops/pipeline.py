@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import Param, TaskGroup, task
 
 from sm_explain_contracts.explain_request import SOURCES as EXPLANATION_SOURCES
+from sm_explain_contracts.staging_request import MAX_TRAIN_PARTS
 from sm_explain_ops.dataset_versions import (
     DATASET_VERSION_PATTERN,
     PREFIX_PATTERN,
@@ -22,8 +23,11 @@ from sm_explain_ops.dataset_versions import (
     run_announcements,
 )
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
-from sm_explain_contracts.staging_request import MAX_TRAIN_PARTS
-from sm_explain_ops.operators.explain import MAX_INSTANCE_COUNT, BuildReportOperator, ExplainTrainingJobOperator
+from sm_explain_ops.operators.explain import (
+    MAX_INSTANCE_COUNT,
+    BuildReportOperator,
+    ExplainTrainingJobOperator,
+)
 from sm_explain_ops.operators.stage_dataset import StageDatasetOperator
 from sm_explain_ops.operators.start_training import StartDebuggedTrainingOperator
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor

@@ -273,3 +273,17 @@ def test_job_log_is_served_for_the_operator_link(endpoint: EndpointProcess) -> N
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{endpoint.url}/jobs/no-such-job/log", timeout=5)
     assert missing.value.code == 404
+
+
+def test_a_long_job_log_is_served_from_its_end() -> None:
+    import tempfile
+
+    from sm_local.server import _tail
+
+    with tempfile.TemporaryDirectory() as directory:
+        log = Path(directory) / "algo-1.log"
+        log.write_bytes(b"".join(f"line {i}\n".encode() for i in range(100_000)))
+        tail = _tail(log, 1000)
+    assert len(tail) < 1100 and tail.endswith(b"line 99999\n")
+    first, rest = tail.split(b"\n", 1)
+    assert first.startswith(b"(... the first ") and rest.startswith(b"line ")  # cut at a line start

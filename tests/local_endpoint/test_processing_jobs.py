@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,14 @@ def test_two_instances_sharded_by_s3_key_each_see_their_share_and_outputs_merge(
     streams = boto3.client("logs").describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
     assert sorted(stream["logStreamName"].rsplit("-", 1)[0] for stream in streams["logStreams"]) == [
         f"{name}/algo-1", f"{name}/algo-2"]
+    # The job's log page (what the extra link opens locally) shows every host's log, each under its name.
+    with urllib.request.urlopen(f"{local_stack.sagemaker_endpoint}/processing-jobs/{name}/log", timeout=10) as page:
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/plain")
+        text = page.read().decode()
+    assert text.index("==> algo-1 <==") < text.index("==> algo-2 <==")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{local_stack.sagemaker_endpoint}/processing-jobs/no-such-job/log", timeout=10)
+    assert missing.value.code == 404
 
 
 def test_a_manifest_input_downloads_exactly_the_keys_it_lists(local_stack: Any, bucket: str) -> None:

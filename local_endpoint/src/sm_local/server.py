@@ -49,6 +49,22 @@ class _RefusedRequest(Exception):
         self.unread_bytes = unread_bytes
 
 
+MAX_LOG_BYTES_PER_HOST = 1 << 20  # the log page shows the end of each host's log, never an unbounded read
+
+
+def _tail(path: Path, limit: int) -> bytes:
+    """The last `limit` bytes of a log file (from a line start when cut, saying so)."""
+    with path.open("rb") as stream:
+        size = stream.seek(0, os.SEEK_END)
+        if size <= limit:
+            stream.seek(0)
+            return stream.read()
+        stream.seek(size - limit)
+        data = stream.read(limit)
+    cut = data.find(b"\n") + 1
+    return f"(... the first {size - limit + cut} bytes left out ...)\n".encode() + data[cut:]
+
+
 class SageMakerRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
     server: EndpointServer
@@ -66,16 +82,25 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         self._log_request("-", started)
 
     def _send_job_log(self, kind: str, name: str) -> None:
-        """The job's log (its first host's) as plain text: what the operators' extra links open for the local
-        endpoint (on AWS the links go to the SageMaker console instead)."""
+        """The job's log as plain text, every host's in turn (the last ``MAX_LOG_BYTES_PER_HOST`` of each): what
+        the operators' extra links open for the local endpoint (on AWS the links go to the SageMaker console)."""
         api = self.server.api
         store, what = (api.training.store, "training") if kind == "jobs" else (api.processing.store, "processing")
         if store.read_job(name) is None:
             self._send(404, f"no {what} job named {name}".encode(), "text/plain; charset=utf-8")
             return
-        log_file = store.job_dir(name) / "logs" / "algo-1.log"
-        body = log_file.read_bytes() if log_file.exists() else b"(the job has not written a log yet)\n"
-        self._send(200, body, "text/plain; charset=utf-8")
+        logs = sorted((store.job_dir(name) / "logs").glob("algo-*.log"),
+                      key=lambda path: int(path.stem.rsplit("-", 1)[1]) if path.stem.rsplit("-", 1)[1].isdigit()
+                      else 0)
+        if not logs:
+            self._send(200, b"(the job has not written a log yet)\n", "text/plain; charset=utf-8")
+            return
+        chunks = []
+        for log_file in logs:
+            if len(logs) > 1:
+                chunks.append(f"==> {log_file.stem} <==\n".encode())
+            chunks.append(_tail(log_file, MAX_LOG_BYTES_PER_HOST))
+        self._send(200, b"".join(chunks), "text/plain; charset=utf-8")
 
     def setup(self) -> None:
         # Every read and write of this connection times out: a client that sends half a request (or none on a

@@ -146,3 +146,53 @@ def test_execute_complete_refuses_an_event_it_cannot_read(bucket: str) -> None:
     for event in (None, {"status": "weird", "job_name": "a"}, {"status": "success", "job_name": "../x"}):
         with pytest.raises(Exception, match="event"):
             operator.execute_complete({}, event)
+
+
+@pytest.mark.reliability
+def test_a_retry_while_the_job_runs_reattaches_and_a_killed_blocking_task_stops_its_job(bucket: str,
+                                                                                     reliability) -> None:
+    import threading
+
+    from sm_explain_ops.runtime import RuntimeTaskError
+
+    dag_id = f"attach-{uuid.uuid4().hex[:6]}"
+    context = tiny_training.minimal_context(dag_id, "manual__attach")
+    with pytest.raises(TaskDeferred) as first:
+        _stage(bucket, "v5", deferrable=True).execute(context)
+    name = first.value.trigger.serialize()[1]["job_name"]
+    # The worker died while the job ran: the next try of the same task finds it InProgress and waits on it.
+    retry = _stage(bucket, "v5", deferrable=True)
+    with pytest.raises(TaskDeferred) as second:
+        retry.execute(context)
+    assert second.value.trigger.serialize()[1]["job_name"] == name
+    assert [j["ProcessingJobName"] for j in _jobs(dag_id)] == [name]
+    retry.on_kill()
+    assert _wait_ended(name)["ProcessingJobStatus"] == "Stopped"
+
+    # A blocking task killed while it waits: on_kill stops the job, and the wait ends with the job Stopped.
+    blocking = _stage(bucket, "v6", deferrable=False)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            blocking.execute(tiny_training.minimal_context(dag_id, "manual__blocking"))
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 (handed to the test thread)
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(_jobs(dag_id)) < 2 and time.monotonic() < deadline:  # its job created (its name set before)
+        time.sleep(0.2)
+    blocking.on_kill()
+    thread.join(WAIT_SECONDS)
+    assert not thread.is_alive()
+    [error] = outcome
+    assert isinstance(error, RuntimeTaskError) and "ended Stopped" in str(error)
+    stopped = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=blocking._processing_job_name)
+    assert stopped["ProcessingJobStatus"] == "Stopped"
+    reliability.survived("processing job", "a task retried while its processing job runs, and a blocking task "
+                         "killed while it waits", "the retry waits on the same job (one job); the kill stops the "
+                         "job and the wait ends", f"{name} attached; {stopped['ProcessingJobName']} "
+                         f"{stopped['ProcessingJobStatus']}: {error}")
