@@ -51,13 +51,13 @@ def _truncate(fragment: str, limit: int) -> str:
     return fragment[:limit].rstrip("-") if limit > 0 else ""
 
 
-def _require_text(value: object, field: str) -> str:
+def _require_text(value: object, field: str, kind: str = "training") -> str:
     if not isinstance(value, str):
         raise ValueError(
-            f"{field} must be a string to derive a training job name, got {type(value).__name__}"
+            f"{field} must be a string to derive a {kind} job name, got {type(value).__name__}"
         )
     if not value.strip():
-        raise ValueError(f"{field} is empty: cannot derive a training job name from it")
+        raise ValueError(f"{field} is empty: cannot derive a {kind} job name from it")
     return value
 
 
@@ -105,10 +105,10 @@ def processing_job_name(
     """Return ``<dag>-<task>-<sha256[:10]>[-r<n>]``, at most 63 characters: the processing job a task of one
     run stands for, by the training names' rules (:func:`training_job_name`). The task id takes the version's
     place; the digest also covers the word ``processing``, so no processing name equals a training name."""
-    deployment = _require_text(deployment, "deployment")
-    dag_id = _require_text(dag_id, "dag_id")
-    run_id = _require_text(run_id, "run_id")
-    task_id = _require_text(task_id, "task_id")
+    deployment = _require_text(deployment, "deployment", "processing")
+    dag_id = _require_text(dag_id, "dag_id", "processing")
+    run_id = _require_text(run_id, "run_id", "processing")
+    task_id = _require_text(task_id, "task_id", "processing")
     _check_attempt(attempt_suffix)
     return _derived_name([deployment, dag_id, run_id, task_id, "processing"], dag_id, task_id, attempt_suffix)
 

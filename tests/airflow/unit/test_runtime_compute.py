@@ -176,3 +176,8 @@ def test_a_split_explanation_that_cannot_run_is_refused_before_any_job(monkeypat
     reliability.refused("explanations", "a split explanation with instance_count 0, 'two', 101, on the worker, or "
                         "over an unstaged train_uri", "refused before any job starts, naming the setting",
                         "; ".join(messages))
+
+
+def test_a_processing_name_from_an_empty_id_is_refused_as_a_processing_name() -> None:
+    with pytest.raises(ValueError, match="run_id is empty: cannot derive a processing job name from it"):
+        processing_job_name("dag", " ", "explain", deployment="x")
