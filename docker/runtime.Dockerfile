@@ -4,6 +4,8 @@
 #   python -m sm_staging         --request R.json --result S.json
 #   python -m sm_explain         --request R.json --result S.json
 #   python -m sm_explain.report  --request R.json --result S.json
+#   python -m sm_explain.map_job --request R.json --input DIR --partials DIR --resource-config FILE  (a split
+#   explanation's map, one per instance)   python -m sm_explain.reduce --request R.json --result S.json
 # The image holds the runtime's pinned environment (include/runtime-requirements.txt) and the contracts, nothing
 # else: no Airflow, no local endpoint, no test tools.
 #   docker build -f docker/runtime.Dockerfile -t sm-explain-runtime:0.1.0 .
@@ -30,7 +32,7 @@ RUN --mount=type=bind,source=contracts,target=/mnt/sm-explain-src/contracts \
     cp -r /mnt/sm-explain-src /tmp/sm-explain-src \
     && pip install --no-cache-dir --no-deps /tmp/sm-explain-src/contracts /tmp/sm-explain-src/include \
     && rm -rf /tmp/sm-explain-src \
-    && python -c "import sm_staging.__main__, sm_explain.__main__, sm_explain.report, smdebug, shap, xgboost"
+    && python -c "import sm_staging.__main__, sm_explain.__main__, sm_explain.report, sm_explain.map_job, sm_explain.reduce, smdebug, shap, xgboost"
 
 # SageMaker Processing mounts inputs and outputs below /opt/ml/processing and runs the job's ContainerEntrypoint
 # (e.g. ["python", "-m", "sm_explain"]); without one, the ContainerArguments go to `python -m`.
