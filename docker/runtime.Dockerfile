@@ -4,8 +4,8 @@
 #   python -m sm_staging         --request R.json --result S.json
 #   python -m sm_explain         --request R.json --result S.json
 #   python -m sm_explain.report  --request R.json --result S.json
-#   python -m sm_explain.map_job --request R.json --input DIR --partials DIR --resource-config FILE  (a split
-#   explanation's map, one per instance)   python -m sm_explain.reduce --request R.json --result S.json
+#   python -m sm_explain.map_job --request R.json --input DIR --partials DIR --resource-config FILE
+#   python -m sm_explain.reduce  --request R.json --result S.json   (a split explanation's map and reduce)
 # The image holds the runtime's pinned environment (include/runtime-requirements.txt) and the contracts, nothing
 # else: no Airflow, no local endpoint, no test tools.
 #   docker build -f docker/runtime.Dockerfile -t sm-explain-runtime:0.1.0 .
