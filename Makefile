@@ -76,8 +76,9 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(RUNTIME_PY) -m pytest -q tests/contracts
 	$(AIRFLOW_PY) -m pytest -q tests/contracts
-	$(RUNTIME_PY) -m pytest --durations=10 tests/runtime tests/local_endpoint
-	$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow tests/distributions
+	python3 scripts/parallel_suites.py \
+	  "runtime=$(RUNTIME_PY) -m pytest --durations=10 tests/runtime tests/local_endpoint" \
+	  "airflow=$(AIRFLOW_PY) -m pytest --durations=10 tests/airflow tests/distributions"
 
 # The unit tests only: no local stack, no real processes, no full-data training (under two minutes).
 FAST := -q -m "not stack and not slow and not process"
