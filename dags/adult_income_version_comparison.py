@@ -9,6 +9,10 @@ from airflow.sdk import DAG, Param
 
 from sm_explain_ops.dataset_versions import DATASET_VERSION_PATTERN
 from sm_explain_ops.operators.compare_versions import CompareDatasetVersionsOperator
+from sm_explain_ops.pipeline import pipeline_params
+
+# Where the comparison computes: the explainability pipeline's own settings (one definition, the same defaults).
+COMPUTE_PARAMS = ("role_arn", "runtime_image_uri", "compute")
 
 with DAG(
     dag_id="adult_income_version_comparison",
@@ -22,6 +26,7 @@ with DAG(
                           items={"type": "string", "pattern": DATASET_VERSION_PATTERN}),
         "bucket": Param(os.environ.get("SM_EXPLAIN_BUCKET") or "sm-explain-local", type="string"),
         "prefix": Param(os.environ.get("SM_EXPLAIN_PREFIX") or "adult-income", type="string"),
+        **{name: pipeline_params()[name] for name in COMPUTE_PARAMS},
     },
     tags=["sagemaker", "explainability", "adult-income", "comparison"],
     doc_md="Trigger with `versions` (at least two already explained data set versions). Writes "
@@ -34,4 +39,5 @@ with DAG(
         versions=dag.param("versions"),  # the list itself (plain Jinja would render its text)
         output_uri="s3://{{ params.bucket }}/{{ params.prefix }}/comparisons/"
         "{{ params.versions | first }}_to_{{ params.versions | last }}/",
+        **{name: dag.param(name) for name in COMPUTE_PARAMS},
     )

@@ -174,3 +174,6 @@ def test_backfill_trains_and_explains_each_version_on_its_own(airflow_services, 
     figure = f"{PREFIX}/comparisons/{VERSIONS[0]}_to_{VERSIONS[-1]}/shap_by_version.png"
     body = boto3.client("s3").get_object(Bucket=BUCKET, Key=figure)["Body"].read()
     assert body.startswith(b"\x89PNG")
+    # The stack sets a runtime image, so the comparison computed as a processing job, as every runtime step does.
+    jobs = boto3.client("sagemaker").list_processing_jobs(NameContains="compare-versions", MaxResults=100)
+    assert [j["ProcessingJobStatus"] for j in jobs["ProcessingJobSummaries"]] == ["Completed"]

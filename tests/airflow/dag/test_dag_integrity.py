@@ -109,6 +109,7 @@ def test_the_comparison_renders_digit_only_versions_as_the_strings_given(dagbag)
     dag = dagbag.dags["adult_income_version_comparison"]
     task = dag.get_task("compare_versions")
     conf = {"versions": ["20261122", "20261129"], "bucket": "bkt", "prefix": "adult"}
-    task.render_template_fields({"params": conf, "dag_run": SimpleNamespace(conf=conf)}, dag.get_template_env())
+    params = {**dag.params.dump(), **conf}  # a run's params: the conf over every default
+    task.render_template_fields({"params": params, "dag_run": SimpleNamespace(conf=conf)}, dag.get_template_env())
     assert task.versions == ["20261122", "20261129"]
     assert task.output_uri == "s3://bkt/adult/comparisons/20261122_to_20261129/"
