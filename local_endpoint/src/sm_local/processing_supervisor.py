@@ -140,9 +140,13 @@ class ProcessingJobSupervisor:
                 self._end_containers()
                 final = "Stopped"
             except MaxRuntimeExceeded:
+                # SageMaker stops a processing job that reaches its StoppingCondition: Stopped, with no
+                # FailureReason (the API reference: "After the condition is met, the processing job is stopped").
+                self.status.update(ProcessingJobStatus="Stopping")
+                logger.warning("the job reached StoppingCondition.MaxRuntimeInSeconds (%g s): stopping it",
+                               self._max_runtime())
                 self._end_containers()
-                reason = ("ClientError: The processing job ran longer than StoppingCondition.MaxRuntimeInSeconds "
-                          f"({self._max_runtime():g} s); its containers were stopped.")
+                final = "Stopped"
             except ContainerFailed as failure:
                 reason, message = str(failure), failure.exit_message
             except JobFailure as failure:
