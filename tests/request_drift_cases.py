@@ -107,4 +107,10 @@ REPORT_CASES = [
     Case("rules not a list", {"verdict": {"rules": "none"}},
          "verdict.rules must be a list of {name, status, details}, got 'none'"),
     Case("no verdict", {"verdict": None}, "verdict must be a mapping (training status, final metrics, rules), got None"),
+    Case("script link", {"links": {"training_job": "javascript:alert(document.cookie)"}},
+         "links.training_job must be a URL (https:// or http://) of at most 2,048 characters, got "
+         "'javascript:alert(document.cookie)', which has the scheme 'javascript'"),
+    Case("staged data as a web page", {"links": {"staged_data": "http://example.org/data/"}},
+         "links.staged_data must be a URL (s3://) of at most 2,048 characters, got 'http://example.org/data/', "
+         "which has the scheme 'http'"),
 ]

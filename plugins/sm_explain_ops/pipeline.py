@@ -305,10 +305,13 @@ def build_explainability_pipeline(
         report = BuildReportOperator(
             task_id="report",
             manifest=explain.output,
-            verdict=wait.output,
+            verdict=wait.output,  # its job_url is the report's link to the training job
             job_name=job_name,
             dataset_version=version,
             output_uri=start.output["explanations_uri"],
+            data_uri=stage.output["data_uri"],
+            # The report task looks for the previous version's report beside this version's root.
+            version_root=config["version_root"],
             **compute,
             **aws,
         )

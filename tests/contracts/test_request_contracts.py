@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sm_explain_contracts.explain_request import (
+    MAX_LINK_CHARACTERS,
     ExplainRequest,
     parse_explain_request,
     parse_map_request,
@@ -274,6 +275,67 @@ def test_a_bad_report_field_is_refused_naming_it(change: dict[str, Any], message
     refused = _refused(parse_report_request, {**REPORT, **change})
     assert message in refused
     reliability.refused("request contract", f"report request {change}", "RequestError naming the field", refused)
+
+
+LINKS = {
+    "training_job": "https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/job-1",
+    "staged_data": f"{BUCKET}/adult/v1/data/{'a' * 64}/",
+    "staged_data_console": "https://s3.console.aws.amazon.com/s3/buckets/sm-explain-contracts?prefix=adult/v1/data/",
+    "previous_report": f"{BUCKET}/adult/v0/job-0/explanations/report.html",
+    "previous_report_console": "https://s3.console.aws.amazon.com/s3/object/sm-explain-contracts?prefix=adult/v0/",
+}
+
+
+def test_a_report_request_takes_links_and_the_previous_version() -> None:
+    request = parse_report_request({**REPORT, "links": LINKS, "previous_dataset_version": "v0"})
+    assert request.links == LINKS and request.previous_dataset_version == "v0"
+    local = parse_report_request({**REPORT, "links": {"training_job": "http://127.0.0.1:8123/jobs/job-1/log",
+                                                      "staged_data": None}})
+    assert local.links == {"training_job": "http://127.0.0.1:8123/jobs/job-1/log"}  # a null link is no link
+    assert parse_report_request(REPORT).links == {} and parse_report_request(REPORT).previous_dataset_version is None
+    assert parse_report_request({**REPORT, "links": None}).links == {}
+    longest = "https://example.org/" + "a" * (MAX_LINK_CHARACTERS - len("https://example.org/"))
+    assert parse_report_request({**REPORT, "links": {"training_job": longest}}).links["training_job"] == longest
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"links": {"training_job": "javascript:alert(1)"}},
+         "links.training_job must be a URL (https:// or http://) of at most 2,048 characters, got "
+         "'javascript:alert(1)', which has the scheme 'javascript'"),
+        ({"links": {"training_job": "data:text/html,<script>alert(1)</script>"}}, "which has the scheme 'data'"),
+        ({"links": {"training_job": "//evil.example/x"}}, "which has no scheme"),
+        ({"links": {"training_job": "https:///jobs/x"}}, "which names no host"),
+        ({"links": {"training_job": "https://example.org/" + "a" * MAX_LINK_CHARACTERS}},
+         f"which is {len('https://example.org/') + MAX_LINK_CHARACTERS:,} characters long"),
+        ({"links": {"training_job": "https://example.org/a b"}}, "which contains whitespace or a control character"),
+        ({"links": {"training_job": "https://example.org/\nSet-Cookie"}}, "contains whitespace or a control"),
+        ({"links": {"staged_data": "https://example.org/data/"}},
+         "links.staged_data must be a URL (s3://) of at most 2,048 characters, got 'https://example.org/data/', "
+         "which has the scheme 'https'"),
+        ({"links": {"staged_data": "s3://Bad_Bucket/data/"}}, "which has an invalid bucket name 'Bad_Bucket'"),
+        ({"links": {"previous_report": "/etc/passwd"}}, "links.previous_report must be a URL (s3://)"),
+        ({"links": {"staged_data_console": "http://s3.console.aws.amazon.com/"}},
+         "links.staged_data_console must be a URL (https://) of at most 2,048 characters"),
+        ({"links": {"training_job": 42}}, "which is not a non-empty string"),
+        ({"links": {"job": "https://example.org/"}},
+         "links has unknown names ['job']; known names: ['previous_report', 'previous_report_console', "
+         "'staged_data', 'staged_data_console', 'training_job']"),
+        ({"links": ["https://example.org/"]}, "links must be a mapping of link name to URL, got ['https://"),
+        ({"previous_dataset_version": "v0"},
+         "previous_dataset_version 'v0' is given without links.previous_report (its report)"),
+        ({"links": LINKS, "previous_dataset_version": "v1"}, "previous_dataset_version 'v1' is this run's own version"),
+        ({"links": LINKS, "previous_dataset_version": "<b>v0</b>"},
+         "previous_dataset_version: dataset_version '<b>v0</b>' is invalid"),
+    ],
+)
+def test_a_bad_report_link_is_refused_naming_it(change: dict[str, Any], message: str, reliability) -> None:
+    refused = _refused(parse_report_request, {**REPORT, **change})
+    assert message in refused
+    reliability.refused("request contract", f"report request {change}"[:200],
+                        "RequestError naming the link, what was given and what is accepted", refused)
 
 
 # --- map, reduce and the parts manifest --------------------------------------------------------------------------

@@ -8,8 +8,9 @@ needs the objects themselves (that the inputs exist, the manifest behind a `mani
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from sm_explain_contracts.request_fields import (
     RequestError,
@@ -192,9 +193,25 @@ class ReportRequest:
     # Exactly one of the two: the explanation's manifest itself, or where it lies (under output_uri).
     manifest: dict[str, Any] | None
     manifest_uri: str | None
+    # What only the Airflow side knows, shown as links at the top of the report (REPORT_LINK_SCHEMES); the report
+    # renders them and never reads what they point at.
+    links: dict[str, str] = field(default_factory=dict)
+    # The data set version whose report links.previous_report is.
+    previous_dataset_version: str | None = None
 
 
 REPORT_REQUEST_KEYS = frozenset(f.name for f in fields(ReportRequest))
+# Each link the report shows, and the schemes it may have: a web page (the SageMaker console, or the local
+# endpoint's job log page), or a location in S3 (shown as text, beside its S3 console page on AWS). Nothing else:
+# a `javascript:` or `data:` link in a report would run in the reader's browser.
+REPORT_LINK_SCHEMES: dict[str, tuple[str, ...]] = {
+    "training_job": ("https", "http"),
+    "staged_data": ("s3",),
+    "staged_data_console": ("https",),
+    "previous_report": ("s3",),
+    "previous_report_console": ("https",),
+}
+MAX_LINK_CHARACTERS = 2048
 
 
 def check_manifest(manifest: object, output_uri: str) -> dict[str, Any]:
@@ -245,4 +262,72 @@ def parse_report_request(raw: object) -> ReportRequest:
         _require_under(manifest_uri, "manifest_uri", output_uri)
     else:
         manifest = check_manifest(request.get("manifest"), output_uri)
-    return ReportRequest(job_name, dataset_version, output_uri, verdict, manifest, manifest_uri)
+    links = _report_links(request.get("links"))
+    previous_version = _previous_dataset_version(request, dataset_version, links)
+    return ReportRequest(job_name, dataset_version, output_uri, verdict, manifest, manifest_uri, links,
+                         previous_version)
+
+
+def _link_problem(value: object, schemes: tuple[str, ...]) -> str | None:
+    """None for a link the report may show, else what is wrong with it."""
+    if not isinstance(value, str) or not value:
+        return "is not a non-empty string"
+    if len(value) > MAX_LINK_CHARACTERS:
+        return f"is {len(value):,} characters long"
+    if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in value):
+        return "contains whitespace or a control character"
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in schemes:
+        return f"has the scheme {scheme!r}" if scheme else "has no scheme"
+    if scheme == "s3":
+        try:
+            location(value, "link", allow_local=False)
+        except RequestError as error:
+            return str(error).removeprefix(f"link {given(value)} ")
+        return None
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        host = None
+    return None if host else "names no host"
+
+
+def _report_links(raw: object) -> dict[str, str]:
+    """`links`: {name: URL} with names from REPORT_LINK_SCHEMES, each of its schemes, at most MAX_LINK_CHARACTERS;
+    absent or null: no links."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RequestError(f"links must be a mapping of link name to URL, got {given(raw)}")
+    unknown = sorted(str(name) for name in raw if name not in REPORT_LINK_SCHEMES)
+    if unknown:
+        raise RequestError(f"links has unknown names {unknown}; known names: {sorted(REPORT_LINK_SCHEMES)}")
+    links: dict[str, str] = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        schemes = REPORT_LINK_SCHEMES[name]
+        problem = _link_problem(value, schemes)
+        if problem:
+            accepted = " or ".join(f"{scheme}://" for scheme in schemes)
+            raise RequestError(
+                f"links.{name} must be a URL ({accepted}) of at most {MAX_LINK_CHARACTERS:,} characters, got "
+                f"{given(value)}, which {problem}"
+            )
+        links[name] = value
+    return links
+
+
+def _previous_dataset_version(request: Any, dataset_version: str, links: dict[str, str]) -> str | None:
+    """The version links.previous_report belongs to: a valid version other than this run's, only with that link."""
+    version = request.get("previous_dataset_version")
+    if version is None:
+        return None
+    problem = dataset_version_problem(version)
+    if problem:
+        raise RequestError(f"previous_dataset_version: {problem}")
+    if version == dataset_version:
+        raise RequestError(f"previous_dataset_version {version!r} is this run's own version")
+    if "previous_report" not in links:
+        raise RequestError(f"previous_dataset_version {version!r} is given without links.previous_report (its report)")
+    return version

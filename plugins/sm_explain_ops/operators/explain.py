@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_explain_contracts.explain_request import (
     MAX_PARTIALS,
@@ -19,8 +21,9 @@ from sm_explain_contracts.explain_request import (
     parse_reduce_request,
     parse_report_request,
 )
-from sm_explain_contracts.request_fields import refused_as
+from sm_explain_contracts.request_fields import given, refused_as
 from sm_explain_contracts.train_parts import staged_channel_prefixes
+from sm_explain_ops.links import is_custom_endpoint
 from sm_explain_ops.operators.runtime_compute import (
     RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     ProcessingStep,
@@ -28,6 +31,7 @@ from sm_explain_ops.operators.runtime_compute import (
     job_output_uri,
     pop_runtime_compute_settings,
 )
+from sm_explain_ops.report_links import PreviousReport, find_previous_report, s3_console_url
 from sm_explain_ops.runtime import RuntimeTaskError, aws_env_from_connection, run_runtime_module
 
 #: SageMaker Processing's InstanceCount bound.
@@ -209,12 +213,22 @@ class ExplainTrainingJobOperator(_RuntimeStep):
 
 
 class BuildReportOperator(_RuntimeStep):
-    """Write the one self-contained ``report.html`` of a run: rule verdicts, metrics, every figure and
-    the outlier table, readable with no network."""
+    """Write the one self-contained ``report.html`` of a run: the verdict first (rules, final metrics, the run's
+    facts and links), a table of contents, every figure with a caption, the outliers with their force plots;
+    readable with no network.
+
+    The links are what only this side knows, each checked by the request contract (``links``, http(s) or s3 only):
+    ``training_job`` is the verdict's ``job_url`` (the wait task made it from its SageMaker endpoint: the console on
+    AWS, the local endpoint's log page), ``staged_data`` is ``data_uri``, and with ``version_root``
+    (``s3://<bucket>/<prefix>/<version>``) the newest report of the latest earlier data set version is looked up
+    (:mod:`sm_explain_ops.report_links`). On AWS (the connection's S3 endpoint is AWS's) each S3 location also gets
+    its S3 console page. ``links`` given here win over all of these.
+    """
 
     runtime_module = "sm_explain.report"
     template_fields: Sequence[str] = aws_template_fields(
-        "manifest", "verdict", "job_name", "dataset_version", "output_uri", *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
+        "manifest", "verdict", "job_name", "dataset_version", "output_uri", "data_uri", "version_root", "links",
+        *RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     )
 
     def __init__(
@@ -225,6 +239,9 @@ class BuildReportOperator(_RuntimeStep):
         job_name: str,
         dataset_version: str,
         output_uri: str,
+        data_uri: str | None = None,
+        version_root: str | None = None,
+        links: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -233,20 +250,74 @@ class BuildReportOperator(_RuntimeStep):
         self.job_name = job_name
         self.dataset_version = dataset_version
         self.output_uri = output_uri
+        self.data_uri = data_uri
+        self.version_root = version_root
+        self.links = links
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        request = {
+    def _given_links(self) -> dict[str, Any]:
+        if self.links is not None and not isinstance(self.links, dict):
+            raise ExplanationRequestError(f"links must be a mapping of link name to URL, got {given(self.links)}")
+        job_url = self.verdict.get("job_url") if isinstance(self.verdict, dict) else None
+        derived = {"training_job": job_url or None, "staged_data": self.data_uri or None}
+        return {name: value for name, value in {**derived, **(self.links or {})}.items() if value is not None}
+
+    def _s3_console(self) -> Any:
+        """A function giving an S3 location's console page when this connection's S3 is AWS's, else None."""
+        try:
+            client = self.hook.conn
+        except (BotoCoreError, ValueError) as error:
+            self.log.warning("No S3 console links in the report: the connection gives no S3 client: %s", error)
+            return None
+        if is_custom_endpoint(client.meta.endpoint_url):
+            return None
+        domain = BaseAwsLink.get_aws_domain(client.meta.partition) or "aws.amazon.com"
+        return lambda uri: s3_console_url(uri, client.meta.region_name, domain)
+
+    def _previous_report(self) -> PreviousReport | None:
+        """Best effort: the report is worth writing without this link, so a lookup that fails is logged and skipped."""
+        try:
+            previous = find_previous_report(self.hook.conn, str(self.version_root), self.dataset_version)
+        except (ClientError, BotoCoreError, ValueError) as error:
+            self.log.warning("Not linking the previous data set version's report: looking for it under %s failed: "
+                             "%s", self.version_root, error)
+            return None
+        if previous is None:
+            self.log.info("No earlier data set version under %s has a report to link", self.version_root)
+        else:
+            self.log.info("Previous data set version %s: its report is %s", previous.dataset_version, previous.uri)
+        return previous
+
+    def build_request(self) -> dict[str, Any]:
+        """The runtime request, checked with the report runtime's own parse: an artifact outside the run's output or
+        a bad link is refused here, before any S3 call and before the runtime process (which would embed what the
+        manifest names) starts. Then what needs S3: the previous version's report and the console links."""
+        links = self._given_links()
+        request: dict[str, Any] = {
             "manifest": self.manifest,
             "verdict": self.verdict,
             "job_name": self.job_name,
             "dataset_version": self.dataset_version,
             "output_uri": self.output_uri,
+            "links": links,
         }
-        # The report runtime's own parse: an artifact outside the run's output is refused here, before the runtime
-        # process (which would embed it) starts.
         with refused_as(ExplanationRequestError):
             parse_report_request(request)
-        return self.run_runtime(context, request)
+        if self.version_root and "previous_report" not in links:
+            previous = self._previous_report()
+            if previous is not None:
+                links["previous_report"] = previous.uri
+                request["previous_dataset_version"] = previous.dataset_version
+        locations = [(name, links[name]) for name in ("staged_data", "previous_report")
+                     if name in links and f"{name}_console" not in links]
+        console = self._s3_console() if locations else None
+        if console is not None:
+            links.update({f"{name}_console": console(uri) for name, uri in locations})
+        with refused_as(ExplanationRequestError):
+            parse_report_request(request)
+        return request
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.run_runtime(context, self.build_request())
 
     def finish_runtime(self, result: dict[str, Any]) -> dict[str, Any]:
         self.log.info("Report: %s", result.get("report_uri"))

@@ -5,6 +5,7 @@ verdict; and a rising-loss run fires the SNS alert and continues as its policy s
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 from collections.abc import Iterator
@@ -122,6 +123,9 @@ def test_notebook_run_end_to_end(dag, adult_data_path) -> None:
     report = _read(_xcom(dag_run, "report")["report_uri"]).decode()
     assert "LossNotDecreasing" in report and "NoIssuesFound" in report
     assert "e2e-notebook" in report and verdict["job_name"] in report
+    # The report's links, from what only the DAG knows: the job's log page on the local endpoint, the staged data.
+    assert f"href='{html.escape(verdict['job_url'], quote=True)}'" in report
+    assert _xcom(dag_run, "stage_dataset", "data_uri") in report and "<nav id='contents'" in report
     # Image 1.7-1 (the default) saves with xgboost 1.7.4's save_model: the legacy binary format.
     assert _model_file(dag_run).startswith(b"binf")
 
