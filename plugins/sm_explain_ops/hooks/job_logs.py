@@ -386,10 +386,28 @@ def _describe_error(error: BaseException) -> str:
 
 #: The XCom a deferred wait keeps its follower's :attr:`JobLogFollower.state` in, so that a trigger restarted by the
 #: triggerer goes on where the last one stood (a trigger cannot rewrite its own kwargs). XComs survive a deferral and
-#: are cleared when a new try starts, which then begins afresh.
+#: are cleared when a new try starts, which then begins afresh. The task writes a first one before it defers
+#: (:func:`push_initial_checkpoint`), so the trigger always finds one and every restart starts from the same point.
 CHECKPOINT_XCOM_KEY = "cloudwatch_log_positions"
 #: Before the last read of a job that ended: CloudWatch may take a moment to show its last lines.
 FINAL_READ_DELAY_SECONDS = 5.0
+
+
+def initial_state(limits: LogLimits | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The state of a follower that has read nothing yet: from ``catch_up_seconds`` before now."""
+    limits = limits or LogLimits()
+    return {"v": STATE_VERSION, "since_ms": int((clock() - limits.catch_up_seconds) * 1000), "streams": {}}
+
+
+def push_initial_checkpoint(context: Mapping[str, Any], limits: LogLimits, log: Any) -> None:
+    """Before a task defers: its trigger's first checkpoint (nothing read yet, from now on), pushed by the task."""
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    if ti is None:
+        return
+    try:
+        ti.xcom_push(key=CHECKPOINT_XCOM_KEY, value=initial_state(limits))
+    except Exception as error:  # the trigger then starts without one
+        log.warning("CloudWatch Logs: cannot write the first checkpoint (%s)", error)
 
 
 def _xcom_address(task_instance: Any) -> dict[str, Any] | None:

@@ -28,7 +28,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sm_explain_contracts.envelope import bad_input_from_termination_message
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV
-from sm_explain_ops.hooks.job_logs import JobLogFollower, logs_client_factory
+from sm_explain_ops.hooks.job_logs import (
+    JobLogFollower,
+    LogLimits,
+    logs_client_factory,
+    push_initial_checkpoint,
+)
 from sm_explain_ops.hooks.processing_jobs import (
     CONTAINER_RESULT,
     CONTAINER_RESULT_DIR,
@@ -196,6 +201,7 @@ class RuntimeComputeMixin:
             if self.deferrable:
                 from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
 
+                push_initial_checkpoint(context, LogLimits(), self.log)  # type: ignore[attr-defined]
                 self.defer(  # type: ignore[attr-defined]
                     trigger=RuntimeProcessingTrigger(
                         job_name=name, waiter_delay=max(1, int(self.check_interval)),

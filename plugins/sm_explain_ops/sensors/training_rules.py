@@ -36,6 +36,7 @@ from sm_explain_ops.hooks.job_logs import (
     log_limits_from,
     logs_client_factory,
     poll_training_job,
+    push_initial_checkpoint,
 )
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
@@ -128,6 +129,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         if not self.deferrable:
             verdict = super().execute(context)
             return self._conclude(context, verdict)
+        if self.follow_logs:
+            push_initial_checkpoint(context, log_limits_from(self.log_limits), self.log)
         self.defer(
             trigger=TrainingAndRulesTrigger(
                 job_name=self.job_name,

@@ -63,6 +63,8 @@ class RuntimeProcessingTrigger(SageMakerTrigger):
                 yield event
             return
         state = await load_checkpoint(self.task_instance, self.log)
+        if state is not None and state.get("streams"):
+            self.log.info("CloudWatch Logs: going on from the last checkpoint (a restarted trigger)")
         follower = JobLogFollower(
             logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
             self.log, limits=log_limits_from(self.log_limits), state=state)

@@ -9,9 +9,10 @@ job (and with it its rule evaluations), so nothing runs on and bills for a wait 
 
 After each describe it logs the new CloudWatch lines of the training job and of every rule's evaluation job
 (``sm_explain_ops.hooks.job_logs``, in a thread: boto3 is synchronous), from the triggerer, into the task's log;
-no event is yielded for them. Where the log stands is checkpointed in an XCom after each poll that moved it, so
-a trigger the triggerer restarts goes on from there: it repeats at most the lines of the poll it was in when it
-died. Without a checkpoint (none could be read) it starts ``catch_up_seconds`` (10 minutes) back.
+no event is yielded for them. Where the log stands is checkpointed in an XCom after each poll that moved it (the
+sensor writes the first one before it defers), so a trigger the triggerer restarts goes on from there: it repeats
+at most the lines of the poll it was in when it died. Without a readable checkpoint it starts ``catch_up_seconds``
+(10 minutes) before its own start: bounded, though it may repeat lines of those minutes.
 """
 
 from __future__ import annotations
@@ -180,8 +181,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
         if not self.follow_logs:
             return None
         state = await load_checkpoint(self.task_instance, self.log)
-        if state is not None:
-            self.log.info("CloudWatch Logs: going on from the last checkpoint")
+        if state is not None and state.get("streams"):
+            self.log.info("CloudWatch Logs: going on from the last checkpoint (a restarted trigger)")
         factory = logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
         return JobLogFollower(factory, self.log, limits=log_limits_from(self.log_limits), state=state)
 
