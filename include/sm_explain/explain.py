@@ -23,6 +23,7 @@ from sm_explain.debugger_trial import IMPORTANCE_TYPES
 from sm_explain.errors import BadRequest
 from sm_explain.features import FeatureSpace
 from sm_explain.outliers import outlier_table, rank_tails
+from sm_explain.progress import say
 from sm_explain.reduce import Merged, merge
 from sm_explain.request import ExplainRequest
 from sm_explain.run import Run, open_run
@@ -43,6 +44,7 @@ class ArtifactWriter:
         payload = data.encode("utf-8") if isinstance(data, str) else data
         storage.write_bytes(uri, payload, _CONTENT_TYPES.get(name[name.rfind("."):], "application/octet-stream"))
         self.artifacts[name] = uri
+        say(f"wrote {name} ({len(payload):,} bytes) to {uri}")
 
 
 def _named(frame: pd.DataFrame, space: FeatureSpace) -> pd.DataFrame:
@@ -78,6 +80,9 @@ def run_explanations(request: ExplainRequest) -> dict[str, object]:
 
     with contextlib.ExitStack() as cleanup:  # stops the background SHAP pass when a step fails
         run = open_run(request)
+        say(f"explaining the {run.explained_channel} rows with SHAP values from "
+            f"{'the Debugger tensors' if run.use_debugger else 'the model'} (model file: {run.model_file}); "
+            f"parts: {', '.join(f'{channel} {len(parts)}' for channel, parts in run.parts.items())}")
         partials = [(map_channel(run, channel, run.parts[channel], None, cleanup), f"the {channel} rows")
                     for channel in run.channels]
         return draw(run, merge(run, partials))
@@ -101,6 +106,7 @@ def draw(run: Run, merged: Merged) -> dict[str, object]:
     base_value = merged.base_value
     summary.update(explained_rows=run.explained_channel, n_rows=int(n_rows), n_features=len(names),
                    base_value=base_value)
+    say(f"drawing the figures and tables of {n_rows:,} {run.explained_channel} rows x {len(names)} features")
 
     # Imported only now: matplotlib and shap take seconds to import, which then overlap the SHAP pass.
     from sm_explain import figures
@@ -204,4 +210,5 @@ def draw(run: Run, merged: Merged) -> dict[str, object]:
     manifest["artifacts"][MANIFEST_NAME] = manifest_uri  # type: ignore[index]
     storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"),
                         _CONTENT_TYPES[".json"])
+    say(f"wrote {MANIFEST_NAME} ({len(writer.artifacts)} artifacts) to {manifest_uri}")
     return manifest

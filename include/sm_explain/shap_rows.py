@@ -30,6 +30,7 @@ import xgboost as xgb
 
 from sm_explain import tree_shap
 from sm_explain.exact_sums import exact_sums, to_float
+from sm_explain.progress import RowProgress, say
 
 CHUNK_ROWS = 131_072  # rows per pred_contribs call of the thread pass
 PASS_NAME = "sm_explain-shap-pass"
@@ -94,6 +95,7 @@ class TensorShap(ExplainedShap):
     def __init__(self, contributions: np.ndarray, objective: str) -> None:
         self._contributions = contributions
         self.mean_abs_method = "Debugger full_shap tensor"
+        say(f"SHAP values of {contributions.shape[0]:,} rows from the Debugger full_shap tensor")
         self.base_value = float(contributions[0, -1])
         self.shap_sums = contributions[:, :-1].sum(axis=1, dtype=np.float64)
         self.predictions = model_output(objective, contributions.sum(axis=1, dtype=np.float64))
@@ -192,7 +194,10 @@ def _tree_shap_pass(model: dict, features: np.ndarray, chunk_rows: int, sender: 
 
     try:
         compiled = tree_shap.TreeShap(model, features.shape[1], progress=alive)
-        sender.send(("ok", compiled.exact_abs_sums(features, chunk_rows, progress=alive)))
+        rows = RowProgress("mean |SHAP| pass (tree_shap)", features.shape[0])
+        sums = compiled.exact_abs_sums(features, chunk_rows, progress=alive, rows_done=rows.update)
+        rows.finish()
+        sender.send(("ok", sums))
     except BaseException as exc:
         sender.send(("error", type(exc).__name__, str(exc)))
     finally:
@@ -214,12 +219,15 @@ class _PredContribsThread(_BackgroundPass):
 
     def _run(self, booster: xgb.Booster, features: np.ndarray, chunk_rows: int) -> None:
         try:
+            rows = RowProgress("mean |SHAP| pass (pred_contribs)", features.shape[0])
             for start in range(0, features.shape[0], chunk_rows):
                 if self._cancelled.is_set():
                     return
                 chunk = booster.predict(dmatrix_for(booster, features[start: start + chunk_rows]), pred_contribs=True)
                 chunk_sums = exact_sums(np.ascontiguousarray(np.abs(chunk[:, :-1]).T))
                 self._sums = [a + b for a, b in zip(self._sums, chunk_sums, strict=True)]
+                rows.update(min(features.shape[0], start + chunk_rows))
+            rows.finish()
         except BaseException as exc:  # re-raised in the caller's thread by abs_sums()
             self._error = exc
 

@@ -264,13 +264,17 @@ class TreeShap:
         return np.array([to_float(total) for total in self.exact_abs_sums(rows, chunk_rows, progress)])
 
     def exact_abs_sums(self, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS,
-                       progress: Callable[[], None] = lambda: None) -> list[int]:
+                       progress: Callable[[], None] = lambda: None,
+                       rows_done: Callable[[int], None] | None = None) -> list[int]:
         """Per feature, the exact sum over rows of |SHAP| (`exact_sums` units), holding one chunk's values at a
-        time; `progress` is called after each chunk. A row's values do not depend on its chunk, and the sums are
-        exact, so any split of the rows into chunks or part files adds up to the same integers."""
+        time; `progress` is called after each chunk, `rows_done` with the rows done so far. A row's values do not
+        depend on its chunk, and the sums are exact, so any split of the rows into chunks or part files adds up to
+        the same integers."""
         sums = [0] * self.n_features
         for start in range(0, rows.shape[0], chunk_rows):
             chunk = exact_sums(np.abs(self._chunk_contributions(rows[start: start + chunk_rows])))
             sums = [a + b for a, b in zip(sums, chunk, strict=True)]
             progress()
+            if rows_done is not None:
+                rows_done(min(rows.shape[0], start + chunk_rows))
         return sums

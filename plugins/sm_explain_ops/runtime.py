@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 _TAIL_LINES = 30
+_LINE_CHARS = 8192  # longest line copied to the task log; the rest of a longer one is dropped
 _KILL_GRACE_SECONDS = 10
 # What the child inherits besides AWS_* and SM_EXPLAIN_*: enough to run Python and reach endpoints,
 # not the worker's Airflow configuration (which can hold secrets the runtime has no use for).
@@ -145,9 +146,24 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def _pump(stream: IO[str], name: str, tail: deque[str] | None) -> None:
-    """Copy the child's lines into the task log as they come (and keep the last ones for errors)."""
-    for line in stream:
+    """Copy the child's lines into the task log as they come (and keep the last ones for errors).
+
+    Memory stays bounded: a line is read at most ``_LINE_CHARS`` at a time, and what a longer line holds past that is
+    read and dropped (the log says how much), so a child printing megabytes without a newline costs no more."""
+    while True:
+        line = stream.readline(_LINE_CHARS)
+        if not line:
+            break
         text = line.rstrip("\n")
+        if not line.endswith("\n"):
+            dropped = 0
+            while True:
+                more = stream.readline(_LINE_CHARS)
+                dropped += len(more.rstrip("\n"))
+                if not more or more.endswith("\n"):
+                    break
+            if dropped:
+                text += f" ... [{dropped} more characters, cut]"
         log.info("[%s] %s", name, text)
         if tail is not None:
             tail.append(text)

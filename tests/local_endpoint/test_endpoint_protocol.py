@@ -82,8 +82,9 @@ def test_create_then_describe_echoes_the_request_with_sagemaker_names(endpoint: 
     [rule] = described["DebugRuleEvaluationStatuses"]
     assert rule["RuleConfigurationName"] == "LossNotDecreasing"
     assert rule["RuleEvaluationStatus"] == "InProgress"
+    # SageMaker's rule job: <job[:26]>-<rule[:26]>-<8 hex>, lowercased in the ARN.
     assert re.fullmatch(
-        r"arn:aws:sagemaker:us-east-1:123456789012:processing-job/echo-job-lossnotdec-[0-9a-f]{8}",
+        r"arn:aws:sagemaker:us-east-1:123456789012:processing-job/echo-job-lossnotdecreasing-[0-9a-f]{8}",
         rule["RuleEvaluationJobArn"],
     )
     # The job record is on disk, for the supervisor and for restarts.

@@ -23,7 +23,7 @@ import boto3
 import psutil
 import pytest
 
-from sm_local.store import rule_dir_name
+from sm_local.store import rule_dir_name, rule_evaluation_job_name
 
 pytestmark = pytest.mark.stack
 
@@ -159,6 +159,22 @@ def test_successful_job_publishes_model_metrics_tensors_logs_and_rule_results(
     # Training completes while the slow rule still runs, as on SageMaker.
     completed = read_status_when(job_dir, lambda s: s["TrainingJobStatus"] == "Completed")
     assert rules_by_name(completed)["LossNotDecreasing"]["RuleEvaluationStatus"] == "InProgress"
+    # Each rule's evaluation job has its log in /aws/sagemaker/ProcessingJobs under the name its ARN gives, and
+    # all of it is there once the status says the rule ended (a wait reads the log when the status is final).
+    overfit_done = read_status_when(
+        job_dir, lambda s: rules_by_name(s)["Overfit"]["RuleEvaluationStatus"] == "IssuesFound")
+    rule_job = rule_evaluation_job_name(name, "Overfit")
+    assert rules_by_name(overfit_done)["Overfit"]["RuleEvaluationJobArn"] == (
+        f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{rule_job.lower()}")
+    assert rule_job == f"{name[:26]}-Overfit-{rule_job[-8:]}"
+    logs = boto3.client("logs")
+    [rule_stream] = logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs",
+                                              logStreamNamePrefix=f"{rule_job}/")["logStreams"]
+    assert rule_stream["logStreamName"].startswith(f"{rule_job}/algo-1-")
+    rule_events = logs.get_log_events(logGroupName="/aws/sagemaker/ProcessingJobs",
+                                      logStreamName=rule_stream["logStreamName"], startFromHead=True)["events"]
+    assert [e["message"] for e in rule_events] == [
+        "scripted rule Overfit: waiting for training", "scripted rule Overfit: IssuesFound"]
     status = finish(job_dir, process)
 
     assert status["TrainingJobStatus"] == "Completed" and status["SecondaryStatus"] == "Completed"
@@ -218,7 +234,6 @@ def test_successful_job_publishes_model_metrics_tensors_logs_and_rule_results(
 
     log = (job_dir / "logs" / "algo-1.log").read_text()
     assert "[2]\ttrain-logloss:0.40000" in log and "saving model" in log
-    logs = boto3.client("logs")
     streams = logs.describe_log_streams(
         logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
     )

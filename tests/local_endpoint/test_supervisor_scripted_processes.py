@@ -70,6 +70,7 @@ def run_rule(trial_path: Path, config_path: Path, result_path: Path) -> int:
     if scenario == "crash":
         print("RuntimeError: scripted rule crash", file=sys.stderr)
         return 4
+    print(f"scripted rule {config['RuleConfigurationName']}: waiting for training", flush=True)
     while not (trial_path / END_MARKER).exists():
         time.sleep(0.05)
     steps = len(list((trial_path / "events").glob("*"))) if (trial_path / "events").is_dir() else 0
@@ -86,6 +87,9 @@ def run_rule(trial_path: Path, config_path: Path, result_path: Path) -> int:
         )
     )
     os.replace(tmp, result_path)
+    # After the result, as the real rule process prints its verdict: the supervisor must still ship this line.
+    time.sleep(0.2)
+    print(f"scripted rule {config['RuleConfigurationName']}: {status}", flush=True)
     return 0
 
 

@@ -61,18 +61,23 @@ def _name_fragment(name: str, length: int, keep: str) -> str:
     return re.sub(f"[^{keep}]+", "-", name)[:length]
 
 
-def rule_evaluation_job_arn(region: str, job_name: str, rule_name: str) -> str:
-    """The processing-job ARN that `DebugRuleEvaluationStatuses[].RuleEvaluationJobArn` shows.
-
-    Like SageMaker's: `<job[:40]>-<rule[:10]>-<8 hex>`, lowercase, the rule's fragment reduced to the
-    letters, digits and hyphens a processing-job name may hold (a RuleConfigurationName is any 1-256
-    characters); the hash (sha1 of `<job>/<rule>`) keeps it unique when truncated names collide. Server and
-    supervisor both call this so the ARN never changes between "InProgress" and the final status.
-    """
+def rule_evaluation_job_name(job_name: str, rule_name: str) -> str:
+    """The name of the processing job that evaluates one Debugger rule of a training job, as SageMaker names it:
+    `<job[:26]>-<RuleConfigurationName[:26]>-<8 hex>`, case kept (AWS's Debugger example notebooks rebuild it so
+    from DescribeTrainingJob to open the rule job's CloudWatch streams, `<name>/algo-1-<epoch>` in
+    `/aws/sagemaker/ProcessingJobs`). The rule's fragment is reduced to the letters, digits and hyphens a
+    processing-job name may hold (a RuleConfigurationName is any 1-256 characters); the 8 hex (sha1 of
+    `<job>/<rule>`: SageMaker's are random) keep it unique when truncated names collide, and the same on every
+    call, so server and supervisor agree."""
     digest = hashlib.sha1(f"{job_name}/{rule_name}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    rule_fragment = _name_fragment(rule_name.lower(), 10, "a-z0-9-")
-    resource = f"{job_name[:40]}-{rule_fragment}-{digest}".lower()
-    return f"arn:{arn_partition(region)}:sagemaker:{region}:{ACCOUNT_ID}:processing-job/{resource}"
+    return f"{job_name[:26]}-{_name_fragment(rule_name, 26, 'A-Za-z0-9-')}-{digest}"
+
+
+def rule_evaluation_job_arn(region: str, job_name: str, rule_name: str) -> str:
+    """The ARN `DebugRuleEvaluationStatuses[].RuleEvaluationJobArn` shows: the rule job's processing-job ARN (its
+    name lowercased, as in every SageMaker ARN). Server and supervisor both call this so the ARN never changes
+    between "InProgress" and the final status."""
+    return processing_job_arn(region, rule_evaluation_job_name(job_name, rule_name))
 
 
 def rule_dir_name(rule_name: str) -> str:

@@ -49,6 +49,7 @@ from sm_local.store import (  # noqa: E402
     read_json,
     rule_dir_name,
     rule_evaluation_job_arn,
+    rule_evaluation_job_name,
 )
 from sm_local.supervision import (  # noqa: E402
     Child,
@@ -110,6 +111,16 @@ class RuleRun:
     child: Child
     result_path: Path
     stderr_path: Path
+    log: HostLog | None = None  # the rule job's log: `<rule dir>/logs/algo-1.log` and its CloudWatch stream
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    def finish_log(self, timeout: float = 5.0) -> None:
+        """The rule process's last lines in its log and CloudWatch, before its status says it ended (a wait that
+        reads the log when the status is final then finds them all)."""
+        for reader in self.readers:
+            reader.join(timeout)
+        if self.log is not None:
+            self.log.close()
 
 
 @dataclass
@@ -464,6 +475,10 @@ class TrainingJobSupervisor:
     # ---------------------------------------------------------------- rules
 
     def _start_rules(self) -> None:
+        """One process per rule, as SageMaker runs one processing job per rule: its stdout and stderr go line by line
+        to `<rule dir>/stdout.log` / `stderr.log` and, as the rule job's log, to CloudWatch Logs group
+        `/aws/sagemaker/ProcessingJobs`, stream `<rule job name>/algo-1-<epoch>` (`store.rule_evaluation_job_name`,
+        the job `RuleEvaluationJobArn` names)."""
         module = os.environ.get(RULES_MODULE_ENV) or DEFAULT_RULES_MODULE
         for config in self.rules_config:
             name = config["RuleConfigurationName"]
@@ -473,31 +488,42 @@ class TrainingJobSupervisor:
             result = rule_dir / "result.json"
             result.unlink(missing_ok=True)
             stderr_path = rule_dir / "stderr.log"
-            with (rule_dir / "stdout.log").open("wb") as out, stderr_path.open("wb") as err:
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        module,
-                        "--trial-path",
-                        str(self.tensors_dir),
-                        "--config",
-                        str(rule_dir / "config.json"),
-                        "--result",
-                        str(result),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    env=_child_env(self.job_dir),
-                    cwd=rule_dir,
-                    start_new_session=True,
-                    # Rules finish after training anyway: never take CPU from the algorithm.
-                    preexec_fn=_lower_priority,
-                )
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    module,
+                    "--trial-path",
+                    str(self.tensors_dir),
+                    "--config",
+                    str(rule_dir / "config.json"),
+                    "--result",
+                    str(result),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_child_env(self.job_dir),
+                cwd=rule_dir,
+                start_new_session=True,
+                # Rules finish after training anyway: never take CPU from the algorithm.
+                preexec_fn=_lower_priority,
+            )
             child = Child(f"rule {name}", process)
             self.children.append(child)
-            self.rules[name] = RuleRun(name, child, result, stderr_path)
+            log = HostLog(
+                rule_dir / "logs" / f"{HOST}.log",
+                lambda: s3io.aws_client("logs", self.region),
+                cwlogs.log_stream_name(rule_evaluation_job_name(self.name, name), time.time(), HOST),
+                cwlogs.PROCESSING_LOG_GROUP,
+            )
+            run = RuleRun(name, child, result, stderr_path, log)
+            for stream, path in ((process.stdout, rule_dir / "stdout.log"), (process.stderr, stderr_path)):
+                reader = threading.Thread(target=_tee_to, args=(stream, path, log), daemon=True,
+                                          name=f"rule-{'err' if path == stderr_path else 'out'}")
+                reader.start()
+                run.readers.append(reader)
+            self.rules[name] = run
 
     def _poll_rules(self) -> None:
         """Publish the result of every rule that finished since the last poll."""
@@ -510,8 +536,10 @@ class TrainingJobSupervisor:
                 continue
             result = read_json(run.result_path) if run.result_path.exists() else None
             if result is not None and result.get("RuleEvaluationStatus") in RULE_RESULT_STATUSES:
+                run.finish_log()  # the process exits right after its result: its last lines first
                 self.status.set_rule(name, result["RuleEvaluationStatus"], result.get("StatusDetails"))
             elif returncode is not None:
+                run.finish_log()
                 self.status.set_rule(name, "Error", self._rule_crash_details(run, returncode))
 
     @staticmethod
@@ -660,6 +688,8 @@ class TrainingJobSupervisor:
         return self._log.line(line) if self._log is not None else time.time()
 
     def _close_logs(self) -> None:
+        for run in self.rules.values():
+            run.finish_log(timeout=1.0)
         if self._log is not None:
             self._log.close()
 
@@ -674,6 +704,16 @@ class TrainingJobSupervisor:
         if len(parts) > 3 and parts[3]:
             return parts[3]
         return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+
+
+def _tee_to(stream: IO[bytes], path: Path, log: HostLog) -> None:
+    """Copy one output stream of a rule process, line by line, to its file and to the rule job's log."""
+    with path.open("wb") as copy:
+        for raw in iter(stream.readline, b""):
+            copy.write(raw)
+            copy.flush()
+            log.line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    stream.close()
 
 
 def write_model_tarball(model_dir: Path, tarball: Path) -> None:

@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
 from sm_explain_ops.hooks.job_control import JobControlMixin, error_code
+from sm_explain_ops.hooks.job_logs import FINAL_READ_DELAY_SECONDS, JobLogFollower, processing_log_source
 from sm_explain_ops.hooks.training_jobs import ATTACHABLE_STATES, REPLACEABLE_STATES
 
 #: Where the runtime module finds its request and writes its result inside the container.
@@ -140,14 +141,23 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
             + ", ".join(ended)
         )
 
-    def wait_until_ended(self, name: str, check_interval: float) -> dict[str, Any]:
-        """Describe every ``check_interval`` seconds until the job is Completed, Failed or Stopped.
+    def wait_until_ended(self, name: str, check_interval: float,
+                         follower: JobLogFollower | None = None) -> dict[str, Any]:
+        """Describe every ``check_interval`` seconds until the job is Completed, Failed or Stopped; with a
+        ``follower``, log the job's new CloudWatch lines (every host's stream) after each describe.
 
         The provider's ``check_status`` raises on Failed without the describe, and the runtime's bad-input
         message is in the describe's ExitMessage, so this returns the describe whatever the ending."""
+        if follower is not None:
+            follower.follow(processing_log_source(name))
         while True:
             described = self.describe_processing_job(name)
-            if described.get("ProcessingJobStatus") in TERMINAL_STATES:
+            ended = described.get("ProcessingJobStatus") in TERMINAL_STATES
+            if follower is not None:
+                if ended:  # CloudWatch may show the last lines a moment after the job ended
+                    time.sleep(min(check_interval, FINAL_READ_DELAY_SECONDS))
+                follower.poll(final=ended)
+            if ended:
                 return described
             time.sleep(check_interval)
 

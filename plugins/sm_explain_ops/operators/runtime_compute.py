@@ -10,7 +10,8 @@ default without an image) runs the module in the worker's runtime venv (``sm_exp
 Job names derive from the deployment, DAG, run and task (``job_naming.processing_job_name``): a retried task
 re-attaches to its InProgress job, reads a Completed job's result, and starts ``-r1``... after Failed or
 Stopped. A refused request (the runtime's exit 2) reaches the task through the container's termination
-message and fails it without retries, with the runtime's own words.
+message and fails it without retries, with the runtime's own words. While the task waits on a job (blocking or
+deferred), its log shows the job's new CloudWatch lines, every host's stream (``sm_explain_ops.hooks.job_logs``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sm_explain_contracts.envelope import bad_input_from_termination_message
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV
+from sm_explain_ops.hooks.job_logs import (
+    JobLogFollower,
+    LogLimits,
+    logs_client_factory,
+    push_initial_checkpoint,
+)
 from sm_explain_ops.hooks.processing_jobs import (
     CONTAINER_RESULT,
     CONTAINER_RESULT_DIR,
@@ -194,6 +201,7 @@ class RuntimeComputeMixin:
             if self.deferrable:
                 from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
 
+                push_initial_checkpoint(context, LogLimits(), self.log)  # type: ignore[attr-defined]
                 self.defer(  # type: ignore[attr-defined]
                     trigger=RuntimeProcessingTrigger(
                         job_name=name, waiter_delay=max(1, int(self.check_interval)),
@@ -203,7 +211,10 @@ class RuntimeComputeMixin:
                     ),
                     method_name=method_name,
                 )
-            described = hook.wait_until_ended(name, self.check_interval)
+            follower = JobLogFollower(
+                logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
+                self.log)  # type: ignore[attr-defined]
+            described = hook.wait_until_ended(name, self.check_interval, follower)
         return on_ended(name, described)
 
     def processing_root(self) -> str:

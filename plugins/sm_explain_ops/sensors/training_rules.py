@@ -6,10 +6,15 @@ continues per rule policy, and pushes a compact verdict (not the whole describe)
 Deferrable by default; ``deferrable=False`` runs it in ``mode="poke"`` or ``mode="reschedule"``.
 Killing the wait (mark failed or succeeded, clear) stops the job: ``on_kill`` while the task pokes, the
 trigger's ``on_kill`` while it is deferred. In reschedule mode nothing runs between two pokes to be killed.
+
+While it waits, the task log shows the new CloudWatch lines of the training job and of every rule's evaluation
+job (``sm_explain_ops.hooks.job_logs``), a bounded piece per poke: poke mode keeps the follower between pokes,
+reschedule mode keeps its position in the task instance's ``task_state_store``, the trigger in an XCom.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,6 +27,17 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sm_explain_ops.hooks.job_logs import (
+    CHECKPOINT_XCOM_KEY,
+    FINAL_READ_DELAY_SECONDS,
+    JobLogFollower,
+    LogLimits,
+    limits_as_dict,
+    log_limits_from,
+    logs_client_factory,
+    poll_training_job,
+    push_initial_checkpoint,
+)
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
 from sm_explain_ops.templating import resolved_at_run_time
@@ -55,6 +71,9 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
     :param poke_interval: seconds between two DescribeTrainingJob calls, in every mode.
     :param timeout: how long to wait in total (default 7 days); there is no other cap.
     :param cancel_on_kill: stop the training job when the task is killed (default), in every mode.
+    :param follow_logs: log the new CloudWatch lines of the training job and of its rule jobs at each poll
+        (default), in every mode; ``log_limits`` (:class:`~sm_explain_ops.hooks.job_logs.LogLimits` or its fields)
+        bounds what one poll reads.
     :return: the compact verdict (see :func:`sm_explain_ops.verdict.compact_verdict`).
     :raises AirflowFailException: when the policy fails the task (retrying cannot change a final status).
     :raises AirflowException: when the job cannot be described or the trigger sends a bad event.
@@ -75,6 +94,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
+        follow_logs: bool = True,
+        log_limits: LogLimits | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -92,6 +113,9 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         self.notifiers = normalize_notifiers(notifiers)
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.follow_logs = follow_logs
+        self.log_limits = limits_as_dict(log_limits_from(log_limits))
+        self._log_follower: JobLogFollower | None = None
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:
@@ -105,6 +129,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
         if not self.deferrable:
             verdict = super().execute(context)
             return self._conclude(context, verdict)
+        if self.follow_logs:
+            push_initial_checkpoint(context, log_limits_from(self.log_limits), self.log)
         self.defer(
             trigger=TrainingAndRulesTrigger(
                 job_name=self.job_name,
@@ -114,6 +140,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 verify=self.verify,
                 botocore_config=self.botocore_config,
                 cancel_on_kill=self.cancel_on_kill,
+                follow_logs=self.follow_logs,
+                log_limits=self.log_limits,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -129,7 +157,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 self.log.warning("%s; trying again at the next poke", describe_error_message(self.job_name, error))
                 return False
             raise AirflowException(describe_error_message(self.job_name, error)) from error
-        if not is_terminal(describe):
+        terminal = is_terminal(describe)
+        if not terminal:
             self.log.info(
                 "Training job %s: %s/%s; rules: %s",
                 self.job_name,
@@ -140,9 +169,39 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                     for s in describe.get("DebugRuleEvaluationStatuses") or []
                 },
             )
+        self._follow_logs(context, describe, final=terminal)
+        if not terminal:
             return False
         endpoint_url = client.meta.endpoint_url
         return PokeReturnValue(is_done=True, xcom_value=compact_verdict(describe, endpoint_url=endpoint_url))
+
+    def _follow_logs(self, context: Any, describe: dict[str, Any], *, final: bool) -> None:
+        """Log the jobs' new CloudWatch lines. Poke mode keeps the follower in this process between pokes; each
+        reschedule poke is a new process, so its position goes to the task instance's ``task_state_store``."""
+        if not self.follow_logs:
+            return
+        store = context.get("task_state_store") if self.mode == "reschedule" else None
+        if self._log_follower is None:
+            state = None
+            if store is not None:
+                try:
+                    state = store.get(CHECKPOINT_XCOM_KEY)
+                except Exception as error:  # an older server without the store: follow from the recent lines
+                    self.log.info("CloudWatch Logs: no stored position (%s)", error)
+            self._log_follower = JobLogFollower(
+                logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
+                self.log, limits=log_limits_from(self.log_limits),
+                state=state if isinstance(state, dict) else None)
+        if final:  # CloudWatch may show a job's last lines a moment after it ended
+            time.sleep(min(self.poke_interval, FINAL_READ_DELAY_SECONDS))
+        poll_training_job(self._log_follower, describe, final=final)
+        checkpoint = self._log_follower.take_state()
+        if store is not None and checkpoint is not None:
+            try:
+                store.set(CHECKPOINT_XCOM_KEY, checkpoint)
+            except Exception as error:
+                self.log.warning("CloudWatch Logs: cannot store the position (%s); the next poke may repeat lines",
+                                 error)
 
     def on_kill(self) -> None:
         """Stop the job this task waits for: the task was killed (SIGTERM from the task runner). A job already

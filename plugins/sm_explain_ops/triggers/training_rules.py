@@ -6,6 +6,13 @@ Why not the provider's ``SageMakerTrigger``: it watches ``TrainingJobStatus`` on
 only limit), backs off on throttling and transient errors, and sends a compact verdict back. When a
 user marks the deferred task failed or succeeded, or clears it, the triggerer calls ``on_kill``: it stops the
 job (and with it its rule evaluations), so nothing runs on and bills for a wait nobody watches.
+
+After each describe it logs the new CloudWatch lines of the training job and of every rule's evaluation job
+(``sm_explain_ops.hooks.job_logs``, in a thread: boto3 is synchronous), from the triggerer, into the task's log;
+no event is yielded for them. Where the log stands is checkpointed in an XCom after each poll that moved it (the
+sensor writes the first one before it defers), so a trigger the triggerer restarts goes on from there: it repeats
+at most the lines of the poll it was in when it died. Without a readable checkpoint it starts ``catch_up_seconds``
+(10 minutes) before its own start: bounded, though it may repeat lines of those minutes.
 """
 
 from __future__ import annotations
@@ -27,6 +34,17 @@ from botocore.retries.standard import (
 )
 
 from sm_explain_ops.hooks.job_control import stop_from_trigger
+from sm_explain_ops.hooks.job_logs import (
+    FINAL_READ_DELAY_SECONDS,
+    JobLogFollower,
+    LogLimits,
+    limits_as_dict,
+    load_checkpoint,
+    log_limits_from,
+    logs_client_factory,
+    poll_training_job,
+    save_checkpoint,
+)
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.verdict import compact_verdict, is_terminal
 
@@ -94,6 +112,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
         so the triggerer talks to the same region/endpoint with the same client settings as the task.
     :param cancel_on_kill: stop the training job when a user kills the deferred task (the provider's
         name for this switch, as on its EMR and Redshift triggers).
+    :param follow_logs: log the jobs' new CloudWatch lines after each describe; ``log_limits`` (the fields of
+        :class:`~sm_explain_ops.hooks.job_logs.LogLimits`) bounds one poll.
     """
 
     def __init__(
@@ -106,6 +126,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         cancel_on_kill: bool = True,
+        follow_logs: bool = True,
+        log_limits: LogLimits | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not job_name:
@@ -119,6 +141,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.cancel_on_kill = cancel_on_kill
+        self.follow_logs = follow_logs
+        self.log_limits = limits_as_dict(log_limits_from(log_limits))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -131,6 +155,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
                 "cancel_on_kill": self.cancel_on_kill,
+                "follow_logs": self.follow_logs,
+                "log_limits": self.log_limits,
             },
         )
 
@@ -151,8 +177,30 @@ class TrainingAndRulesTrigger(BaseTrigger):
         )
         await stop_from_trigger(hook, self.job_name, self.cancel_on_kill, self.log)
 
+    async def _log_follower(self) -> JobLogFollower | None:
+        if not self.follow_logs:
+            return None
+        state = await load_checkpoint(self.task_instance, self.log)
+        if state is not None and state.get("streams"):
+            self.log.info("CloudWatch Logs: going on from the last checkpoint (a restarted trigger)")
+        factory = logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
+        return JobLogFollower(factory, self.log, limits=log_limits_from(self.log_limits), state=state)
+
+    async def _poll_logs(self, follower: JobLogFollower | None, describe: dict[str, Any], final: bool) -> None:
+        """One bounded poll of the logs (in a thread), then the checkpoint when the position moved."""
+        if follower is None:
+            return
+        if final:  # CloudWatch may show a job's last lines a moment after it ended
+            await asyncio.sleep(min(self.poke_interval, FINAL_READ_DELAY_SECONDS))
+        await asyncio.to_thread(poll_training_job, follower, describe, final=final)
+        state = follower.take_state()
+        if state is not None and self._checkpoints and not final:
+            self._checkpoints = await save_checkpoint(self.task_instance, state, self.log)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         consecutive_failures = 0
+        self._checkpoints = self.task_instance is not None  # stops at the first failure: one warning, not one a poll
+        follower = await self._log_follower()
         async with await self.hook().get_async_conn() as client:
             endpoint_url = client.meta.endpoint_url
             while True:
@@ -180,6 +228,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
                     continue
                 consecutive_failures = 0
                 if is_terminal(describe):
+                    await self._poll_logs(follower, describe, final=True)
                     yield TriggerEvent(
                         {"status": "success", "verdict": compact_verdict(describe, endpoint_url=endpoint_url)}
                     )
@@ -194,4 +243,5 @@ class TrainingAndRulesTrigger(BaseTrigger):
                         for s in describe.get("DebugRuleEvaluationStatuses") or []
                     },
                 )
+                await self._poll_logs(follower, describe, final=False)
                 await asyncio.sleep(self.poke_interval)

@@ -2,7 +2,9 @@
 
 The job overfits on purpose (random labels, eta 1, deep trees, no regularisation), so the validation
 loss rises and LossNotDecreasing on ``metrics`` meets its condition. The poke-mode sensor (in a
-thread) and the trigger (asyncio) wait on the same running job at the same time.
+thread) and the trigger (asyncio) wait on the same running job at the same time, and both log the
+training job's and the rule job's CloudWatch lines as they arrive. Then an explanation of the job runs
+as a processing job and its task log shows the runtime's progress lines.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -20,8 +23,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from sagemaker.core import image_uris
 
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
+from sm_explain_ops.operators.explain import ExplainTrainingJobOperator
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
 from sm_explain_ops.triggers.training_rules import TrainingAndRulesTrigger
+from tests.airflow.stack import tiny_training
 
 pytestmark = pytest.mark.stack
 
@@ -82,19 +87,37 @@ def _sqs_messages(sqs: Any, queue_url: str, expected: int) -> list[dict[str, Any
     return messages
 
 
-def test_rising_loss_alerts_on_sns_and_the_policy_decides(local_stack: Any) -> None:
+SENSOR_LOGGER = "airflow.task.operators.sm_explain_ops.sensors.training_rules.TrainingAndRulesSensor"
+TRIGGER_LOGGER = "sm_explain_ops.triggers.training_rules.TrainingAndRulesTrigger"
+ROUNDS = 40
+
+
+@pytest.fixture(scope="module")
+def rising_loss_job(local_stack: Any) -> str:
+    """The job, started once for the module: the wait tests below and the explanation share it."""
     region = local_stack.region
-    s3, sns, sqs = (boto3.client(name, region_name=region) for name in ("s3", "sns", "sqs"))
+    s3 = boto3.client("s3", region_name=region)
     s3.create_bucket(Bucket=BUCKET)
     rng = random.Random(7)
     for channel, rows in (("train", 400), ("validation", 200)):
         s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/data/{channel}.csv", Body=_random_label_csv(rows, rng))
+    boto3.client("sagemaker", region_name=region).create_training_job(**_rising_loss_request(region))
+    return JOB
+
+
+def _logged_by(output: str, logger: str) -> list[str]:
+    """The lines one logger wrote (the console renderer ends each with ``[<logger name>]``)."""
+    return [line for line in output.splitlines() if f"[{logger}]" in line]
+
+
+def test_rising_loss_alerts_on_sns_and_the_policy_decides(local_stack: Any, rising_loss_job: str,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    region = local_stack.region
+    sns, sqs = (boto3.client(name, region_name=region) for name in ("sns", "sqs"))
     topic_arn = sns.create_topic(Name="debugger-rule-alerts")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="rule-alerts")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-
-    boto3.client("sagemaker", region_name=region).create_training_job(**_rising_loss_request(region))
 
     # Poke mode, default policy (IssuesFound fails), in a thread while the trigger waits below.
     poking = TrainingAndRulesSensor(
@@ -123,6 +146,21 @@ def test_rising_loss_alerts_on_sns_and_the_policy_decides(local_stack: Any) -> N
     print(f"trigger waited {time.monotonic() - started:.1f} s for training and rules")
     poke_thread.join(timeout=WAIT_SECONDS)
     assert not poke_thread.is_alive()
+
+    # Both waits logged the training job's lines (every round once, in order) and the rule job's, as they came.
+    output = capfd.readouterr().out
+    for logger in (SENSOR_LOGGER, TRIGGER_LOGGER):
+        lines = _logged_by(output, logger)
+        rounds = [int(n) for n in re.findall(r"\[training algo-1\] \[(\d+)\]", "\n".join(lines))]
+        assert rounds == list(range(ROUNDS)), (logger, rounds)
+        rule_lines = [line for line in lines if f"[rule {RULE} algo-1]" in line]
+        assert any(f"Started execution of rule {RULE} at step 0" in line for line in rule_lines), rule_lines
+        assert any("IssuesFound: RuleEvaluationConditionMet" in line for line in rule_lines), rule_lines
+        # The lines came while the job ran, between the status lines, not all at the end.
+        first_line = next(i for i, line in enumerate(lines) if "[training algo-1]" in line)
+        assert any(f"Training job {JOB}: " in line for line in lines[first_line:]), lines
+    print("\n".join(line for line in _logged_by(output, TRIGGER_LOGGER)
+                    if "[rule " in line or re.search(r"\[training algo-1\] \[(0|39)\]", line)))
 
     # The trigger's verdict: training completed, the rule found the rising loss.
     assert event.payload["status"] == "success", event.payload
@@ -158,3 +196,34 @@ def test_rising_loss_alerts_on_sns_and_the_policy_decides(local_stack: Any) -> N
         assert RULE in message["Message"] and JOB in message["Message"]
         assert rule["details"][:200] in message["Message"]
         assert verdict["job_url"] in message["Message"]
+
+
+def test_an_explanation_logs_its_progress_while_its_processing_job_runs(
+        local_stack: Any, rising_loss_job: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """The explanation of the same job as a processing job (blocking): the task log shows the job's CloudWatch lines,
+    among them the runtime's progress (one line per artifact, the SHAP pass's rows done of total)."""
+    sagemaker = boto3.client("sagemaker", region_name=local_stack.region)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while sagemaker.describe_training_job(TrainingJobName=rising_loss_job)["TrainingJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    features = {"feature_names": [f"f{i}" for i in range(6)], "categorical": {}, "label": "label"}
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"{PREFIX}/data/features.json", Body=json.dumps(features))
+    root = f"s3://{BUCKET}/{PREFIX}"
+    explain = ExplainTrainingJobOperator(
+        task_id="explain", job_name=rising_loss_job, dataset_version="v1", features_uri=f"{root}/data/features.json",
+        train_uri=f"{root}/data/train.csv", validation_uri=f"{root}/data/validation.csv",
+        model_artifact_uri=f"{root}/training/{rising_loss_job}/output/model.tar.gz",
+        output_uri=f"{root}/{rising_loss_job}/explanations/", processing_uri=f"{root}/processing/",
+        role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole", aws_conn_id=None,
+        compute="processing", deferrable=False, check_interval=1,
+        options={"explain_rows": "validation", "beeswarm_sample_size": 100, "stacked_sample_size": 20,
+                 "step_sample_size": 100, "outlier_top_n": 2},
+    )
+    manifest = explain.execute(tiny_training.minimal_context("wait_and_alert", "manual__explain"))
+    lines = [line for line in capfd.readouterr().out.splitlines() if "[processing algo-1] sm_explain: " in line]
+    for name in manifest["artifacts"]:
+        assert any(f"sm_explain: wrote {name} (" in line for line in lines), (name, lines)
+    assert any("mean |SHAP| pass (pred_contribs): 0 of 200 rows" in line for line in lines), lines
+    assert any("mean |SHAP| pass (pred_contribs): 200 of 200 rows (100%)" in line for line in lines), lines
+    print("\n".join(lines[:8]))

@@ -94,11 +94,12 @@ def test_execute_complete_refuses_an_event_it_cannot_read(event: Any, reliabilit
 
 def test_the_trigger_keeps_its_job_type_and_cancel_switch_through_serialization() -> None:
     trigger = RuntimeProcessingTrigger(job_name="j", waiter_delay=2, waiter_max_attempts=5, aws_conn_id=None,
-                                       cancel_on_kill=False)
+                                       cancel_on_kill=False, log_limits={"lines_per_poll": 50})
     classpath, kwargs = trigger.serialize()
     again = RuntimeProcessingTrigger(**kwargs)
     assert classpath == "sm_explain_ops.triggers.processing_jobs.RuntimeProcessingTrigger"
     assert (again.job_name, again.job_type, again.cancel_on_kill) == ("j", "Processing", False)
+    assert again.follow_logs is True and again.log_limits["lines_per_poll"] == 50
 
 
 def test_a_bad_input_termination_message_is_read_back_and_nothing_else_is() -> None:

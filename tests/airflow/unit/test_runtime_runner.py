@@ -81,6 +81,58 @@ def test_result_env_and_streamed_output(
     assert "[echo_env] progress 50%" in caplog.text
 
 
+def test_stderr_lines_reach_the_task_log_while_the_child_runs(include: Path, tmp_path: Path) -> None:
+    """The child prints a line, then waits until the task log has shown it: only a runner that copies lines as
+    they come lets it finish with saw_it true (a runner reading at the end would let it time out)."""
+    marker = tmp_path / "seen"
+    _module(
+        include,
+        "live",
+        f"""
+        print("sm_explain: mean |SHAP| pass: 0 of 10 rows", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists({str(marker)!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        json.dump({{"saw_it": os.path.exists({str(marker)!r})}}, open(args.result, "w"))
+        """,
+    )
+
+    class Marker(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "0 of 10 rows" in record.getMessage():
+                marker.touch()
+
+    logger = logging.getLogger("sm_explain_ops.runtime")
+    handler, level = Marker(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert run_runtime_module("live", {}) == {"saw_it": True}
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_line_without_end_is_cut_not_held_whole(
+    include: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _module(
+        include,
+        "long_line",
+        """
+        sys.stderr.write("start " + "z" * 2_000_000 + "\\n")
+        print("after", file=sys.stderr)
+        json.dump({}, open(args.result, "w"))
+        """,
+    )
+    with caplog.at_level(logging.INFO, logger="sm_explain_ops.runtime"):
+        run_runtime_module("long_line", {})
+    lines = [record.getMessage() for record in caplog.records if record.name == "sm_explain_ops.runtime"]
+    [long] = [line for line in lines if line.startswith("[long_line] start ")]
+    assert len(long) < 8300 and long.endswith(f" ... [{2_000_006 - 8192} more characters, cut]")
+    assert "[long_line] after" in lines
+
+
 def test_exit_2_raises_input_error_with_the_childs_message() -> None:
     """The real staging CLI refusing a request: the message reaches the task unchanged."""
     with pytest.raises(RuntimeInputError) as raised:

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import (
 )
 from botocore.stub import Stubber
 
+from sm_explain_ops.hooks.job_logs import LogLimits, limits_as_dict
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
 from sm_explain_ops.triggers.training_rules import TrainingAndRulesTrigger
 from sm_explain_ops.verdict import compact_verdict
@@ -151,7 +152,8 @@ def test_reschedule_mode_releases_the_slot_until_terminal() -> None:
 
 def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> None:
     sensor = _sensor(deferrable=True, poke_interval=45, verify="/etc/ssl/ca.pem",
-                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30), cancel_on_kill=False)
+                     botocore_config={"read_timeout": 5}, timeout=timedelta(hours=30), cancel_on_kill=False,
+                     log_limits={"lines_per_poll": 200})
     assert TrainingAndRulesSensor(task_id="t", job_name=JOB).deferrable is True
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
@@ -160,6 +162,7 @@ def test_deferrable_by_default_defers_with_the_full_trigger_and_timeout() -> Non
     assert trigger.serialize()[1] == {
         "job_name": JOB, "poke_interval": 45.0, "aws_conn_id": None, "region_name": "eu-west-1",
         "verify": "/etc/ssl/ca.pem", "botocore_config": {"read_timeout": 5}, "cancel_on_kill": False,
+        "follow_logs": True, "log_limits": {**limits_as_dict(LogLimits()), "lines_per_poll": 200},
     }
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(hours=30)

@@ -14,6 +14,7 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from sm_explain_ops.hooks.job_logs import LogLimits, limits_as_dict
 from sm_explain_ops.sensors.training_rules import TrainingAndRulesSensor
 from sm_explain_ops.triggers.training_rules import (
     TrainingAndRulesTrigger,
@@ -193,12 +194,13 @@ def test_region_verify_and_botocore_config_reach_the_client(stub: StubbedSageMak
 
 def test_serialize_round_trips() -> None:
     trigger = _trigger(poke_interval=45, verify="/etc/ca.pem", botocore_config={"retries": {"mode": "adaptive"}},
-                       cancel_on_kill=False)
+                       cancel_on_kill=False, follow_logs=False, log_limits={"line_bytes": 1000})
     classpath, kwargs = trigger.serialize()
     assert classpath == "sm_explain_ops.triggers.training_rules.TrainingAndRulesTrigger"
     assert kwargs == {
         "job_name": JOB, "poke_interval": 45, "aws_conn_id": None, "region_name": "eu-west-1",
         "verify": "/etc/ca.pem", "botocore_config": {"retries": {"mode": "adaptive"}}, "cancel_on_kill": False,
+        "follow_logs": False, "log_limits": {**limits_as_dict(LogLimits()), "line_bytes": 1000},
     }
     module_name, class_name = classpath.rsplit(".", 1)
     cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)

@@ -154,9 +154,20 @@ def _assert_top_features_are_pred_contribs(summary: dict, job: dict[str, str], r
     np.testing.assert_allclose([reported[f] for f in FEATURES], expected, rtol=rtol)
 
 
-def test_model_source_writes_every_artifact_and_reuses_trial_metrics(job: dict[str, str]) -> None:
+def test_model_source_writes_every_artifact_and_reuses_trial_metrics(
+        job: dict[str, str], capfd: pytest.CaptureFixture[str]) -> None:
     manifest = run_explanations(parse_request(job))
     _assert_artifacts(manifest, _read_local)
+    # Progress on stderr (what the task log shows): one line per artifact, the SHAP pass's rows done of total.
+    progress = [line for line in capfd.readouterr().err.splitlines() if line.startswith("sm_explain: ")]
+    for name, uri in manifest["artifacts"].items():
+        if name != "manifest.json":
+            assert any(line.startswith(f"sm_explain: wrote {name} (") and line.endswith(f" to {uri}")
+                       for line in progress), name
+    assert "sm_explain: mean |SHAP| pass (pred_contribs): 0 of 100 rows" in progress
+    assert any(line.startswith("sm_explain: mean |SHAP| pass (pred_contribs): 100 of 100 rows (100%) in ")
+               for line in progress), progress
+    assert len(progress) < len(manifest["artifacts"]) + 10, progress  # a few lines besides the artifacts
     summary = manifest["summary"]
     assert summary["source"] == "model" and summary["model_file"] == "legacy binary"  # image 1.7-1's
     assert summary["staged_data_checked"] is True  # features.json records each file's sha256

@@ -50,6 +50,37 @@ def test_model_shap_matches_one_pred_contribs_pass(model, background: str, chunk
     np.testing.assert_array_equal(shap.contributions(rows), reference[rows])
 
 
+def test_the_pass_reports_rows_done_of_total_a_few_times(model, background: str,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """Rows done of total at every tenth of the rows (and at the end), from the forked process as from the thread:
+    the task log gets a few lines, not one per chunk."""
+    booster, features, _reference = model
+    ModelShap(booster, "binary:logistic", features, chunk_rows=7).mean_abs_shap()  # 143 chunks
+    lines = [line for line in capfd.readouterr().err.splitlines() if "mean |SHAP| pass" in line]
+    method = "tree_shap" if background == "process" else "pred_contribs"
+    assert lines[0] == f"sm_explain: mean |SHAP| pass ({method}): 0 of 1,000 rows"
+    assert lines[-1].startswith(f"sm_explain: mean |SHAP| pass ({method}): 1,000 of 1,000 rows (100%) in ")
+    percents = [int(line.rsplit("(", 1)[1].split("%")[0]) for line in lines[1:-1]]
+    assert percents == sorted(percents) and 8 <= len(percents) <= 12, lines
+
+
+def test_row_progress_steps_and_seconds() -> None:
+    from sm_explain.progress import RowProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    progress = RowProgress("pass", 1000, seconds=30.0, clock=lambda: now[0], out=lines.append)
+    for done in range(1, 1000):  # every row: a line only at each tenth
+        progress.update(done)
+    assert lines == ["pass: 0 of 1,000 rows"] + [f"pass: {n * 100:,} of 1,000 rows ({n * 10}%)" for n in range(1, 10)]
+    now[0] = 45.0
+    progress.update(999)  # no new tenth, but 30 s passed
+    assert lines[-1] == "pass: 999 of 1,000 rows (99%)"
+    progress.update(1000)
+    progress.finish()
+    assert lines[-1] == "pass: 1,000 of 1,000 rows (100%) in 45.0 s" and len(lines) == 12
+
+
 def test_tensor_shap_reads_the_matrix(model) -> None:
     booster, features, reference = model
     shap = TensorShap(reference, "binary:logistic")

@@ -106,6 +106,8 @@ def _drive(trial: Any, rule: Any, rule_name: str, poll_interval: float, deadline
     )
 
     next_step = 0
+    # What smdebug's rule_invoker logs first in a rule job's log.
+    logger.info("Started execution of rule %s at step %d", type(rule).__name__, next_step)
     while True:
         steps = trial.steps(show_incomplete_steps=True)  # one refresh: new index files, end marker
         ended = trial.loaded_all_steps
