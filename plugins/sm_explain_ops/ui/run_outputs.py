@@ -85,7 +85,7 @@ def load_run_outputs(dag_id: str, run_id: str) -> RunOutputs | None:
         ).all()
         results = {task_id: plain_json(value) for task_id, value in rows}
         version_id = getattr(run, "created_dag_version_id", None)
-    conn_ids = dict(_aws_conn_ids(str(version_id))) if version_id else {}
+    conn_ids = dict(_aws_conn_ids(version_id)) if version_id else {}
     for task_id in RESULT_TASK_IDS:
         if "{{" in conn_ids.get(task_id, ""):  # templated in the DAG: what the task rendered
             conn_ids[task_id] = _rendered_conn_id(dag_id, run_id, task_id) or DEFAULT_AWS_CONN_ID
@@ -93,7 +93,7 @@ def load_run_outputs(dag_id: str, run_id: str) -> RunOutputs | None:
 
 
 @lru_cache(maxsize=64)
-def _aws_conn_ids(version_id: str) -> tuple[tuple[str, str], ...]:
+def _aws_conn_ids(version_id: Any) -> tuple[tuple[str, str], ...]:
     """``aws_conn_id`` of the result tasks in one DAG version (a version never changes: cached)."""
     from airflow.models.dagbag import DBDagBag
     from airflow.utils.session import create_session

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -82,7 +83,8 @@ def auth_manager(airflow_db, tmp_path_factory) -> Iterator[Any]:
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps({"admin": "a", "viewer": "v", "outsider": "o"}))
     patch = pytest.MonkeyPatch()
-    patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", "tests.airflow.ui.refusing_auth_manager.RefusingAuthManager")
+    patch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "ui"))
+    patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", "refusing_auth_manager.RefusingAuthManager")
     patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)
     patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
     patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "unit-test-secret-" + "x" * 64)
