@@ -253,7 +253,7 @@ def _s3_response(source: RunSource, aws_conn_id: str, bucket: str, key: str, nam
     try:
         answer = source.s3_client(aws_conn_id).get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _client_error_code(error) in ("NoSuchKey", "404", "NotFound"):
+        if _client_error_code(error) in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
             raise HTTPException(404, f"s3://{bucket}/{key} does not exist (any more)") from None
         raise HTTPException(502, f"the connection {aws_conn_id!r} cannot read s3://{bucket}/{key}: "
                                  f"{_client_error_code(error) or error}") from None

@@ -242,6 +242,13 @@ def test_an_artifact_missing_from_s3_is_404_and_a_large_one_413(auth_manager, s3
     assert response.status_code == 413 and "more than the 10" in response.json()["detail"]
 
 
+def test_a_bucket_that_is_gone_is_404(auth_manager, s3) -> None:
+    gone = "s3://gone-bucket/" + PREFIX
+    client = _client(auth_manager, {(DAG, RUN): {"report": {"report_uri": gone + "report.html"}}})
+    response = client.get(_run_url("files/report.html"))
+    assert response.status_code == 404 and "does not exist" in response.json()["detail"]
+
+
 def test_before_the_report_the_page_lists_the_artifacts(auth_manager, s3) -> None:
     client = _client(auth_manager, {(DAG, RUN): {"explain": MANIFEST}})
     response = client.get(_run_url("report"))
