@@ -53,6 +53,8 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "sm_explain_ops.links.TrainingJobLink",
             "sm_explain_ops.links.TrainingJobLogsLink",
+            "sm_explain_ops.links.WaitedTrainingJobLink",
+            "sm_explain_ops.links.WaitedTrainingJobLogsLink",
             "sm_explain_ops.links.ProcessingJobLink",
             "sm_explain_ops.links.StagedDataLink",
             "sm_explain_ops.links.ExplanationReportLink",

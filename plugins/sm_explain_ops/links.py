@@ -117,16 +117,19 @@ class _JobLink(BaseAwsLink):
 
 
 class _TrainingJobLink(_JobLink):
-    """A link to the task's training job: the one start_training persisted, else the rendered operator's
-    ``job_name`` (the wait task) with its client's region and endpoint."""
+    """A link to the task's training job: the one start_training persisted (``persisted``), else the rendered
+    operator's ``job_name`` (the wait task) with its client's region and endpoint."""
 
     key: ClassVar[str] = "sagemaker_training_job"
+    #: Read the job start_training persisted; the wait task's links go to its operator (no XCom to miss: the Task
+    #: SDK logs a missing one as an error).
+    persisted: ClassVar[bool] = True
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         try:
-            persisted = XCom.get_value(key=self.key, ti_key=ti_key)
-            if persisted:
-                return self.format_link(**persisted)
+            if self.persisted:
+                persisted = XCom.get_value(key=self.key, ti_key=ti_key)
+                return self.format_link(**persisted) if persisted else ""
             job_name = getattr(operator, "job_name", None)
             if not isinstance(job_name, str) or not job_name or "{{" in job_name:
                 return ""
@@ -136,7 +139,7 @@ class _TrainingJobLink(_JobLink):
 
 
 class TrainingJobLink(_TrainingJobLink):
-    """Operator extra link to the training job started by the task (or waited on)."""
+    """Operator extra link to the training job started by the task."""
 
     name: ClassVar[str] = "SageMaker Training Job"
     url = staticmethod(training_job_url)
@@ -147,6 +150,18 @@ class TrainingJobLogsLink(_TrainingJobLink):
 
     name: ClassVar[str] = "Training job logs (CloudWatch)"
     url = staticmethod(training_job_logs_url)
+
+
+class WaitedTrainingJobLink(TrainingJobLink):
+    """The training job link of the task that waits on it (its ``job_name``)."""
+
+    persisted: ClassVar[bool] = False
+
+
+class WaitedTrainingJobLogsLink(TrainingJobLogsLink):
+    """The training job logs link of the task that waits on it (its ``job_name``)."""
+
+    persisted: ClassVar[bool] = False
 
 
 class ProcessingJobLink(_JobLink):

@@ -113,6 +113,10 @@ def services_env(stack: StackInfo, home: Path, port: int, dag_files: list[Path],
         "AIRFLOW__API__BASE_URL": base + "/",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": base + "/execution/",
         "AIRFLOW__TRIGGERER__CAPACITY": "50",
+        # Locally a job ends in seconds. A trigger that fires before the scheduler has seen the deferring process
+        # exit makes Airflow 3.3 take that exit for the resumed try's and retry the task (two minutes later): poll
+        # at 5 s, not airflow_env's 2 s, so the scheduler sees the exit first.
+        "SM_EXPLAIN_POKE_INTERVAL": "5",
         "SM_EXPLAIN_TEST_REFUSED": refused,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     })

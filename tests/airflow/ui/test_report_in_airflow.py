@@ -191,9 +191,9 @@ def test_the_run_page_shows_the_report_with_every_figure(airflow, browser, finis
         browser.save_screenshot(str(ARTIFACTS / "report-top.png"))
         browser.switch_to.frame(frame)
         # The picture for the README: the global SHAP figure (or the first figure) in the tab.
-        browser.execute_script("const image = document.querySelector(\"img[alt*='shap_bar']\") || document.images[0];"
-                               "(image.previousElementSibling || image).scrollIntoView({block: 'start'});"
-                               "window.scrollBy(0, -12)")
+        browser.execute_script("const figure = document.getElementById('fig-shap-bar')"
+                               " || document.querySelector(\"img[alt*='shap_bar']\") || document.images[0];"
+                               "figure.scrollIntoView({block: 'start'}); window.scrollBy(0, -12)")
     finally:
         browser.switch_to.default_content()
     time.sleep(0.5)  # the scroll's repaint before the picture

@@ -16,6 +16,8 @@ from sm_explain_ops.links import (
     StagedDataLink,
     TrainingJobLink,
     TrainingJobLogsLink,
+    WaitedTrainingJobLink,
+    WaitedTrainingJobLogsLink,
     training_job_logs_url,
 )
 from sm_explain_ops.ui import paths
@@ -67,15 +69,17 @@ def test_training_links_use_what_start_training_persisted(xcom) -> None:
 
 def test_the_wait_tasks_links_come_from_its_rendered_job_name(xcom) -> None:
     sensor = _operator(LOCAL, job_name="job-2")
-    assert TrainingJobLink().get_link(sensor, ti_key=TI) == f"{LOCAL}/jobs/job-2/log"
-    assert TrainingJobLogsLink().get_link(sensor, ti_key=TI) == f"{LOCAL}/jobs/job-2/log"
+    assert WaitedTrainingJobLink().get_link(sensor, ti_key=TI) == f"{LOCAL}/jobs/job-2/log"
+    assert WaitedTrainingJobLogsLink().get_link(sensor, ti_key=TI) == f"{LOCAL}/jobs/job-2/log"
     aws = _operator("https://api.sagemaker.eu-west-1.amazonaws.com", job_name="job-2")
-    assert TrainingJobLink().get_link(aws, ti_key=TI) == (
+    assert WaitedTrainingJobLink().get_link(aws, ti_key=TI) == (
         "https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/job-2")
-    assert TrainingJobLink().get_link(_operator(LOCAL, job_name="{{ x }}"), ti_key=TI) == ""
-    assert TrainingJobLink().get_link(_operator(LOCAL), ti_key=TI) == ""
+    assert WaitedTrainingJobLink().get_link(_operator(LOCAL, job_name="{{ x }}"), ti_key=TI) == ""
+    assert WaitedTrainingJobLink().get_link(_operator(LOCAL), ti_key=TI) == ""
     broken = SimpleNamespace(job_name="job-2")  # no hook: the link is empty, the task's end unharmed
-    assert TrainingJobLogsLink().get_link(broken, ti_key=TI) == ""
+    assert WaitedTrainingJobLogsLink().get_link(broken, ti_key=TI) == ""
+    # start_training's links read only what it persisted: none yet, no link (its job_name may be a base name).
+    assert TrainingJobLink().get_link(sensor, ti_key=TI) == ""
 
 
 def test_the_staged_data_link_locally_and_on_aws(xcom, monkeypatch) -> None:
@@ -111,8 +115,8 @@ def test_every_task_of_the_pipeline_carries_its_links_through_serialization() ->
         "stage_dataset": {"SageMaker Processing Job": "_link_ProcessingJobLink", "Staged data": "_link_StagedDataLink"},
         "start_training": {"SageMaker Training Job": "_link_TrainingJobLink",
                            "Training job logs (CloudWatch)": "_link_TrainingJobLogsLink"},
-        "wait_for_training_and_rules": {"SageMaker Training Job": "_link_TrainingJobLink",
-                                        "Training job logs (CloudWatch)": "_link_TrainingJobLogsLink"},
+        "wait_for_training_and_rules": {"SageMaker Training Job": "_link_WaitedTrainingJobLink",
+                                        "Training job logs (CloudWatch)": "_link_WaitedTrainingJobLogsLink"},
         "explain": {"SageMaker Processing Job": "_link_ProcessingJobLink",
                     "Explanation report": "_link_ExplanationReportLink"},
         "report": {"SageMaker Processing Job": "_link_ProcessingJobLink",
@@ -127,7 +131,8 @@ def test_the_provider_info_registers_every_link_class() -> None:
 
     registered = get_provider_info()["extra-links"]
     classes = {getattr(import_module(path.rsplit(".", 1)[0]), path.rsplit(".", 1)[1]) for path in registered}
-    assert classes == {TrainingJobLink, TrainingJobLogsLink, ProcessingJobLink, StagedDataLink, ExplanationReportLink}
+    assert classes == {TrainingJobLink, TrainingJobLogsLink, WaitedTrainingJobLink, WaitedTrainingJobLogsLink,
+                       ProcessingJobLink, StagedDataLink, ExplanationReportLink}
     assert "plugins" not in get_provider_info(), "the airflow.plugins entry point registers the plugin, once"
 
 
