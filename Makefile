@@ -16,6 +16,10 @@ export SM_EXPLAIN_AIRFLOW_PYTHON := $(abspath $(AIRFLOW_PY))
 .PHONY: setup constraints env-sizes test-fast test test-runtime test-airflow lint local-up local-down demo airflow seed-versions bench clean clean-images reliability
 
 setup: $(VENV)/.installed $(RUNTIME_VENV)/.installed $(IMAGE_CACHE)/.default-pulled
+	@# setuptools' editable install (and any in-tree build) leaves plugins/sm_explain_ops.egg-info behind, and plugins/
+	@# is on sys.path (the editable .pth, Airflow's plugins folder): Airflow would find the provider's entry points twice
+	@# and report its UI plugin "already registered" as a plugin import error. The installed metadata is in the venv.
+	@rm -rf plugins/sm_explain_ops.egg-info
 
 # Airflow's constraints pin everything requirements.txt resolves to; a URL works too (Airflow's own file).
 AIRFLOW_CONSTRAINTS ?= constraints/airflow-3.3.2-python-3.11.txt

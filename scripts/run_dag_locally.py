@@ -39,9 +39,19 @@ def load_dag(path: Path = DAG_FILE, dag_id: str = "adult_income_explainability")
     return bag.dags[dag_id]
 
 
-def run_dag(dag: Any, logical_date: dt.datetime, conf: dict[str, Any]) -> Any:
-    """One run of `dag`; returns the DagRun (its state says how it ended)."""
-    return dag.test(logical_date=logical_date, run_conf=conf)
+def run_dag(dag: Any, version_date: dt.date | dt.datetime, conf: dict[str, Any]) -> Any:
+    """One run of `dag`, started now; returns the DagRun (its state says how it ended).
+
+    `dag.test` makes the run's start date its logical date, so a run with the logical date of the version it
+    processes (say 2026-11-22) showed in the UI as started that day, lasting days. The run's logical date is now
+    instead, and the version comes from `conf`'s `dataset_version`, else `version_date` (YYYY-MM-DD): the version the
+    logical date gave before, first in resolve_run_target's order, so the same data and S3 locations. A logical date
+    of now (to the microsecond) is no earlier run's either: `dag.test` clears the task instances at its logical
+    date, and finds none to clear.
+    """
+    version = conf.get("dataset_version") or version_date.strftime("%Y-%m-%d")
+    now = dt.datetime.now(dt.UTC)
+    return dag.test(logical_date=now, run_after=now, run_conf={**conf, "dataset_version": version})
 
 
 def task_states(dag_run: Any) -> dict[str, str]:
@@ -112,7 +122,9 @@ def download_prefix(s3_uri: str, destination: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logical-date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 22))
+    parser.add_argument("--logical-date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 22),
+                        help="the data set version's date (YYYY-MM-DD) when --conf names no dataset_version; the run "
+                        "itself starts now")
     parser.add_argument("--conf", type=json.loads, default={}, help="run conf (DAG params) as JSON")
     parser.add_argument("--output", type=Path, default=REPO / "demo-output")
     args = parser.parse_args(argv)
@@ -122,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prepare_airflow(stack, DEFAULT_STATE_DIR / "airflow")
     dag = load_dag()
-    logical_date = dt.datetime.combine(args.logical_date, dt.time(), tzinfo=dt.UTC)
-    dag_run = run_dag(dag, logical_date, args.conf)
+    dag_run = run_dag(dag, args.logical_date, args.conf)
     states = task_states(dag_run)
     print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
     for task_id, state in states.items():

@@ -50,6 +50,14 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": integration, "python-modules": ["sm_explain_ops.triggers.training_rules",
                                                      "sm_explain_ops.triggers.processing_jobs"]}
         ],
-        "extra-links": ["sm_explain_ops.links.TrainingJobLink", "sm_explain_ops.links.ProcessingJobLink"],
+        "extra-links": [
+            "sm_explain_ops.links.TrainingJobLink",
+            "sm_explain_ops.links.TrainingJobLogsLink",
+            "sm_explain_ops.links.WaitedTrainingJobLink",
+            "sm_explain_ops.links.WaitedTrainingJobLogsLink",
+            "sm_explain_ops.links.ProcessingJobLink",
+            "sm_explain_ops.links.StagedDataLink",
+            "sm_explain_ops.links.ExplanationReportLink",
+        ],
         "notifications": ["sm_explain_ops.notifiers.rule_alert.SnsRuleAlertNotifier"],
     }

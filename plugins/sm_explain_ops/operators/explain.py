@@ -23,7 +23,7 @@ from sm_explain_contracts.explain_request import (
 )
 from sm_explain_contracts.request_fields import given, refused_as
 from sm_explain_contracts.train_parts import staged_channel_prefixes
-from sm_explain_ops.links import is_custom_endpoint
+from sm_explain_ops.links import ExplanationReportLink, ProcessingJobLink, is_custom_endpoint
 from sm_explain_ops.operators.runtime_compute import (
     RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     ProcessingStep,
@@ -85,6 +85,7 @@ class ExplainTrainingJobOperator(_RuntimeStep):
     """
 
     runtime_module = "sm_explain"
+    operator_extra_links = (ProcessingJobLink(), ExplanationReportLink())
     template_fields: Sequence[str] = aws_template_fields(
         "job_name", "dataset_version", "features_uri", "train_uri", "validation_uri",
         "model_artifact_uri", "debug_output_uri", "output_uri", "source", "options", "objective",
@@ -226,6 +227,7 @@ class BuildReportOperator(_RuntimeStep):
     """
 
     runtime_module = "sm_explain.report"
+    operator_extra_links = (ProcessingJobLink(), ExplanationReportLink())
     template_fields: Sequence[str] = aws_template_fields(
         "manifest", "verdict", "job_name", "dataset_version", "output_uri", "data_uri", "version_root", "links",
         *RUNTIME_COMPUTE_TEMPLATE_FIELDS,

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from sm_explain_contracts.request_fields import refused_as
 from sm_explain_contracts.staging_request import parse_staging_request
+from sm_explain_ops.links import ProcessingJobLink, StagedDataLink
 from sm_explain_ops.operators.runtime_compute import (
     RUNTIME_COMPUTE_TEMPLATE_FIELDS,
     RuntimeComputeMixin,
@@ -55,6 +56,7 @@ class StageDatasetOperator(RuntimeComputeMixin, AwsBaseOperator[S3Hook]):
     """
 
     runtime_module = "sm_staging"
+    operator_extra_links = (ProcessingJobLink(), StagedDataLink())
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "source",

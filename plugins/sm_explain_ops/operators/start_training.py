@@ -30,7 +30,7 @@ from sm_explain_ops.job_naming import (
     training_job_name,
     validate_training_job_name,
 )
-from sm_explain_ops.links import TrainingJobLink, is_custom_endpoint
+from sm_explain_ops.links import TrainingJobLink, TrainingJobLogsLink, is_custom_endpoint
 from sm_explain_ops.templating import resolved_at_run_time
 from sm_explain_ops.training_request import TrainingSpec, build_training_request, validate_s3_uri
 
@@ -61,7 +61,7 @@ class StartDebuggedTrainingOperator(AwsBaseOperator[DebuggedTrainingHook]):
         "spec", "dataset_version", "job_name", "deployment", "explanations_root"
     )
     template_fields_renderers = {"spec": "json"}
-    operator_extra_links = (TrainingJobLink(),)
+    operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink())
     ui_color = "#a0d9c4"
 
     def __init__(

@@ -39,6 +39,7 @@ from sm_explain_ops.hooks.job_logs import (
     push_initial_checkpoint,
 )
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
+from sm_explain_ops.links import WaitedTrainingJobLink, WaitedTrainingJobLogsLink
 from sm_explain_ops.notifiers.rule_alert import Notifier, fire_rule_alerts, normalize_notifiers
 from sm_explain_ops.templating import resolved_at_run_time
 from sm_explain_ops.triggers.training_rules import (
@@ -82,6 +83,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
     aws_hook_class = SageMakerHook
     template_fields: Sequence[str] = aws_template_fields("job_name", "rule_policies")
     template_fields_renderers = {"rule_policies": "json"}
+    operator_extra_links = (WaitedTrainingJobLink(), WaitedTrainingJobLogsLink())
     ui_color = "#66c3ff"
 
     def __init__(
