@@ -274,6 +274,8 @@ class RuntimeComputeMixin:
             bad_input_from_termination_message(described.get("FailureReason"))
         if status == "Failed" and refused:
             raise RuntimeInputError(refused)
+        if status == "Stopped" and not described.get("FailureReason"):
+            reason = _stopped_reason(described)
         raise RuntimeTaskError(f"processing job {name} (python -m {module}) ended {status}: {reason}")
 
     def _job_outcome(self, name: str, described: Mapping[str, Any]) -> dict[str, Any]:
@@ -317,6 +319,19 @@ class RuntimeComputeMixin:
         """Stop the processing job this task started or attached to (the worker path stops its own process)."""
         if self._processing_job_name:
             self.processing_hook().stop_for_kill(self._processing_job_name)
+
+
+def _stopped_reason(described: Mapping[str, Any]) -> str:
+    """Why a job with no FailureReason stopped: SageMaker stops a job at its StoppingCondition, else on a
+    StopProcessingJob (a killed task's, or anyone's)."""
+    limit = (described.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    started, ended = described.get("ProcessingStartTime"), described.get("ProcessingEndTime")
+    if limit and started is not None and ended is not None and hasattr(ended, "__sub__"):
+        ran = (ended - started).total_seconds()
+        if ran >= float(limit):
+            return (f"it ran {ran:.0f} s and reached its StoppingCondition.MaxRuntimeInSeconds ({limit} s): give the "
+                    "step a longer runtime limit or less data")
+    return "someone or something called StopProcessingJob (a killed task stops its job)"
 
 
 def _attempts(max_runtime_seconds: float | None, check_interval: float) -> int:

@@ -182,3 +182,18 @@ def test_a_split_explanation_that_cannot_run_is_refused_before_any_job(monkeypat
 def test_a_processing_name_from_an_empty_id_is_refused_as_a_processing_name() -> None:
     with pytest.raises(ValueError, match="run_id is empty: cannot derive a processing job name from it"):
         processing_job_name("dag", " ", "explain", deployment="x")
+
+
+def test_a_stopped_job_says_whether_it_reached_its_runtime_limit() -> None:
+    import datetime as dt
+
+    from sm_explain_ops.runtime import RuntimeTaskError
+
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    described = {"ProcessingJobStatus": "Stopped", "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+                 "ProcessingStartTime": start, "ProcessingEndTime": start + dt.timedelta(seconds=3601)}
+    with pytest.raises(RuntimeTaskError, match=r"reached its StoppingCondition.MaxRuntimeInSeconds \(3600 s\)"):
+        _report().raise_job_failure("job", described, "sm_explain.report")
+    described["ProcessingEndTime"] = start + dt.timedelta(seconds=20)
+    with pytest.raises(RuntimeTaskError, match="called StopProcessingJob"):
+        _report().raise_job_failure("job", described, "sm_explain.report")
