@@ -124,6 +124,7 @@ class RuntimeComputeMixin:
         if self.deferrable is None:
             self.deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self._processing_job_name: str | None = None
+        self._processing_hook: RuntimeProcessingHook | None = None
 
     # -- what the operator provides ------------------------------------------------------------------------------
     def default_processing_uri(self) -> str:
@@ -164,8 +165,11 @@ class RuntimeComputeMixin:
 
     # -- processing mode -----------------------------------------------------------------------------------------
     def processing_hook(self) -> RuntimeProcessingHook:
-        return RuntimeProcessingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                                     verify=self.verify, config=self.botocore_config)
+        """One hook (one SageMaker client) per task run: building one costs a client and its model each time."""
+        if self._processing_hook is None:
+            self._processing_hook = RuntimeProcessingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                                                          verify=self.verify, config=self.botocore_config)
+        return self._processing_hook
 
     def _run_as_processing_job(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
         return self.run_processing_step(
