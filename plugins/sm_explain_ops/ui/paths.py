@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sm_explain_contracts.s3_uris import S3UriError, parse_s3_uri
+from sm_explain_contracts.s3_uris import S3Location, S3UriError, parse_s3_uri
 from sm_explain_contracts.safe_keys import UnsafeKeyError, relative_key_path
 
 #: Where the FastAPI app is mounted on the api-server (not one of Airflow's reserved prefixes).
@@ -65,16 +64,8 @@ class NoExplanations(LookupError):
     """The run has no explanations the plugin can show; the message says why (it becomes the 404's detail)."""
 
 
-@dataclass(frozen=True)
-class S3Prefix:
-    """A "directory" of one bucket: ``key`` is empty or ends with '/'."""
-
-    bucket: str
-    key: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+#: A "directory" of one bucket: the contracts' bucket-and-key location whose ``key`` is empty or ends with '/'.
+S3Prefix = S3Location
 
 
 def root_path(base_url: str | None) -> str:
