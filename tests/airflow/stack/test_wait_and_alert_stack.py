@@ -156,9 +156,8 @@ def test_rising_loss_alerts_on_sns_and_the_policy_decides(local_stack: Any, risi
         rule_lines = [line for line in lines if f"[rule {RULE} algo-1]" in line]
         assert any(f"Started execution of rule {RULE} at step 0" in line for line in rule_lines), rule_lines
         assert any("IssuesFound: RuleEvaluationConditionMet" in line for line in rule_lines), rule_lines
-        # The lines came while the job ran, between the status lines, not all at the end.
-        first_line = next(i for i, line in enumerate(lines) if "[training algo-1]" in line)
-        assert any(f"Training job {JOB}: " in line for line in lines[first_line:]), lines
+        # Whether the first lines arrive before the job ends depends on how fast the machine trains (on a loaded
+        # one the first poll may already see it Completed), so the order of log and status lines is not asserted.
     print("\n".join(line for line in _logged_by(output, TRIGGER_LOGGER)
                     if "[rule " in line or re.search(r"\[training algo-1\] \[(0|39)\]", line)))
 
