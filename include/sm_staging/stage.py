@@ -10,6 +10,8 @@ The files go to ``<destination>/<source sha256>/``: ``features.json``, ``train/t
 never share an object, and once written the objects never change: the output depends only on the input bytes
 and the request, so a rerun of the same source finds its files in place and writes nothing, and the same source
 staged with other settings under the same version is refused rather than overwriting what a running job reads.
+Each object is only ever created where none is (a conditional write), so runs staging one version at the same
+moment write each object once and agree on the result.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from botocore.exceptions import ClientError
+from s3transfer.manager import TransferManager
 
 from sm_explain_contracts.train_parts import PARTS_MANIFEST, PartEntry, manifest_document, part_path
 from sm_staging.encode import EncodedDataset, load_and_encode
@@ -39,6 +43,7 @@ FEATURES_FILE = "features.json"
 CHANNEL_PATHS = {TRAIN_FILE: f"train/{TRAIN_FILE}", VALIDATION_FILE: f"validation/{VALIDATION_FILE}"}
 _CONTENT_TYPES = {TRAIN_FILE: "text/csv", VALIDATION_FILE: "text/csv", FEATURES_FILE: "application/json",
                   PARTS_MANIFEST: "application/json"}
+_CONFLICT_RETRIES = 4
 
 
 class Destination:
@@ -114,24 +119,62 @@ class Destination:
                 return None
             raise
 
-    def publish(self, directory: Path, names: list[str]) -> None:
-        """Copy ``directory/<name>`` to ``<this>/<name>`` for each relative name, in order."""
+    def publish(self, directory: Path, names: list[str]) -> list[str]:
+        """Create ``<this>/<name>`` from ``directory/<name>`` for each relative name, in order, each only where
+        nothing is there yet; returns the names found already there, which are kept as they are.
+
+        Create-if-absent is atomic (an S3 conditional write, a hard link locally), so runs staging one version at
+        the same moment write each object once: the first creates it, the others find it."""
         if self.s3 is None:
-            target = Path(self.uri).expanduser()
-            for name in names:
-                (target / name).parent.mkdir(parents=True, exist_ok=True)
-                partial = (target / name).with_name(f".{Path(name).name}.partial")
-                shutil.copyfile(directory / name, partial)
-                os.replace(partial, target / name)
-            return
+            return self._publish_to_directory(directory, names)
         client = s3_client()
+        # s3transfer does not accept If-None-Match as an upload argument, so it is added to the request that
+        # creates the object: PutObject for a small file, CompleteMultipartUpload for a large one.
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            client.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only)
+        kept = []
+        with TransferManager(client) as transfers:
+            for name in names:
+                if self.size(name) is not None or not self._create(transfers, directory / name, name):
+                    kept.append(name)
+        return kept
+
+    def _create(self, transfers: TransferManager, path: Path, name: str) -> bool:
+        """Upload ``path`` as ``name`` unless the object exists; False when it does (another run created it)."""
+        assert self.s3 is not None
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                transfers.upload(str(path), self.s3.bucket, self._key(name),
+                                 extra_args={"ContentType": _CONTENT_TYPES.get(Path(name).name, "text/csv")}).result()
+                return True
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code == "PreconditionFailed":
+                    return False
+                # S3 answers 409 to a conditional write that races another one in flight: the retry sees it.
+                if code != "ConditionalRequestConflict" or attempt == _CONFLICT_RETRIES:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _publish_to_directory(self, directory: Path, names: list[str]) -> list[str]:
+        target = Path(self.uri).expanduser()
+        kept = []
         for name in names:
-            client.upload_file(
-                str(directory / name),
-                self.s3.bucket,
-                self._key(name),
-                ExtraArgs={"ContentType": _CONTENT_TYPES.get(Path(name).name, "text/csv")},
-            )
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            partial = (target / name).with_name(f".{Path(name).name}.{os.getpid()}.partial")
+            shutil.copyfile(directory / name, partial)
+            try:
+                os.link(partial, target / name)  # fails when the name exists: never replaces a file
+            except FileExistsError:
+                kept.append(name)
+            finally:
+                partial.unlink()
+        return kept
+
+
+def _create_only(params: dict[str, Any], **_: Any) -> None:
+    params["IfNoneMatch"] = "*"
 
 
 def split_indices(rows: int, request: StagingRequest) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +278,20 @@ def _already_staged(target: Destination, document: dict[str, Any], sizes: dict[s
     return all(target.size(path) == size for path, size in sizes.items())
 
 
+def _check_kept(target: Destination, sizes: dict[str, int]) -> None:
+    """Raise when a file found in place is not the one this staging writes (its size differs): a staging of the
+    same source with other settings was interrupted or is running, and its files are never overwritten."""
+    for path, size in sizes.items():
+        found = target.size(path)
+        if found != size:
+            raise StagingInputError(
+                f"{target.uri_of(path)} exists with {found} bytes, not the {size} bytes this staging writes: another "
+                "staging of this source with other settings was interrupted or is running, and files a training job "
+                f"may be reading are never overwritten; remove {target.directory_uri_of()} if no run uses it, or "
+                "stage these settings under another dataset_version"
+            )
+
+
 def _write_train_parts(directory: Path, table: pa.Table, rows: np.ndarray, parts: int) -> list[str]:
     """The training rows as ``parts`` contiguous slices (sizes differing by at most one row, larger first), each
     written as the single file would write those rows, and their manifest; returns the paths written."""
@@ -291,7 +348,11 @@ def stage(raw_request: dict[str, Any]) -> dict[str, Any]:
         published = [*train_files, CHANNEL_PATHS[VALIDATION_FILE]]
         sizes = {path: (directory / path).stat().st_size for path in published}
         if not _already_staged(target, document, sizes):
-            target.publish(directory, [*published, FEATURES_FILE])
+            kept = target.publish(directory, [*published, FEATURES_FILE])
+            # What another run created meanwhile is kept; it must be this very staging.
+            _check_kept(target, {path: sizes[path] for path in kept if path in sizes})
+            if FEATURES_FILE in kept:
+                _already_staged(target, document, sizes)
 
     return {
         "dataset_version": request.dataset_version,
