@@ -46,7 +46,8 @@ def s3_client():  # noqa: ANN201 - boto3 clients are generated types
     return boto3.client("s3")
 
 
-def _error_code(error: ClientError) -> str:
+def error_code(error: ClientError) -> str:
+    """The S3 error code of a failed call (S3 answers some errors with the HTTP status as the code)."""
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
@@ -115,7 +116,7 @@ def _fetch_s3(location: S3Location, cache_dir: Path, expected: str | None) -> Lo
     try:
         client.head_object(Bucket=location.bucket, Key=location.key)
     except ClientError as error:
-        code = _error_code(error)
+        code = error_code(error)
         if code in {"404", "NoSuchKey", "NotFound"}:
             raise StagingInputError(f"source {location.uri} does not exist") from None
         if code in {"403", "AccessDenied", "Forbidden"}:

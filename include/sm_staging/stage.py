@@ -34,7 +34,7 @@ from sm_explain_contracts.train_parts import PARTS_MANIFEST, PartEntry, manifest
 from sm_staging.encode import EncodedDataset, load_and_encode
 from sm_staging.errors import StagingInputError
 from sm_staging.schema import S3Location, StagingRequest, parse_request, parse_s3_uri
-from sm_staging.source import fetch_source, s3_client, sha256_of
+from sm_staging.source import error_code, fetch_source, s3_client, sha256_of
 
 TRAIN_FILE = "train.csv"
 VALIDATION_FILE = "validation.csv"
@@ -73,7 +73,7 @@ class Destination:
         try:
             s3_client().head_bucket(Bucket=self.s3.bucket)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
+            code = error_code(error)
             if code in {"404", "NoSuchBucket", "NotFound"}:
                 raise StagingInputError(f"destination bucket {self.s3.bucket!r} does not exist") from None
             if code in {"403", "AccessDenied", "Forbidden"}:
@@ -103,7 +103,7 @@ class Destination:
         try:
             return s3_client().get_object(Bucket=self.s3.bucket, Key=self._key(name))["Body"].read()
         except ClientError as error:
-            if str(error.response.get("Error", {}).get("Code", "")) in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(error) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
 
@@ -115,7 +115,7 @@ class Destination:
         try:
             return int(s3_client().head_object(Bucket=self.s3.bucket, Key=self._key(name))["ContentLength"])
         except ClientError as error:
-            if str(error.response.get("Error", {}).get("Code", "")) in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(error) in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
 
@@ -148,7 +148,7 @@ class Destination:
                                  extra_args={"ContentType": _CONTENT_TYPES.get(Path(name).name, "text/csv")}).result()
                 return True
             except ClientError as error:
-                code = str(error.response.get("Error", {}).get("Code", ""))
+                code = error_code(error)
                 if code == "PreconditionFailed":
                     return False
                 # S3 answers 409 to a conditional write that races another one in flight: the retry sees it.
