@@ -21,11 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import xgboost as xgb
-
 from sm_explain import storage
 from sm_explain.errors import BadRequest
 from sm_explain_contracts.images import PICKLE, describe_formats, detect_model_format, versions_writing
+from sm_explain_contracts.lean_xgboost import import_xgboost
+
+xgb = import_xgboost()  # the lean import: see sm_explain_contracts.lean_xgboost
 
 MODEL_MEMBER = "xgboost-model"
 

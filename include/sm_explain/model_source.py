@@ -9,13 +9,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from sm_explain.debugger_trial import IMPORTANCE_TYPES, MAX_CURVE_STEPS
 from sm_explain.errors import BadRequest
 from sm_explain.exact_sums import exact_sums, to_float
 from sm_explain.shap_rows import CHUNK_ROWS, dmatrix_for, model_output
 from sm_explain_contracts.explain_request import SUPPORTED_OBJECTIVES
+from sm_explain_contracts.lean_xgboost import import_xgboost
+
+xgb = import_xgboost()  # the lean import: see sm_explain_contracts.lean_xgboost
 
 
 def check_supported(booster: xgb.Booster, objective: str) -> None:

@@ -9,8 +9,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import xgboost as xgb
-
 from sm_explain import model_source
 from sm_explain.debugger_trial import DebuggerTrial, trial_present
 from sm_explain.errors import BadRequest
@@ -18,6 +16,9 @@ from sm_explain.features import FeatureSpace, load_features
 from sm_explain.model import ModelUnreadable, load_model_artifact, objective_of
 from sm_explain.parts import Part, channel_parts
 from sm_explain.request import ExplainRequest
+from sm_explain_contracts.lean_xgboost import import_xgboost
+
+xgb = import_xgboost()  # the lean import: see sm_explain_contracts.lean_xgboost
 
 
 @dataclass

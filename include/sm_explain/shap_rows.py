@@ -26,11 +26,13 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
-import xgboost as xgb
 
 from sm_explain import tree_shap
 from sm_explain.exact_sums import exact_sums, to_float
 from sm_explain.progress import RowProgress, say
+from sm_explain_contracts.lean_xgboost import import_xgboost
+
+xgb = import_xgboost()  # the lean import: see sm_explain_contracts.lean_xgboost
 
 CHUNK_ROWS = 131_072  # rows per pred_contribs call of the thread pass
 PASS_NAME = "sm_explain-shap-pass"

@@ -321,3 +321,28 @@ def test_report_without_a_verdict_says_so(model_job: dict[str, Any], tmp_path: P
     facts = {row.children[0].all_text(): row.children[1].all_text()
              for row in report.by_id("verdict").find("table", class_="facts")[0].find("tr")}
     assert facts["Training status"] == "unknown"
+
+
+# What the explanations need and the report does not: a report process that loaded them would pay seconds of start-up.
+SHAP_STACK = ("xgboost", "numpy", "pandas", "shap", "matplotlib", "smdebug", "sklearn")
+LOADED_PROBE = """import atexit, json, runpy, sys
+loaded_file, heavy = sys.argv[1], sys.argv[2].split(",")
+atexit.register(lambda: open(loaded_file, "w").write(json.dumps(sorted(m for m in heavy if m in sys.modules))))
+sys.argv = ["sm_explain.report", *sys.argv[3:]]
+runpy.run_module("sm_explain.report", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_the_report_process_never_loads_the_shap_stack(model_job: dict[str, Any], tmp_path: Path) -> None:
+    """The report reads the manifest and the figures and writes HTML: its process (a processing job of its own on
+    SageMaker) starts without xgboost, numpy, pandas, shap, matplotlib or smdebug, and still writes the page."""
+    request_file, result_file, loaded_file = tmp_path / "request.json", tmp_path / "result.json", tmp_path / "loaded"
+    request_file.write_text(json.dumps(_request(model_job, NO_RULES_VERDICT)))
+    completed = subprocess.run(
+        [sys.executable, "-c", LOADED_PROBE, str(loaded_file), ",".join(SHAP_STACK),
+         "--request", str(request_file), "--result", str(result_file)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1"})
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(loaded_file.read_text()) == []
+    report = _parse(Path(json.loads(result_file.read_text())["report_uri"]).read_text(encoding="utf-8"))
+    _check_order_and_contents(report)
