@@ -149,6 +149,23 @@ def test_directory_sync_uploads_only_new_and_changed_files(tmp_path: Path, bucke
     assert body == b'{"a": 1}'
 
 
+def test_upload_file_sends_one_put_up_to_the_limit_and_parts_above_it(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file up to SINGLE_PUT_MAX_BYTES is one object version with a plain (single PUT) ETag; a larger one is a
+    multipart object (its ETag ends in -<parts>); both read back byte for byte."""
+    monkeypatch.setattr(s3io, "SINGLE_PUT_MAX_BYTES", 9 * 1024 * 1024)
+    s3 = s3io.aws_client("s3")
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(os.urandom(9 * 1024 * 1024))
+    large.write_bytes(os.urandom(9 * 1024 * 1024 + 1))
+    for path in (small, large):
+        s3io.upload_file(s3, path, f"s3://{bucket}/up/{path.name}")
+        got = s3.get_object(Bucket=bucket, Key=f"up/{path.name}")
+        assert got["Body"].read() == path.read_bytes()
+        assert ("-" in got["ETag"]) is (path is large), got["ETag"]
+
+
 def test_periodic_sync_runs_in_the_background_until_stopped(tmp_path: Path, bucket: str) -> None:
     s3 = s3io.aws_client("s3")
     (tmp_path / "a").write_text("a")

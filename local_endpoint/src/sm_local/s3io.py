@@ -21,7 +21,10 @@ from sm_explain_contracts.s3_uris import join_s3_uri as join_s3_uri
 from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri
 
 TRANSFER_THREADS = 8
-SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024  # above this, s3transfer's multipart upload_file
+# Up to this size a file goes up in one PutObject, above it in s3transfer's multipart upload_file. One PUT costs the
+# local S3 (moto) a third less CPU than the 8 MiB parts it must reassemble, and that CPU is taken from the training
+# job while its Debugger tensors (~15 MiB a step for the notebook's Adult job) stream out; S3 takes 5 GiB in one PUT.
+SINGLE_PUT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class NoObjectsFoundError(RuntimeError):
