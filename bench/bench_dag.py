@@ -61,7 +61,7 @@ HOW_TO_READ = "### How to read these figures"  # hand-written, kept below the se
 BUCKET = "bench-dag"
 TARGET_RATIO = 1.5
 LOAD_THRESHOLD = 1.5
-POKE_INTERVAL = "1"  # SM_EXPLAIN_POKE_INTERVAL: the sensor's poke, and the processing wait's min(poke, 5)
+POKE_INTERVAL = "1"  # SM_EXPLAIN_POKE_INTERVAL: the sensor's poke; the processing wait's pauses double up to min(poke, 5)
 TASKS = ("resolve_run_config", "stage_dataset", "start_training", "wait_for_training_and_rules", "explain", "report")
 #: The DAG variants: the run conf's `compute` (the DAG param), and the name the tables use.
 DAG_VARIANTS = {"processing": "DAG-PROCESSING", "worker": "DAG-WORKER"}
@@ -675,8 +675,8 @@ def render(runs: Runs, context: dict[str, str]) -> str:
         "SageMaker endpoint), run conf `compute: processing`: stage_dataset, explain and report each run as a "
         "SageMaker Processing job on the endpoint's runtime image. DAG-WORKER = the same with `compute: worker`: "
         f"those steps run in the worker's runtime subprocess. `SM_EXPLAIN_POKE_INTERVAL={POKE_INTERVAL}` (the "
-        "sensor's poke; the processing wait describes every min(poke, 5) s, not deferred); DAG times from "
-        "`dag.test()` start to return. One untimed DAG-WORKER run first (warm-up, below). `dag.test()` runs every "
+        "sensor's poke; the processing wait describes after 0.25 s, then at pauses doubling up to min(poke, 5) s, "
+        "not deferred); DAG times from `dag.test()` start to return. One untimed DAG-WORKER run first (warm-up, below). `dag.test()` runs every "
         "task in this one process: before each DAG run its live objects are collected and frozen (`gc.freeze`), so "
         "no run pays full collections of what earlier runs left (about 1 s each at a million objects; the pauses "
         "that remain are in a table below). Operator-side spans come from timing the hooks' calls in this process.",

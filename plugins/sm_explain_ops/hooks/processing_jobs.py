@@ -9,7 +9,7 @@ hook's follow-up names (``-r1``...) after a job of the name ended Failed or Stop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -143,13 +143,17 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
 
     def wait_until_ended(self, name: str, check_interval: float,
                          follower: JobLogFollower | None = None) -> dict[str, Any]:
-        """Describe every ``check_interval`` seconds until the job is Completed, Failed or Stopped; with a
-        ``follower``, log the job's new CloudWatch lines (every host's stream) after each describe.
+        """Describe until the job is Completed, Failed or Stopped; with a ``follower``, log the job's new
+        CloudWatch lines (every host's stream) after each describe.
 
+        The pauses between describes start at ``FIRST_CHECK_SECONDS`` and double up to ``check_interval``
+        (``wait_schedule``): a job of a few seconds (staging a small version, the report) is seen ended about
+        when it ends, not up to a whole interval later, and a long one costs a handful of extra describes.
         The provider's ``check_status`` raises on Failed without the describe, and the runtime's bad-input
         message is in the describe's ExitMessage, so this returns the describe whatever the ending."""
         if follower is not None:
             follower.follow(processing_log_source(name))
+        pauses = wait_schedule(check_interval)
         while True:
             described = self.describe_processing_job(name)
             ended = described.get("ProcessingJobStatus") in TERMINAL_STATES
@@ -159,5 +163,19 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
                 follower.poll(final=ended)
             if ended:
                 return described
-            time.sleep(check_interval)
+            time.sleep(next(pauses))
 
+
+#: The first pause of a blocking wait; each next one doubles until it reaches the task's check interval.
+FIRST_CHECK_SECONDS = 0.25
+
+
+def wait_schedule(check_interval: float) -> Iterator[float]:
+    """The pauses between describes: ``FIRST_CHECK_SECONDS``, doubling, then ``check_interval`` for ever (never
+    more than ``check_interval``, so a short interval is kept as it is)."""
+    pause = min(FIRST_CHECK_SECONDS, check_interval)
+    while pause < check_interval:
+        yield pause
+        pause *= 2
+    while True:
+        yield check_interval

@@ -197,3 +197,20 @@ def test_a_stopped_job_says_whether_it_reached_its_runtime_limit() -> None:
     described["ProcessingEndTime"] = start + dt.timedelta(seconds=20)
     with pytest.raises(RuntimeTaskError, match="called StopProcessingJob"):
         _report().raise_job_failure("job", described, "sm_explain.report")
+
+
+def test_the_blocking_wait_checks_soon_after_the_start_then_every_check_interval(monkeypatch) -> None:  # noqa: ANN001
+    """A short job is seen ended about when it ends: the pauses between describes start at a quarter second and
+    double until they reach the task's check interval, which they never exceed."""
+    from sm_explain_ops.hooks import processing_jobs
+    from sm_explain_ops.hooks.processing_jobs import RuntimeProcessingHook
+
+    statuses = iter(["InProgress"] * 7 + ["Completed"])
+    monkeypatch.setattr(RuntimeProcessingHook, "describe_processing_job",
+                        lambda _hook, name: {"ProcessingJobName": name, "ProcessingJobStatus": next(statuses)})
+    pauses: list[float] = []
+    monkeypatch.setattr(processing_jobs.time, "sleep", pauses.append)
+    described = RuntimeProcessingHook(aws_conn_id=None, region_name="eu-west-1").wait_until_ended("job-1", 3.0)
+    assert described["ProcessingJobStatus"] == "Completed"
+    assert pauses == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    assert list(zip(range(3), processing_jobs.wait_schedule(0.1), strict=False)) == [(0, 0.1), (1, 0.1), (2, 0.1)]
