@@ -289,7 +289,7 @@ class RuntimeComputeMixin:
         result_uri = f"{job_output_uri(described)}/{_RESULT_NAME}"
         bucket, key = S3Hook.parse_s3_url(result_uri)
         try:
-            result = json.loads(self.hook.read_key(key, bucket_name=bucket))
+            result = json.loads(read_result_object(self.hook.conn, bucket, key))
         except Exception as error:
             raise RuntimeTaskError(
                 f"processing job {name} (python -m {self.runtime_module}) is Completed but its result "
@@ -336,6 +336,23 @@ def _stopped_reason(described: Mapping[str, Any]) -> str:
             return (f"it ran {ran:.0f} s and reached its StoppingCondition.MaxRuntimeInSeconds ({limit} s): give the "
                     "step a longer runtime limit or less data")
     return "someone or something called StopProcessingJob (a killed task stops its job)"
+
+
+#: result.json becomes the task's XCom, which is small JSON: a larger object is not a runtime module's result.
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def read_result_object(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of a job's result.json, through the task's own S3 client (no second client and model to load,
+    as the S3Hook's ``read_key`` builds a resource for each task), at most ``MAX_RESULT_BYTES`` of them."""
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        data = body.read(MAX_RESULT_BYTES + 1)
+    finally:
+        body.close()
+    if len(data) > MAX_RESULT_BYTES:
+        raise ValueError(f"it is larger than {MAX_RESULT_BYTES:,} bytes; a result is a small JSON object")
+    return data
 
 
 def _attempts(max_runtime_seconds: float | None, check_interval: float) -> int:

@@ -85,6 +85,28 @@ def test_staging_runs_as_a_processing_job_with_the_worker_paths_xcom_and_a_retry
     assert [j["ProcessingJobName"] for j in _jobs(dag_id)] == [job["ProcessingJobName"]]
 
 
+def test_a_result_larger_than_an_xcom_is_refused_naming_the_job_and_the_object(bucket: str) -> None:
+    """A Completed job's result.json is the task's XCom: one larger than 1 MiB is not read into memory whole, and the
+    task fails naming the job and the object."""
+    from sm_explain_ops.operators.runtime_compute import MAX_RESULT_BYTES
+    from sm_explain_ops.runtime import RuntimeTaskError
+
+    dag_id = f"big-result-{uuid.uuid4().hex[:6]}"
+    context = tiny_training.minimal_context(dag_id, "manual__2026-01-02T03:04:05+00:00")
+    _stage(bucket, "v2").execute(context)
+    [job] = _jobs(dag_id)
+    described = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=job["ProcessingJobName"])
+    result_uri = described["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/") + "/result.json"
+    result_bucket, result_key = result_uri[len("s3://"):].split("/", 1)
+    boto3.client("s3").put_object(Bucket=result_bucket, Key=result_key,
+                                  Body=b'{"rows": "' + b"x" * MAX_RESULT_BYTES + b'"}')
+    with pytest.raises(RuntimeTaskError) as raised:  # the retry reads the Completed job's (now oversized) result
+        _stage(bucket, "v2").execute(context)
+    message = str(raised.value)
+    assert job["ProcessingJobName"] in message and result_uri in message
+    assert f"larger than {MAX_RESULT_BYTES:,} bytes" in message
+
+
 @pytest.mark.reliability
 def test_bad_data_fails_the_processing_job_and_the_task_without_retries_in_the_containers_words(
     bucket: str, reliability
