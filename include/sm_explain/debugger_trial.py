@@ -4,15 +4,19 @@ smdebug 1.0.34 is unmaintained (last release 2023) and has sharp edges we work a
 `create_trial()` polls forever when the location holds no trial, so we look for the collections file first and
 run it on a thread with a deadline; `collection(...).tensor_names` can miss late tensors, so we list with
 `trial.tensor_names(collection=...)`; every `full_shap/fN` tensor holds the WHOLE (rows, features + 1) matrix,
-so we read exactly one of them at one step; and smdebug is imported lazily so the model path never pays for it.
+so we read exactly one of them at one step, and copy only that one (and the small tensors) of an S3 trial; and smdebug
+is imported lazily so the model path never pays for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,51 @@ IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
 _FEATURE_TENSOR = re.compile(r"f(\d+)$")
 # Reading one scalar tensor at one step is a separate (remote) read in smdebug: curves use at most this many steps.
 MAX_CURVE_STEPS = 60
+
+
+FULL_SHAP_PREFIX = "full_shap/"
+_INDEX_STEP = re.compile(r"(\d+)_[^/]*\.json$")
+
+
+def chosen_full_shap(names: Iterable[str]) -> str | None:
+    """The one full_shap tensor the explanations read (each holds the whole matrix): the first `full_shap/fN` by name."""
+    candidates = sorted(n for n in names if n.startswith(FULL_SHAP_PREFIX) and _FEATURE_TENSOR.search(n))
+    return candidates[0] if candidates else None
+
+
+def ranges_read(root: Path, event_sizes: dict[str, int]) -> dict[str, storage.Ranges]:
+    """The byte ranges of each event file (relative path -> ranges) that `DebuggerTrial` reads, from the trial's
+    index files under `root`: every tensor but the full_shap ones, and the chosen full_shap tensor at its last step
+    (every worker's). The rest of an event file, about 12 of every 13 bytes of the notebook's trial, is never read.
+
+    The index files come from the job's output: one that is not smdebug's JSON, names an event file the trial does
+    not hold, or gives a range outside it is refused (BadRequest naming it)."""
+    entries: list[tuple[str, int, str, int, int]] = []  # (event file, step, tensor, start, length)
+    for index_file in sorted((root / "index").rglob("*.json")):
+        where = index_file.relative_to(root).as_posix()
+        step_match = _INDEX_STEP.search(index_file.name)
+        try:
+            index = json.loads(index_file.read_text(encoding="utf-8"))
+            event_file = index["meta"]["event_file_name"]
+            payload = [(str(t["tensorname"]), t["start_idx"], t["length"]) for t in index["tensor_payload"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise NoDebuggerData(f"the Debugger index file {where} cannot be read: {exc!r}") from exc
+        if step_match is None or not isinstance(event_file, str) or event_file not in event_sizes:
+            raise NoDebuggerData(f"the Debugger index file {where} names the event file {event_file!r}, which is not "
+                                 "in the trial (or the index file's name carries no step)")
+        for name, start, length in payload:
+            if not (type(start) is int and type(length) is int and 0 <= start and 0 < length
+                    and start + length <= event_sizes[event_file]):
+                raise NoDebuggerData(f"the Debugger index file {where} places {name!r} at bytes {start!r}+{length!r}, "
+                                     f"outside {event_file} ({event_sizes[event_file]:,} bytes)")
+            entries.append((event_file, int(step_match.group(1)), name, start, length))
+    chosen = chosen_full_shap(name for _, _, name, _, _ in entries)
+    last_step = max((step for _, step, name, _, _ in entries if name == chosen), default=None)
+    wanted: dict[str, storage.Ranges] = {}
+    for event_file, step, name, start, length in entries:
+        if not name.startswith(FULL_SHAP_PREFIX) or (name == chosen and step == last_step):
+            wanted.setdefault(event_file, []).append((start, length))
+    return wanted
 
 
 def _evenly_spaced(steps: list[int], limit: int = MAX_CURVE_STEPS) -> list[int]:
@@ -74,8 +123,10 @@ class DebuggerTrial:
                 f"debug_output_uri {path!r} holds no Debugger trial (no collections/*_collections.json): "
                 "was the job trained with a DebugHookConfig and an XGBoost image that runs the hook (<= 1.7-1)?"
             )
-        # A local copy first: smdebug's S3 reader makes one request per tensor per step.
-        local = storage.mirror_prefix(path) if storage.is_s3(path) else path
+        # A local copy first (of the event files, only what is read): smdebug's S3 reader makes one request per
+        # tensor per step.
+        local = (storage.mirror_prefix(path, partial_suffix=".tfevents", ranges_of=ranges_read)
+                 if storage.is_s3(path) else path)
         trial = _create_trial_with_deadline(local, timeout_seconds)
         try:
             steps = trial.steps()
@@ -135,9 +186,9 @@ class DebuggerTrial:
 
     def full_shap_last_step(self) -> tuple[int, np.ndarray]:
         """(step, float32 (rows, features + 1) matrix, bias last) from ONE full_shap tensor at its last step."""
-        names = [n for n in self._names("full_shap") if _FEATURE_TENSOR.search(n)]
-        if not names:
+        name = chosen_full_shap(self._names("full_shap"))
+        if name is None:
             raise NoDebuggerData(f"the Debugger trial at {self.path!r} has no full_shap tensors")
-        tensor = self._trial.tensor(names[0])
+        tensor = self._trial.tensor(name)
         step = max(tensor.steps())
         return step, np.asarray(tensor.value(step), dtype=np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -126,8 +127,15 @@ MIRROR_MAX_BYTES = 5 * 1024**3 // 2  # 2.5 GiB
 MIRROR_MAX_OBJECTS = 100_000  # two files per saved step (events + index): 50,000 saved steps
 
 
+#: Byte ranges of one file, (start, length) each.
+Ranges = list[tuple[int, int]]
+#: Two wanted ranges of one object closer than this are fetched in one request (the bytes between come along).
+RANGE_MERGE_GAP = 64 * 1024
+
+
 def mirror_prefix(
-    prefix: str, workers: int = 8, *, max_objects: int = MIRROR_MAX_OBJECTS, max_bytes: int = MIRROR_MAX_BYTES
+    prefix: str, workers: int = 8, *, max_objects: int = MIRROR_MAX_OBJECTS, max_bytes: int = MIRROR_MAX_BYTES,
+    partial_suffix: str | None = None, ranges_of: Callable[[Path, dict[str, int]], dict[str, Ranges]] | None = None,
 ) -> str:
     """Copy every object under an s3:// "directory" into a fresh temporary directory (removed at exit)
     and return its path.
@@ -136,6 +144,11 @@ def mirror_prefix(
     Adult trial, 26 s against 0.8 s for copying its 24 files in parallel), so readers mirror it first.
     Before anything is downloaded, every key must map to a path inside the directory (safe_keys) and the
     objects must stay within `max_objects` and `max_bytes`; otherwise BadRequest names the key or the sizes.
+
+    With `partial_suffix` and `ranges_of`, the files ending in `partial_suffix` are copied last and only in part:
+    once every other file is in place, `ranges_of(root, sizes)` (sizes: relative path -> bytes of those files)
+    names the byte ranges the reader will read of each; each such file gets its full size, the ranges hold the
+    object's bytes (fetched with ranged GETs, near ones merged) and the rest is a hole that reads as zeros.
     """
     import atexit
     import tempfile
@@ -145,6 +158,7 @@ def mirror_prefix(
     key = key.rstrip("/") + "/" if key else ""
     client = _s3_client()  # one client for every thread: clients are thread-safe, creating them is not
     objects: dict[str, str] = {}  # key -> relative path
+    sizes: dict[str, int] = {}  # key -> bytes
     total_bytes = 0  # checked while listing, so an enormous prefix is not listed to its end
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
         for obj in page.get("Contents", []):
@@ -154,7 +168,8 @@ def mirror_prefix(
                 objects[obj["Key"]] = safe_keys.relative_key_path(obj["Key"], key)
             except safe_keys.UnsafeKeyError as exc:
                 raise BadRequest(f"the Debugger output under {prefix!r} cannot be read: {exc}") from exc
-            total_bytes += int(obj.get("Size") or 0)
+            sizes[obj["Key"]] = int(obj.get("Size") or 0)
+            total_bytes += sizes[obj["Key"]]
             if len(objects) > max_objects or total_bytes > max_bytes:
                 over = (
                     f"more than {max_objects:,} objects"
@@ -166,6 +181,8 @@ def mirror_prefix(
                     "one job's Debugger output is at most 2 GiB (the training request builder enforces it): "
                     "point debug_output_uri at one job's <job>/debug-output/"
                 )
+    partial = {k: rel for k, rel in objects.items()
+               if ranges_of is not None and partial_suffix and rel.endswith(partial_suffix)}
     target = Path(tempfile.mkdtemp(prefix="sm-explain-trial-"))
     atexit.register(shutil.rmtree, target, True)
 
@@ -175,5 +192,47 @@ def mirror_prefix(
         client.download_file(bucket, object_key, str(destination))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(fetch, objects))
+        list(pool.map(fetch, [k for k in objects if k not in partial]))
+        if not partial:
+            return str(target)
+        by_path = {rel: k for k, rel in partial.items()}
+        wanted = ranges_of(target, {rel: sizes[k] for k, rel in partial.items()}) if ranges_of else {}
+        requests: list[tuple[str, int, int]] = []  # (relative path, start, length)
+        for rel, object_key in by_path.items():
+            destination = target / rel
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with destination.open("wb") as handle:
+                handle.truncate(sizes[object_key])  # a hole: what no range covers reads as zeros
+            for start, length in wanted.get(rel, []):
+                if not (0 <= start and 0 < length and start + length <= sizes[object_key]):
+                    raise BadRequest(f"{prefix.rstrip('/')}/{rel} holds {sizes[object_key]:,} bytes: bytes "
+                                     f"{start:,}..{start + length - 1:,} cannot be read from it")
+            requests += [(rel, start, length) for start, length in merge_ranges(wanted.get(rel, []))]
+
+        def fetch_range(request: tuple[str, int, int]) -> None:
+            rel, start, length = request
+            body = client.get_object(Bucket=bucket, Key=by_path[rel], Range=f"bytes={start}-{start + length - 1}")
+            data = body["Body"].read()
+            if len(data) != length:  # the object changed since it was listed
+                raise BadRequest(f"{prefix.rstrip('/')}/{rel} changed while it was read: {len(data):,} bytes "
+                                 f"at {start:,}, {length:,} expected")
+            with (target / rel).open("r+b") as handle:
+                handle.seek(start)
+                handle.write(data)
+
+        list(pool.map(fetch_range, requests))
     return str(target)
+
+
+def merge_ranges(ranges: Ranges, gap: int | None = None) -> Ranges:
+    """The (start, length) ranges sorted, overlapping or near ones (at most `gap` bytes apart, by default
+    RANGE_MERGE_GAP) merged."""
+    gap = RANGE_MERGE_GAP if gap is None else gap
+    merged: Ranges = []
+    for start, length in sorted(r for r in ranges if r[1] > 0):
+        if merged and start <= merged[-1][0] + merged[-1][1] + gap:
+            first, first_length = merged[-1]
+            merged[-1] = (first, max(first_length, start + length - first))
+        else:
+            merged.append((start, length))
+    return merged

@@ -92,3 +92,39 @@ def test_a_prefix_bigger_than_a_jobs_debugger_output_is_refused_before_copying(
     assert _files_under(tmp_path) == [] and list(temp_root.iterdir()) == [], "nothing may be copied"
     reliability.refused("explanations", f"Debugger output over the mirror's {bound} bound",
                         "BadRequest with the sizes before anything is downloaded", message)
+
+
+def test_an_s3_trial_is_read_alike_from_a_copy_of_only_the_bytes_read(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real trial (the default image's smdebug, the notebook's collections) read from S3 gives exactly what the
+    same trial read from its directory gives, though the copy fetched only the small tensors and one full_shap
+    tensor at one step of the event files; a tensor it did not fetch cannot be read (an error, never zeros)."""
+    import numpy as np
+
+    from sm_explain.debugger_trial import IMPORTANCE_TYPES, DebuggerTrial
+    from tests.runtime.explain.test_explain_runs import NOTEBOOK_COLLECTIONS, _write_job
+
+    trial_dir = Path(_write_job(tmp_path / "job", NOTEBOOK_COLLECTIONS)["debug_output_uri"])
+    s3 = boto3.client("s3")
+    event_bytes = 0
+    for path in sorted(p for p in trial_dir.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, f"{DEBUG_OUTPUT}/{path.relative_to(trial_dir).as_posix()}")
+        event_bytes += path.stat().st_size if path.name.endswith(".tfevents") else 0
+    # Only the bytes read (this small trial's tensors lie closer than the merge gap, which would fetch them whole).
+    monkeypatch.setattr(storage, "RANGE_MERGE_GAP", 0)
+    fetched: list[int] = []  # bytes of the ranged GETs: what was copied of the event files
+    storage._s3_client().meta.events.register("after-call.s3.GetObject", lambda parsed, **_: fetched.append(
+        int(parsed.get("ContentLength") or 0) if parsed.get("ContentRange") else 0))
+
+    remote = DebuggerTrial.open(f"s3://{bucket}/{DEBUG_OUTPUT}", timeout_seconds=60)
+    local = DebuggerTrial.open(str(trial_dir), timeout_seconds=60)
+    (remote_step, remote_shap), (local_step, local_shap) = remote.full_shap_last_step(), local.full_shap_last_step()
+    assert remote_step == local_step and np.array_equal(remote_shap, local_shap)
+    assert remote.metric_curves().equals(local.metric_curves())
+    assert remote.average_shap().equals(local.average_shap())
+    for importance_type in IMPORTANCE_TYPES:
+        assert remote.feature_importance(importance_type).equals(local.feature_importance(importance_type))
+    assert 0 < sum(fetched) < event_bytes / 2, (sum(fetched), event_bytes)
+    with pytest.raises(Exception):  # noqa: B017  (smdebug's own error, whatever its class)
+        remote._trial.tensor("full_shap/f1").value(remote_step)
