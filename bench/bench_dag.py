@@ -85,14 +85,15 @@ COLD_STARTS = (
     ("`python -m sm_explain.report`'s imports", "import sm_explain.report"),
 )
 COLD_START_REPEAT = 3
-#: Operator-side calls timed in this process (`dag.test()` runs every task in it): (module, class, method, label).
+#: Operator-side calls timed in this process (`dag.test()` runs every task in it): (module, class or None for a
+#: module-level function, function, label).
 PROBED_CALLS = (
     ("sm_explain_ops.hooks.processing_jobs", "RuntimeProcessingHook", "describe_or_none", "describe-or-none"),
     ("airflow.providers.amazon.aws.hooks.s3", "S3Hook", "load_string", "request upload"),
     ("sm_explain_ops.hooks.processing_jobs", "RuntimeProcessingHook", "create_processing_job", "create"),
     ("sm_explain_ops.hooks.processing_jobs", "RuntimeProcessingHook", "wait_until_ended", "wait"),
     ("sm_explain_ops.hooks.processing_jobs", "RuntimeProcessingHook", "describe_processing_job", "describe"),
-    ("airflow.providers.amazon.aws.hooks.s3", "S3Hook", "read_key", "result read"),
+    ("sm_explain_ops.operators.runtime_compute", None, "read_result_object", "result read"),
     ("sm_explain_ops.operators.stage_dataset", "StageDatasetOperator", "run_on_worker", "runtime subprocess"),
     ("sm_explain_ops.operators.explain", "_RuntimeStep", "run_on_worker", "runtime subprocess"),
 )
@@ -290,16 +291,18 @@ class CallProbe:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float, float]] = []
-        self._installed: list[tuple[type, str, Any]] = []
+        self._installed: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
         import importlib
 
         for module, class_name, method, label in PROBED_CALLS:
-            owner = getattr(importlib.import_module(module), class_name)
+            owner = importlib.import_module(module)  # a module-level function when class_name is None
+            owner = getattr(owner, class_name) if class_name else owner
             original = inspect.getattr_static(owner, method)
             if not inspect.isfunction(original):
-                raise BenchmarkError(f"{class_name}.{method} is not a plain method: the probe cannot time it")
+                raise BenchmarkError(f"{class_name or module}.{method} is not a plain function: the probe cannot "
+                                     "time it")
             self._installed.append((owner, method, owner.__dict__.get(method)))
             setattr(owner, method, self._timed(original, label))
 
