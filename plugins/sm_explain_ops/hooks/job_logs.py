@@ -393,6 +393,18 @@ CHECKPOINT_XCOM_KEY = "cloudwatch_log_positions"
 FINAL_READ_DELAY_SECONDS = 5.0
 
 
+def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable[[], float] = time.time) -> float:
+    """How long to wait before the last log read of a job that ended: until ``min(interval,
+    FINAL_READ_DELAY_SECONDS)`` after ``ended_at`` (the job's end time from its describe), since that is the moment
+    CloudWatch's lag counts from, not the moment a poll noticed the end; that long from now without an end time,
+    and never longer (a clock ahead of the service's is no reason to wait more)."""
+    delay = max(0.0, min(interval, FINAL_READ_DELAY_SECONDS))
+    if not isinstance(ended_at, datetime):
+        return delay
+    ended = ended_at if ended_at.tzinfo is not None else ended_at.replace(tzinfo=UTC)
+    return min(delay, max(0.0, ended.timestamp() + delay - clock()))
+
+
 def initial_state(limits: LogLimits | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
     """The state of a follower that has read nothing yet: from ``catch_up_seconds`` before now."""
     limits = limits or LogLimits()

@@ -16,7 +16,7 @@ from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
 from sm_explain_ops.hooks.job_control import JobControlMixin, error_code
-from sm_explain_ops.hooks.job_logs import FINAL_READ_DELAY_SECONDS, JobLogFollower, processing_log_source
+from sm_explain_ops.hooks.job_logs import JobLogFollower, final_read_delay, processing_log_source
 from sm_explain_ops.hooks.training_jobs import ATTACHABLE_STATES, REPLACEABLE_STATES
 
 #: Where the runtime module finds its request and writes its result inside the container.
@@ -148,7 +148,8 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
 
         The pauses between describes start at ``FIRST_CHECK_SECONDS`` and double up to ``check_interval``
         (``wait_schedule``): a job of a few seconds (staging a small version, the report) is seen ended about
-        when it ends, not up to a whole interval later, and a long one costs a handful of extra describes.
+        when it ends, not up to a whole interval later, and a long one costs a handful of extra describes. The last
+        log read waits for CloudWatch's lag counted from the job's ProcessingEndTime (``final_read_delay``).
         The provider's ``check_status`` raises on Failed without the describe, and the runtime's bad-input
         message is in the describe's ExitMessage, so this returns the describe whatever the ending."""
         if follower is not None:
@@ -159,7 +160,8 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
             ended = described.get("ProcessingJobStatus") in TERMINAL_STATES
             if follower is not None:
                 if ended:  # CloudWatch may show the last lines a moment after the job ended
-                    time.sleep(min(check_interval, FINAL_READ_DELAY_SECONDS))
+                    time.sleep(final_read_delay(check_interval, described.get("ProcessingEndTime")
+                                                or described.get("LastModifiedTime")))
                 follower.poll(final=ended)
             if ended:
                 return described

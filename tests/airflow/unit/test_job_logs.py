@@ -366,3 +366,19 @@ def test_the_processing_trigger_logs_while_the_providers_waiter_waits(cloudwatch
     assert event.payload["status"] == "success"
     assert seen_while_waiting[-1] >= 2, seen_while_waiting  # lines reached the log before the job ended
     assert log.job_lines("[processing algo-1] ") == ["working 0", "working 1", "working 2", "done"]
+
+
+def test_the_last_read_waits_for_cloudwatch_from_the_jobs_end_not_from_when_the_end_was_seen() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sm_explain_ops.hooks.job_logs import FINAL_READ_DELAY_SECONDS, final_read_delay
+
+    now = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    clock = now.timestamp
+    assert final_read_delay(1.0, now, clock) == 1.0  # seen as it ended: the whole lag
+    assert final_read_delay(1.0, now - timedelta(seconds=0.75), clock) == pytest.approx(0.25)
+    assert final_read_delay(1.0, now - timedelta(seconds=30), clock) == 0.0  # noticed late: read at once
+    assert final_read_delay(1.0, now + timedelta(seconds=30), clock) == 1.0  # a clock behind the service's: no more
+    assert final_read_delay(1.0, None, clock) == 1.0  # no end time: the lag from now
+    assert final_read_delay(60.0, now, clock) == FINAL_READ_DELAY_SECONDS
+    assert final_read_delay(1.0, now.replace(tzinfo=None), clock) == 1.0  # a naive time is UTC
