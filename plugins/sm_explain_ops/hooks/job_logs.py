@@ -393,6 +393,16 @@ CHECKPOINT_XCOM_KEY = "cloudwatch_log_positions"
 FINAL_READ_DELAY_SECONDS = 5.0
 
 
+def training_end_time(describe: Mapping[str, Any]) -> datetime | None:
+    """When a training job and its rules last changed (their latest ``LastModifiedTime``): the end of what the
+    last log read of the job and its rules must wait for."""
+    times = [describe.get("LastModifiedTime"),
+             *(status.get("LastModifiedTime") for status in describe.get("DebugRuleEvaluationStatuses") or []
+               if isinstance(status, Mapping))]
+    ended = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times if isinstance(t, datetime)]
+    return max(ended, default=None)
+
+
 def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable[[], float] = time.time) -> float:
     """How long to wait before the last log read of a job that ended: until ``min(interval,
     FINAL_READ_DELAY_SECONDS)`` after ``ended_at`` (the job's end time from its describe), since that is the moment

@@ -29,14 +29,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_explain_ops.hooks.job_logs import (
     CHECKPOINT_XCOM_KEY,
-    FINAL_READ_DELAY_SECONDS,
     JobLogFollower,
     LogLimits,
+    final_read_delay,
     limits_as_dict,
     log_limits_from,
     logs_client_factory,
     poll_training_job,
     push_initial_checkpoint,
+    training_end_time,
 )
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.links import WaitedTrainingJobLink, WaitedTrainingJobLogsLink
@@ -195,7 +196,7 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 self.log, limits=log_limits_from(self.log_limits),
                 state=state if isinstance(state, dict) else None)
         if final:  # CloudWatch may show a job's last lines a moment after it ended
-            time.sleep(min(self.poke_interval, FINAL_READ_DELAY_SECONDS))
+            time.sleep(final_read_delay(self.poke_interval, training_end_time(describe)))
         poll_training_job(self._log_follower, describe, final=final)
         checkpoint = self._log_follower.take_state()
         if store is not None and checkpoint is not None:

@@ -23,9 +23,9 @@ from airflow.triggers.base import TriggerEvent
 
 from sm_explain_ops.hooks.job_control import stop_from_trigger
 from sm_explain_ops.hooks.job_logs import (
-    FINAL_READ_DELAY_SECONDS,
     JobLogFollower,
     LogLimits,
+    final_read_delay,
     limits_as_dict,
     load_checkpoint,
     log_limits_from,
@@ -75,7 +75,7 @@ class RuntimeProcessingTrigger(SageMakerTrigger):
             async for event in super().run():
                 done.set()
                 await following  # its poll in progress ends first: one poll at a time
-                await asyncio.sleep(min(self.waiter_delay, FINAL_READ_DELAY_SECONDS))
+                await asyncio.sleep(final_read_delay(self.waiter_delay, None))  # no describe here: from now
                 await asyncio.to_thread(follower.poll, final=True)
                 yield event
         finally:

@@ -35,15 +35,16 @@ from botocore.retries.standard import (
 
 from sm_explain_ops.hooks.job_control import stop_from_trigger
 from sm_explain_ops.hooks.job_logs import (
-    FINAL_READ_DELAY_SECONDS,
     JobLogFollower,
     LogLimits,
+    final_read_delay,
     limits_as_dict,
     load_checkpoint,
     log_limits_from,
     logs_client_factory,
     poll_training_job,
     save_checkpoint,
+    training_end_time,
 )
 from sm_explain_ops.hooks.training_jobs import DebuggedTrainingHook
 from sm_explain_ops.verdict import compact_verdict, is_terminal
@@ -191,7 +192,7 @@ class TrainingAndRulesTrigger(BaseTrigger):
         if follower is None:
             return
         if final:  # CloudWatch may show a job's last lines a moment after it ended
-            await asyncio.sleep(min(self.poke_interval, FINAL_READ_DELAY_SECONDS))
+            await asyncio.sleep(final_read_delay(self.poke_interval, training_end_time(describe)))
         await asyncio.to_thread(poll_training_job, follower, describe, final=final)
         state = follower.take_state()
         if state is not None and self._checkpoints and not final:

@@ -382,3 +382,18 @@ def test_the_last_read_waits_for_cloudwatch_from_the_jobs_end_not_from_when_the_
     assert final_read_delay(1.0, None, clock) == 1.0  # no end time: the lag from now
     assert final_read_delay(60.0, now, clock) == FINAL_READ_DELAY_SECONDS
     assert final_read_delay(1.0, now.replace(tzinfo=None), clock) == 1.0  # a naive time is UTC
+
+
+def test_a_training_job_has_ended_when_the_job_and_its_last_rule_last_changed() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sm_explain_ops.hooks.job_logs import training_end_time
+
+    job_end = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    rule_end = job_end + timedelta(seconds=4)
+    describe = {"LastModifiedTime": job_end, "DebugRuleEvaluationStatuses": [
+        {"RuleConfigurationName": "LossNotDecreasing", "LastModifiedTime": rule_end},
+        {"RuleConfigurationName": "Overfit"}]}
+    assert training_end_time(describe) == rule_end
+    assert training_end_time({"LastModifiedTime": job_end}) == job_end
+    assert training_end_time({}) is None
