@@ -47,7 +47,7 @@ def ranges_read(root: Path, event_sizes: dict[str, int]) -> dict[str, storage.Ra
     (every worker's). The rest of an event file, about 12 of every 13 bytes of the notebook's trial, is never read.
 
     The index files come from the job's output: one that is not smdebug's JSON, names an event file the trial does
-    not hold, or gives a range outside it is refused (BadRequest naming it)."""
+    not hold, or gives a range outside it is refused (NoDebuggerData naming it)."""
     entries: list[tuple[str, int, str, int, int]] = []  # (event file, step, tensor, start, length)
     for index_file in sorted((root / "index").rglob("*.json")):
         where = index_file.relative_to(root).as_posix()
