@@ -393,14 +393,18 @@ CHECKPOINT_XCOM_KEY = "cloudwatch_log_positions"
 FINAL_READ_DELAY_SECONDS = 5.0
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """A describe's time as an aware datetime (a naive one is UTC, as the service writes it)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def training_end_time(describe: Mapping[str, Any]) -> datetime | None:
     """When a training job and its rules last changed (their latest ``LastModifiedTime``): the end of what the
     last log read of the job and its rules must wait for."""
     times = [describe.get("LastModifiedTime"),
              *(status.get("LastModifiedTime") for status in describe.get("DebugRuleEvaluationStatuses") or []
                if isinstance(status, Mapping))]
-    ended = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times if isinstance(t, datetime)]
-    return max(ended, default=None)
+    return max((_as_utc(t) for t in times if isinstance(t, datetime)), default=None)
 
 
 def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable[[], float] = time.time) -> float:
@@ -411,8 +415,7 @@ def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable
     delay = max(0.0, min(interval, FINAL_READ_DELAY_SECONDS))
     if not isinstance(ended_at, datetime):
         return delay
-    ended = ended_at if ended_at.tzinfo is not None else ended_at.replace(tzinfo=UTC)
-    return min(delay, max(0.0, ended.timestamp() + delay - clock()))
+    return min(delay, max(0.0, _as_utc(ended_at).timestamp() + delay - clock()))
 
 
 def initial_state(limits: LogLimits | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
