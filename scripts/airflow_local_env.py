@@ -45,6 +45,8 @@ def airflow_env(stack: StackInfo, airflow_home: Path) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "plugins"), os.environ.get("PYTHONPATH")])),
         # Locally a job takes seconds: poll often.
         "SM_EXPLAIN_POKE_INTERVAL": "2",
+        # The provider's hooks parse botocore's JSON models once per process (dag.test() runs every task in one).
+        "AIRFLOW__AWS__SESSION_FACTORY": "sm_explain_ops.hooks.sessions.SharedModelsSessionFactory",
         # The local demo may stage a file from this machine (source_uri a path); deployments leave this off.
         "SM_EXPLAIN_ALLOW_LOCAL_SOURCES": "1",
     }

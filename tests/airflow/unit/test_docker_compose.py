@@ -539,8 +539,13 @@ AWS_STANDARD = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGIO
 def _airflow_options() -> dict[str, set[str]]:
     from airflow.configuration import retrieve_configuration_description
 
-    return {section: set(content["options"]) for section, content in
-            retrieve_configuration_description(include_providers=False).items()}
+    from airflow.providers.amazon.get_provider_info import get_provider_info
+
+    options = {section: set(content["options"]) for section, content in
+               retrieve_configuration_description(include_providers=False).items()}
+    for section, content in get_provider_info().get("config", {}).items():  # the Amazon provider's own, [aws]
+        options.setdefault(section, set()).update(content["options"])
+    return options
 
 
 def _reader(name: str, key: str) -> str | None:
@@ -584,6 +589,7 @@ def test_variables_read_by_nothing_are_caught() -> None:
     """The check above can fail: an Airflow Variable no DAG reads, an option Airflow lacks, a name no code uses."""
     assert _reader("airflow-scheduler", "AIRFLOW_VAR_SM_EXPLAIN_BUCKET") is None
     assert _reader("airflow-scheduler", "AIRFLOW__CORE__NO_SUCH_OPTION") is None
+    assert _reader("airflow-scheduler", "AIRFLOW__AWS__NO_SUCH_OPTION") is None
     assert _reader("airflow-scheduler", "SM_EXPLAIN_NOTHING") is None
     assert _reader("seed-versions", "SEED_SOURCE_NOTHING") is None
 
