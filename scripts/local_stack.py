@@ -73,6 +73,9 @@ class StackInfo:
             # The endpoint's processing image: the runtime steps (staging, explanations, report) run as processing
             # jobs on it, as they do on AWS with the image built from docker/runtime.Dockerfile.
             "SM_EXPLAIN_RUNTIME_IMAGE_URI": RUNTIME_IMAGE_URI.format(region=self.region),
+            # The endpoint puts every line of a job to CloudWatch Logs before its status says the job ended, so a
+            # wait reads a job's last lines as soon as it sees the end (on AWS it gives CloudWatch a moment).
+            "SM_EXPLAIN_LOG_SETTLE_SECONDS": "0",
         }
 
 

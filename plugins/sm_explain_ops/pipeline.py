@@ -22,6 +22,7 @@ from sm_explain_ops.dataset_versions import (
     dataset_version_problem,
     run_announcements,
 )
+from sm_explain_ops.hooks.job_logs import limits_as_dict, log_limits_from_env
 from sm_explain_ops.notifiers.rule_alert import sns_rule_alert_notifier
 from sm_explain_ops.operators.explain import (
     MAX_INSTANCE_COUNT,
@@ -218,6 +219,8 @@ def build_explainability_pipeline(
     ``start_training``... as users, docs, alerts, ``airflow tasks clear -t`` and backfill history know them.
     """
     poke = poke_interval if poke_interval is not None else float(_env("SM_EXPLAIN_POKE_INTERVAL", "30"))
+    # How the waits read the jobs' CloudWatch logs; a bad $SM_EXPLAIN_LOG_SETTLE_SECONDS fails the DAG's import.
+    log_limits = limits_as_dict(log_limits_from_env())
     aws = {"aws_conn_id": aws_conn_id}
 
     with TaskGroup(
@@ -242,6 +245,7 @@ def build_explainability_pipeline(
             "role_arn": dag.param("role_arn"),
             "processing_uri": config["processing_uri"],
             "check_interval": min(poke, 5.0),
+            "log_limits": log_limits,
         }
 
         stage = StageDatasetOperator(
@@ -282,6 +286,7 @@ def build_explainability_pipeline(
             rule_policies=dag.param("rule_policies"),
             notifiers=[notify_rule_issue],
             poke_interval=poke,
+            log_limits=log_limits,
             timeout=timedelta(days=2),
             **aws,
         )

@@ -158,6 +158,13 @@ def test_successful_job_publishes_model_metrics_tensors_logs_and_rule_results(
     job_dir, process = start_supervisor(tmp_path, request)
     # Training completes while the slow rule still runs, as on SageMaker.
     completed = read_status_when(job_dir, lambda s: s["TrainingJobStatus"] == "Completed")
+    # The job's every line is in CloudWatch when its status first says Completed: a wait reads the log at once.
+    logs = boto3.client("logs")
+    [stream] = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                         logStreamNamePrefix=f"{name}/")["logStreams"]
+    training_lines = [e["message"] for e in logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"], startFromHead=True)["events"]]
+    assert "scripted algorithm: saving model" in training_lines, training_lines
     assert rules_by_name(completed)["LossNotDecreasing"]["RuleEvaluationStatus"] == "InProgress"
     # Each rule's evaluation job has its log in /aws/sagemaker/ProcessingJobs under the name its ARN gives, and
     # all of it is there once the status says the rule ended (a wait reads the log when the status is final).
@@ -167,7 +174,6 @@ def test_successful_job_publishes_model_metrics_tensors_logs_and_rule_results(
     assert rules_by_name(overfit_done)["Overfit"]["RuleEvaluationJobArn"] == (
         f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{rule_job.lower()}")
     assert rule_job == f"{name[:26]}-Overfit-{rule_job[-8:]}"
-    logs = boto3.client("logs")
     [rule_stream] = logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs",
                                               logStreamNamePrefix=f"{rule_job}/")["logStreams"]
     assert rule_stream["logStreamName"].startswith(f"{rule_job}/algo-1-")

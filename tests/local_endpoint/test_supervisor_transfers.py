@@ -194,6 +194,27 @@ def test_log_shipper_creates_stream_and_keeps_line_order(local_stack: Any) -> No
     assert shipper.sent_events == 50
 
 
+def test_a_flush_has_every_line_so_far_in_cloudwatch_when_it_returns_and_the_shipper_goes_on(local_stack: Any) -> None:
+    stream = f"flush-{uuid.uuid4().hex[:8]}/algo-1-1700000000"
+    shipper = LogShipper(lambda: s3io.aws_client("logs"), stream, flush_interval=3600)  # no timed flush would come
+    shipper.start()
+    logs = boto3.client("logs")
+
+    def messages() -> list[str]:
+        return [e["message"] for e in logs.get_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream,
+                                                          startFromHead=True)["events"]]
+
+    for round_ in range(3):
+        for i in range(20):
+            shipper.put(f"round {round_} line {i}")
+        assert shipper.flush(timeout=30)
+        assert messages() == [f"round {r} line {i}" for r in range(round_ + 1) for i in range(20)]
+    shipper.put("after the flushes")
+    shipper.close()
+    assert messages()[-1] == "after the flushes" and shipper.sent_events == 61
+    assert not shipper.flush(timeout=1)  # closed: nothing to wait for
+
+
 def test_log_shipper_survives_an_unreachable_logs_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     # botocore reads the service id "CloudWatch Logs"; port 9 (discard) refuses connections.
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://127.0.0.1:9")

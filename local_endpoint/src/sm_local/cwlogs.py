@@ -58,7 +58,8 @@ def batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 class LogShipper:
     """Queue lines with `put`; a thread creates the group/stream and sends batches every
-    `flush_interval` seconds; `close` sends the rest. Failures are logged, never raised."""
+    `flush_interval` seconds; `flush` sends what is queued at once, `close` sends the rest. Failures are logged,
+    never raised."""
 
     def __init__(
         self,
@@ -75,6 +76,10 @@ class LogShipper:
         self.failed = False
         self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._closing = threading.Event()
+        self._wake = threading.Event()  # a flush or close asked for: send now, not at the next interval
+        self._sent = threading.Condition()
+        self._flushes_asked = 0
+        self._flushes_done = 0
         self._thread = threading.Thread(target=self._run, name="cloudwatch-logs", daemon=True)
         self._client: Any = None
 
@@ -85,9 +90,24 @@ class LogShipper:
         when = time.time() if timestamp is None else timestamp
         self._queue.put({"timestamp": int(when * 1000), "message": _fit_event(message) or " "})
 
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Send every line put so far and wait until it is sent (at most `timeout` seconds), so that whoever reads
+        the stream after this returns finds them; False when it gave up waiting."""
+        with self._sent:
+            if not self._thread.is_alive():
+                return False
+            self._flushes_asked += 1
+            asked = self._flushes_asked
+            self._wake.set()
+            done = self._sent.wait_for(lambda: self._flushes_done >= asked or not self._thread.is_alive(), timeout)
+        if not done:
+            logger.warning("CloudWatch Logs: gave up flushing %s after %.0f s", self.stream_name, timeout)
+        return bool(done)
+
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued and stop the thread (waiting at most `timeout` seconds)."""
         self._closing.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -103,9 +123,15 @@ class LogShipper:
                 "CloudWatch Logs: cannot create %s %s; job log not shipped", self.group_name, self.stream_name
             )
         while True:
-            closing = self._closing.wait(self.flush_interval)
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            with self._sent:
+                asked = self._flushes_asked  # every line of these flushes is queued by now
             self._flush()
-            if closing:
+            with self._sent:
+                self._flushes_done = asked
+                self._sent.notify_all()
+            if self._closing.is_set():
                 return
 
     def _ensure_stream(self) -> None:

@@ -121,6 +121,10 @@ class HostLog:
         self.shipper.put(text, now)
         return now
 
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Every line so far in CloudWatch (see `LogShipper.flush`)."""
+        return self.shipper.flush(timeout)
+
     def close(self) -> None:
         self.shipper.close()
         with self._lock:

@@ -470,6 +470,8 @@ class TrainingJobSupervisor:
         self.status.data.update(TrainingEndTime=now)
         if seconds:
             self.status.data.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
+        if self._log is not None:  # the job's lines are in CloudWatch before its status says it ended
+            self._log.flush(timeout=5.0)
         self.status.transition(final, at=now)
 
     # ---------------------------------------------------------------- rules

@@ -31,6 +31,7 @@ CloudWatch's own rule is kept: a call with ``nextToken`` sets ``startFromHead`` 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -60,7 +61,11 @@ class LogLimits:
     ``requests_per_poll`` the API calls, ``pages_per_stream`` the GetLogEvents calls on one stream, ``line_bytes``
     one line (longer ones are cut, saying how much), ``streams_per_job`` the streams followed per job (a job has one
     per host and container start), ``max_jobs`` the jobs followed. A follower without state starts
-    ``catch_up_seconds`` before its creation; a job's streams are listed again every ``discover_seconds``."""
+    ``catch_up_seconds`` before its creation; a job's streams are listed again every ``discover_seconds``.
+    ``settle_seconds`` is how long after a job's end its last read waits for CloudWatch to show the last lines
+    (``final_read_delay``): None, the default, waits the wait's own interval, at most ``FINAL_READ_DELAY_SECONDS``;
+    0 suits a service that has every line before it ends the job, as the local endpoint does
+    (``$SM_EXPLAIN_LOG_SETTLE_SECONDS``, which the local stack sets)."""
 
     lines_per_poll: int = 500
     bytes_per_poll: int = 256 * 1024
@@ -71,6 +76,7 @@ class LogLimits:
     max_jobs: int = 32
     catch_up_seconds: float = 600.0
     discover_seconds: float = 60.0
+    settle_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("lines_per_poll", "bytes_per_poll", "line_bytes", "requests_per_poll", "pages_per_stream",
@@ -81,6 +87,8 @@ class LogLimits:
             raise ValueError("LogLimits.line_bytes may not exceed bytes_per_poll (a line must fit in a poll)")
         if self.streams_per_job > _MAX_STREAMS_PER_CALL:
             raise ValueError(f"LogLimits.streams_per_job is at most {_MAX_STREAMS_PER_CALL} (one DescribeLogStreams)")
+        if self.settle_seconds is not None:
+            settle_seconds(self.settle_seconds, "LogLimits.settle_seconds")
 
 
 @dataclass(frozen=True)
@@ -407,12 +415,36 @@ def training_end_time(describe: Mapping[str, Any]) -> datetime | None:
     return max((_as_utc(t) for t in times if isinstance(t, datetime)), default=None)
 
 
-def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable[[], float] = time.time) -> float:
-    """How long to wait before the last log read of a job that ended: until ``min(interval,
-    FINAL_READ_DELAY_SECONDS)`` after ``ended_at`` (the job's end time from its describe), since that is the moment
-    CloudWatch's lag counts from, not the moment a poll noticed the end; that long from now without an end time,
-    and never longer (a clock ahead of the service's is no reason to wait more)."""
-    delay = max(0.0, min(interval, FINAL_READ_DELAY_SECONDS))
+#: The deployment's ``LogLimits.settle_seconds`` (read when the DAG file is parsed); unset = the default.
+LOG_SETTLE_ENV = "SM_EXPLAIN_LOG_SETTLE_SECONDS"
+
+
+def settle_seconds(value: Any, name: str = LOG_SETTLE_ENV) -> float:
+    """A settle time checked: a number of seconds from 0 to ``FINAL_READ_DELAY_SECONDS``, or ValueError naming
+    ``name`` (a longer one would only delay every task's end)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0.0 <= seconds <= FINAL_READ_DELAY_SECONDS:  # also refuses NaN
+        raise ValueError(f"{name} is {value!r}; it must be a number of seconds from 0 to "
+                         f"{FINAL_READ_DELAY_SECONDS:g}")
+    return seconds
+
+
+def log_limits_from_env(environ: Mapping[str, str] = os.environ) -> LogLimits:
+    """The default limits, with ``settle_seconds`` from ``$SM_EXPLAIN_LOG_SETTLE_SECONDS`` when it is set."""
+    raw = str(environ.get(LOG_SETTLE_ENV, "")).strip()
+    return LogLimits(settle_seconds=settle_seconds(raw) if raw else None)
+
+
+def final_read_delay(interval: float, ended_at: datetime | None, clock: Callable[[], float] = time.time,
+                     settle: float | None = None) -> float:
+    """How long to wait before the last log read of a job that ended: until ``settle`` seconds (None:
+    ``min(interval, FINAL_READ_DELAY_SECONDS)``) after ``ended_at`` (the job's end time from its describe), since
+    that is the moment CloudWatch's lag counts from, not the moment a poll noticed the end; that long from now
+    without an end time, and never longer (a clock ahead of the service's is no reason to wait more)."""
+    delay = max(0.0, min(interval if settle is None else settle, FINAL_READ_DELAY_SECONDS))
     if not isinstance(ended_at, datetime):
         return delay
     return min(delay, max(0.0, _as_utc(ended_at).timestamp() + delay - clock()))

@@ -161,7 +161,8 @@ class RuntimeProcessingHook(JobControlMixin, SageMakerHook):
             if follower is not None:
                 if ended:  # CloudWatch may show the last lines a moment after the job ended
                     time.sleep(final_read_delay(check_interval, described.get("ProcessingEndTime")
-                                                or described.get("LastModifiedTime")))
+                                                or described.get("LastModifiedTime"),
+                                                settle=follower.limits.settle_seconds))
                 follower.poll(final=ended)
             if ended:
                 return described

@@ -30,7 +30,8 @@ from sm_explain_contracts.envelope import bad_input_from_termination_message
 from sm_explain_contracts.local_paths import ALLOW_LOCAL_SOURCES_ENV
 from sm_explain_ops.hooks.job_logs import (
     JobLogFollower,
-    LogLimits,
+    limits_as_dict,
+    log_limits_from,
     logs_client_factory,
     push_initial_checkpoint,
 )
@@ -59,7 +60,8 @@ _RESULT_NAME = CONTAINER_RESULT.rsplit("/", 1)[1]
 #: ``$SM_EXPLAIN_RUNTIME_IMAGE_URI``, "" = none), ``compute`` (templated; "processing", "worker" or None for the
 #: default), ``role_arn`` (templated; None = ``$SM_EXPLAIN_ROLE_ARN``), ``processing_uri`` (templated; where the
 #: jobs' requests and results go, None = the operator's own output), the job's instance type, ``deferrable``
-#: (None = ``[operators] default_deferrable``) and the seconds between two describes.
+#: (None = ``[operators] default_deferrable``), the seconds between two describes and ``log_limits`` (what
+#: following the job's CloudWatch log may cost and how long its last read waits; ``LogLimits`` or its fields).
 RUNTIME_COMPUTE_DEFAULTS: dict[str, Any] = {
     "runtime_image_uri": None,
     "compute": None,
@@ -68,6 +70,7 @@ RUNTIME_COMPUTE_DEFAULTS: dict[str, Any] = {
     "instance_type": "ml.m5.xlarge",
     "deferrable": None,
     "check_interval": 5.0,
+    "log_limits": None,
 }
 
 
@@ -121,6 +124,7 @@ class RuntimeComputeMixin:
         """Take the settings :func:`pop_runtime_compute_settings` removed from the operator's kwargs."""
         for key, value in settings.items():
             setattr(self, key, value)
+        self.log_limits = limits_as_dict(log_limits_from(self.log_limits))  # checked now, not after the job
         if self.deferrable is None:
             self.deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self._processing_job_name: str | None = None
@@ -205,19 +209,19 @@ class RuntimeComputeMixin:
             if self.deferrable:
                 from sm_explain_ops.triggers.processing_jobs import RuntimeProcessingTrigger
 
-                push_initial_checkpoint(context, LogLimits(), self.log)  # type: ignore[attr-defined]
+                push_initial_checkpoint(context, log_limits_from(self.log_limits), self.log)  # type: ignore[attr-defined]
                 self.defer(  # type: ignore[attr-defined]
                     trigger=RuntimeProcessingTrigger(
                         job_name=name, waiter_delay=max(1, int(self.check_interval)),
                         waiter_max_attempts=_attempts(self.max_runtime_seconds, self.check_interval),
                         aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
-                        botocore_config=self.botocore_config,
+                        botocore_config=self.botocore_config, log_limits=self.log_limits,
                     ),
                     method_name=method_name,
                 )
             follower = JobLogFollower(
                 logs_client_factory(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
-                self.log)  # type: ignore[attr-defined]
+                self.log, limits=log_limits_from(self.log_limits))  # type: ignore[attr-defined]
             described = hook.wait_until_ended(name, self.check_interval, follower)
         return on_ended(name, described)
 

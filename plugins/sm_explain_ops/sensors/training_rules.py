@@ -196,7 +196,8 @@ class TrainingAndRulesSensor(AwsBaseSensor[SageMakerHook]):
                 self.log, limits=log_limits_from(self.log_limits),
                 state=state if isinstance(state, dict) else None)
         if final:  # CloudWatch may show a job's last lines a moment after it ended
-            time.sleep(final_read_delay(self.poke_interval, training_end_time(describe)))
+            time.sleep(final_read_delay(self.poke_interval, training_end_time(describe),
+                                        settle=self._log_follower.limits.settle_seconds))
         poll_training_job(self._log_follower, describe, final=final)
         checkpoint = self._log_follower.take_state()
         if store is not None and checkpoint is not None:

@@ -75,7 +75,8 @@ class RuntimeProcessingTrigger(SageMakerTrigger):
             async for event in super().run():
                 done.set()
                 await following  # its poll in progress ends first: one poll at a time
-                await asyncio.sleep(final_read_delay(self.waiter_delay, None))  # no describe here: from now
+                # no describe here: from now
+                await asyncio.sleep(final_read_delay(self.waiter_delay, None, settle=follower.limits.settle_seconds))
                 await asyncio.to_thread(follower.poll, final=True)
                 yield event
         finally:

@@ -192,7 +192,8 @@ class TrainingAndRulesTrigger(BaseTrigger):
         if follower is None:
             return
         if final:  # CloudWatch may show a job's last lines a moment after it ended
-            await asyncio.sleep(final_read_delay(self.poke_interval, training_end_time(describe)))
+            await asyncio.sleep(final_read_delay(self.poke_interval, training_end_time(describe),
+                                                 settle=follower.limits.settle_seconds))
         await asyncio.to_thread(poll_training_job, follower, describe, final=final)
         state = follower.take_state()
         if state is not None and self._checkpoints and not final:

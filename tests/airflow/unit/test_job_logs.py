@@ -384,6 +384,61 @@ def test_the_last_read_waits_for_cloudwatch_from_the_jobs_end_not_from_when_the_
     assert final_read_delay(1.0, now.replace(tzinfo=None), clock) == 1.0  # a naive time is UTC
 
 
+def test_a_settle_time_replaces_the_interval_as_cloudwatchs_lag() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sm_explain_ops.hooks.job_logs import final_read_delay
+
+    now = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    clock = now.timestamp
+    assert final_read_delay(1.0, now, clock, settle=0.0) == 0.0  # a service with every line before the end
+    assert final_read_delay(1.0, None, clock, settle=0.0) == 0.0
+    assert final_read_delay(1.0, now, clock, settle=3.0) == 3.0  # longer than the interval, when asked
+    assert final_read_delay(60.0, now - timedelta(seconds=2), clock, settle=3.0) == pytest.approx(1.0)
+    assert final_read_delay(1.0, now, clock, settle=None) == 1.0  # unset: the interval, as before
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("raw", ["-1", "nan", "inf", "6", "soon", "1e9"])
+def test_a_bad_settle_time_is_refused_naming_the_variable_when_the_dag_is_parsed(
+        raw: str, monkeypatch: pytest.MonkeyPatch, reliability: Any) -> None:
+    from airflow.sdk import DAG
+
+    from sm_explain_ops.hooks.job_logs import LOG_SETTLE_ENV, log_limits_from_env
+    from sm_explain_ops.pipeline import build_explainability_pipeline
+
+    with pytest.raises(ValueError, match=f"{LOG_SETTLE_ENV} is '{raw}'; it must be a number of seconds from 0 to 5"):
+        log_limits_from_env({LOG_SETTLE_ENV: raw})
+    with pytest.raises(ValueError, match="LogLimits.settle_seconds"):
+        LogLimits(settle_seconds=float(raw) if raw != "soon" else raw)  # type: ignore[arg-type]
+    monkeypatch.setenv(LOG_SETTLE_ENV, raw)
+    with pytest.raises(ValueError, match=LOG_SETTLE_ENV) as refused, DAG("settle_refused", schedule=None):
+        build_explainability_pipeline()
+    reliability.refused("DAG settings", f"{LOG_SETTLE_ENV}={raw}", "the DAG file fails to import, naming the variable",
+                        str(refused.value))
+
+
+def test_the_settle_time_reaches_every_wait_of_the_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import DAG
+
+    from sm_explain_ops.hooks.job_logs import LOG_SETTLE_ENV, log_limits_from
+    from sm_explain_ops.pipeline import build_explainability_pipeline
+
+    assert log_limits_from_env_default() is None
+    monkeypatch.setenv(LOG_SETTLE_ENV, "0")
+    with DAG("settle_set", schedule=None) as dag:
+        build_explainability_pipeline()
+    waits = {task.task_id: log_limits_from(task.log_limits).settle_seconds
+             for task in dag.tasks if hasattr(task, "log_limits")}
+    assert waits == {"stage_dataset": 0.0, "wait_for_training_and_rules": 0.0, "explain": 0.0, "report": 0.0}
+
+
+def log_limits_from_env_default() -> float | None:
+    from sm_explain_ops.hooks.job_logs import log_limits_from_env
+
+    return log_limits_from_env({}).settle_seconds
+
+
 def test_a_training_job_has_ended_when_the_job_and_its_last_rule_last_changed() -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -80,3 +80,4 @@ def test_the_local_airflow_environment_sets_it(tmp_path: Path) -> None:
     stack = StackInfo(state_dir=str(tmp_path), moto_port=1, sagemaker_port=2, moto_pid=3, sagemaker_pid=4)
     env = airflow_env(stack, tmp_path / "airflow")
     assert env["AIRFLOW__AWS__SESSION_FACTORY"] == FACTORY
+    assert env["SM_EXPLAIN_LOG_SETTLE_SECONDS"] == "0"  # the stack's endpoint has every log line before a job ends
