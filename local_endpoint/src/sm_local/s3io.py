@@ -16,6 +16,7 @@ from stat import S_ISREG
 from typing import Any
 
 from sm_explain_contracts import safe_keys
+from sm_explain_contracts.botocore_models import share_models
 from sm_explain_contracts.s3_uris import S3UriError as S3UriError
 from sm_explain_contracts.s3_uris import join_s3_uri as join_s3_uri
 from sm_explain_contracts.s3_uris import parse_s3_uri as contract_parse_s3_uri
@@ -36,7 +37,7 @@ def aws_client(service: str, region: str | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
+    return share_models(boto3.session.Session()).client(
         service,
         region_name=region
         or os.environ.get("AWS_DEFAULT_REGION")

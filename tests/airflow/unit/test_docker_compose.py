@@ -538,7 +538,6 @@ AWS_STANDARD = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGIO
 @cache
 def _airflow_options() -> dict[str, set[str]]:
     from airflow.configuration import retrieve_configuration_description
-
     from airflow.providers.amazon.get_provider_info import get_provider_info
 
     options = {section: set(content["options"]) for section, content in

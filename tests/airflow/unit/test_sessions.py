@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 
-from sm_explain_ops.hooks import sessions
+from sm_explain_contracts.botocore_models import forget_shared_models
 from sm_explain_ops.hooks.sessions import SharedModelsSessionFactory
 
 REPO = Path(__file__).resolve().parents[3]
@@ -22,7 +23,7 @@ FACTORY = "sm_explain_ops.hooks.sessions.SharedModelsSessionFactory"
 
 
 @pytest.fixture()
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every model file botocore parses from here on, and a process that has shared no loader yet."""
     files: list[str] = []
     real = botocore.loaders.JSONFileLoader.load_file
@@ -32,8 +33,9 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(self, file_path)
 
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", load_file)
-    monkeypatch.setattr(sessions, "_shared_loader", None)
-    return files
+    forget_shared_models()
+    yield files
+    forget_shared_models()
 
 
 def _client(factory: type[BaseSessionFactory], service: str) -> Any:
