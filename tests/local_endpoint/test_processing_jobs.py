@@ -18,7 +18,7 @@ import boto3
 import psutil
 import pytest
 
-from sm_local.process import job_processes
+from sm_local.process import JOB_DIR_ENV, SPARE_MARKER, job_processes
 from sm_local.store import read_json
 from tests.local_endpoint.endpoint_harness import (
     EndpointProcess,
@@ -315,3 +315,68 @@ def test_a_job_past_its_max_runtime_is_stopped_and_its_containers_end(local_stac
                          f"{job['ProcessingJobStatus']} after "
                          f"{(job['ProcessingEndTime'] - job['ProcessingStartTime']).total_seconds():.1f} s",
                          jobs_leaked=len(left))
+
+
+def _spares(jobs_dir: Path) -> list[psutil.Process]:
+    """The spare supervisors started for jobs of `jobs_dir` (their marker, sm_local.process.SPARE_MARKER)."""
+    return processes_of_jobs_under_marker(str(jobs_dir / SPARE_MARKER))
+
+
+def processes_of_jobs_under_marker(marker: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(JOB_DIR_ENV) == marker and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
+    local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    server = EndpointProcess(state_dir).start()
+    servers.append(server)
+    jobs_dir = (state_dir / "processing-jobs").resolve()
+    [spare] = wait_for(lambda: _spares(jobs_dir))
+    assert spare.cmdline()[-3:] == ["-m", "sm_local.processing_supervisor", "--spare"]
+    client = server.client()
+    name = f"spare-{uuid.uuid4().hex[:8]}"
+    client.create_processing_job(**processing_job_request(name, bucket))
+    job = processing_job_ended(client, name)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    record = read_json(jobs_dir / name / "job.json")
+    assert record["SupervisorPid"] == spare.pid  # the spare became the job's supervisor, as a cold one would
+    assert "processed 5 files on algo-1" in (jobs_dir / name / "logs" / "algo-1.log").read_text()
+    assert "sm_local.processing_supervisor" not in "".join(server.stderr_lines)  # its output: the job's log
+    assert (jobs_dir / name / "supervisor.log").stat().st_size > 0
+    # A handed-over spare keeps the marker it started with (a process's initial environment cannot change).
+    [second] = wait_for(lambda: [p for p in _spares(jobs_dir) if p.pid != spare.pid])
+    again = f"spare-{uuid.uuid4().hex[:8]}"
+    client.create_processing_job(**processing_job_request(again, bucket))
+    assert processing_job_ended(client, again)["ProcessingJobStatus"] == "Completed"
+    assert read_json(jobs_dir / again / "job.json")["SupervisorPid"] == second.pid
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("ending", ["stopped", "killed"])
+def test_no_spare_outlives_its_endpoint(
+    ending: str, local_stack: Any, servers: list[EndpointProcess], tmp_path: Path, reliability
+) -> None:
+    server = EndpointProcess(tmp_path / "state").start()
+    servers.append(server)
+    jobs_dir = (tmp_path / "state" / "processing-jobs").resolve()
+    [spare] = wait_for(lambda: _spares(jobs_dir))
+    assert server.process is not None
+    if ending == "stopped":
+        server.stop()
+    else:
+        server.process.kill()  # no clean-up at all: the spare sees EOF on its stdin
+        server.process.wait(timeout=15)
+    gone, alive = psutil.wait_procs([spare], timeout=30)
+    assert not alive and not _spares(jobs_dir)
+    reliability.survived("local endpoint", f"endpoint {ending} while a spare supervisor waits for a job",
+                         "the spare ends with it; nothing is left running",
+                         f"spare pid {spare.pid} ended; spares left: {len(_spares(jobs_dir))}")

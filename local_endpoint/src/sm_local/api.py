@@ -95,6 +95,15 @@ class EndpointApi:
         request = protocol.validate_request(operation, params)
         return protocol.prepare_response(operation, handler(request))
 
+    def start_spares(self) -> None:
+        """A spare supervisor of each kind, ready for its next job (`sm_local.process.SpareSupervisors`)."""
+        for jobs in self.capacity.kinds:
+            jobs.start_spares()
+
+    def close_spares(self) -> None:
+        for jobs in self.capacity.kinds:
+            jobs.close_spares()
+
     def remove_expired_jobs(self, older_than_seconds: float) -> list[str]:
         """Remove every job (of each kind) that ended more than `older_than_seconds` ago; returns their names."""
         cutoff = now() - older_than_seconds

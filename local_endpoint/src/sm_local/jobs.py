@@ -9,6 +9,7 @@ supervises) is a `JobKind`; the liveness, stop, capacity and retention rules are
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -55,6 +56,17 @@ class SupervisedJobs:
         # Shared by every kind: the running-jobs cap spans them all.
         self._lock = lock
         self.stop_grace_seconds = stop_grace_seconds
+        self.spares: processes.SpareSupervisors | None = None
+
+    def start_spares(self) -> None:
+        """Keep a spare supervisor ready for the next job (the server does; a stand-in module starts cold)."""
+        if self.spares is None and not os.environ.get(self.kind.supervisor_module_env):
+            self.spares = processes.SpareSupervisors(self.kind.supervisor_module, self.store.jobs_dir)
+            self.spares.start()
+
+    def close_spares(self) -> None:
+        if self.spares is not None:
+            self.spares.close()
 
     # -- records -----------------------------------------------------------------------------
 
@@ -85,9 +97,11 @@ class SupervisedJobs:
         # Written before the supervisor starts, so it always finds its job description.
         self.store.write_job(name, record)
         try:
-            identity = processes.spawn_supervisor(
-                job_dir, job_dir / SUPERVISOR_LOG, self.kind.supervisor_module, self.kind.supervisor_module_env
-            )
+            identity = self.spares.spawn(job_dir, job_dir / SUPERVISOR_LOG) if self.spares is not None else None
+            if identity is None:
+                identity = processes.spawn_supervisor(
+                    job_dir, job_dir / SUPERVISOR_LOG, self.kind.supervisor_module, self.kind.supervisor_module_env
+                )
         except OSError as exc:
             self._finish(name, self.kind.initial_status(record), stopped=False,
                          reason=f"The {self.kind.process_name} could not be started: {exc}")

@@ -47,6 +47,12 @@ def aws_client(service: str, region: str | None = None) -> Any:
     )
 
 
+def preload_models(*services: str) -> None:
+    """Parse botocore's models of these services now (clients made later in this process then parse nothing)."""
+    for service in services:
+        aws_client(service)
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/key/prefix` -> (bucket, key prefix), or S3UriError (sm_explain_contracts.s3_uris)."""
     location = contract_parse_s3_uri(uri, "S3 URI")

@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     retention = RetentionSweeper(server.api, args.retention_days * 86400)
     retention.sweep()  # before the first request: what expired while the server was down is gone
     retention.start()
+    server.api.start_spares()
     host, port = server.server_address[:2]
     # Job supervisors run in their own sessions: stopping the server leaves running jobs running.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
@@ -378,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         retention.stop()
+        server.api.close_spares()  # a waiting spare ends; jobs' supervisors run on
         server.server_close()
     return 0
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from sm_local import cwlogs
+from sm_local import cwlogs, s3io
+from sm_local import process as processes
 from sm_local.store import read_json
 
 STOP_GRACE_SECONDS = 5.0
@@ -143,8 +144,18 @@ def supervisor_main(
     module: str, factory: Callable[[Path], Supervisor], early_stop_signals: list[int], argv: list[str] | None
 ) -> int:
     """`python -m <module> JOBDIR`: the supervisor of that job directory, stopped by SIGTERM or SIGINT (also by one
-    that arrived while the module was still importing, recorded in `early_stop_signals`)."""
+    that arrived while the module was still importing, recorded in `early_stop_signals`).
+
+    `python -m <module> --spare` is a spare (`sm_local.process.SpareSupervisors`): it parses botocore's models for
+    S3 and CloudWatch Logs now, then waits on its stdin for its job, and ends without one at EOF."""
     args = sys.argv[1:] if argv is None else argv
+    if args == [processes.SPARE_ARG]:
+        s3io.preload_models("s3", "logs")
+        handed = processes.await_job(sys.stdin.buffer)
+        if handed is None:
+            return 0
+        processes.become_supervisor_of(*handed)
+        args = [str(handed[0])]
     if len(args) != 1:
         print(f"usage: python -m {module} JOBDIR", file=sys.stderr)
         return 2
