@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from sm_explain.errors import BadRequest
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 
 
 def handle(raw: dict[str, Any]) -> dict[str, Any]:
@@ -25,4 +24,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from sm_explain import storage  # noqa: E402
 from sm_explain.errors import BadRequest  # noqa: E402
-from sm_explain_contracts.envelope import run_cli  # noqa: E402
+from sm_explain_contracts.envelope import exit_process, run_cli  # noqa: E402
 
 RANKING_ARTIFACT = "shap_bar.csv"
 MAX_LINES_IN_FIGURE = 12
@@ -138,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -11,7 +11,6 @@ parts of the channel, from where they are staged).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from sm_explain.parts import Part, read_part, total_rows
 from sm_explain.run import Run
 from sm_explain.sampling import sample_plan
 from sm_explain.shap_rows import ExplainedShap, ModelShap, TensorShap
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -147,4 +146,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sm_explain.errors import BadRequest
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 
 MAX_RESOURCE_CONFIG_BYTES = 1 << 20
 # SageMaker names a job's instances algo-1 .. algo-N; anything else would become a file name here.
@@ -108,4 +108,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -9,7 +9,6 @@ refused, naming the partial and the part.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from sm_explain.model_source import metric_names
 from sm_explain.partials import Partial
 from sm_explain.run import Run
 from sm_explain.sampling import SamplePlan, sample_plan
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 
 
 @dataclass
@@ -195,4 +194,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -23,7 +23,6 @@ import datetime as dt
 import io
 import json
 import re
-import sys
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +31,7 @@ from sm_explain import report_html as h
 from sm_explain import storage
 from sm_explain.errors import BadRequest
 from sm_explain.report_captions import FIGURES, IMPORTANCE_TYPES, OUTLIERS_HOW, outliers_what
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 from sm_explain_contracts.explain_request import ReportRequest, check_manifest, parse_report_request
 from sm_explain_contracts.request_fields import refused_as
 
@@ -353,4 +352,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

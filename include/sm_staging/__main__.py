@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Any
 
-from sm_explain_contracts.envelope import run_cli
+from sm_explain_contracts.envelope import exit_process, run_cli
 from sm_staging.errors import StagingInputError
 from sm_staging.stage import stage
 
@@ -33,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -22,7 +22,6 @@ import pytest
 from airflow_local_env import airflow_env
 from local_stack import free_port
 from seed_versions import seed_versions, weekly_versions
-
 from sm_explain_ops.pipeline import NOTEBOOK_HYPERPARAMETERS
 
 DEADLINE_SECONDS = 1500
