@@ -18,7 +18,7 @@ import boto3
 import psutil
 import pytest
 
-from sm_local.process import JOB_DIR_ENV, SPARE_MARKER, job_processes
+from sm_local.process import SPARE_MARKER, job_processes
 from sm_local.store import read_json
 from tests.local_endpoint.endpoint_harness import (
     EndpointProcess,
@@ -319,18 +319,7 @@ def test_a_job_past_its_max_runtime_is_stopped_and_its_containers_end(local_stac
 
 def _spares(jobs_dir: Path) -> list[psutil.Process]:
     """The spare supervisors started for jobs of `jobs_dir` (their marker, sm_local.process.SPARE_MARKER)."""
-    return processes_of_jobs_under_marker(str(jobs_dir / SPARE_MARKER))
-
-
-def processes_of_jobs_under_marker(marker: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(JOB_DIR_ENV) == marker and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return job_processes(jobs_dir / SPARE_MARKER)
 
 
 def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
