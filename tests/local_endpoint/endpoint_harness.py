@@ -243,7 +243,7 @@ def processing_job_request(
         "ProcessingResources": {"ClusterConfig": {"InstanceCount": instances, "InstanceType": "ml.m5.xlarge",
                                                   "VolumeSizeInGB": 5}},
         "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-        "Environment": {"GREETING": "hello from the request"},
+        "Environment": {"SM_TEST_GREETING": "hello from the request"},
     }
     request.update(overrides)
     return request

@@ -3,7 +3,8 @@ ScriptProcessor does, and run by the job's container command `python3 /opt/ml/pr
 
 Arguments are `key=value`; every path argument is an /opt/ml path (the endpoint rewrites them to its stand-ins).
 - `config=`: resourceconfig.json; `input=`: a directory whose files it lists; `output=`: where it writes
-  `<host>.json` (host, hosts, the files it saw, `GREETING` and `SM_LOCAL_PROCESSING_ROOT` from its environment);
+  `<host>.json` (host, hosts, the files it saw, `SM_TEST_GREETING`, `GREETING` and `SM_LOCAL_PROCESSING_ROOT` from
+  its environment, its pid and working directory);
 - `key_uri=`: first wait until that S3 object exists (a test releases the container when it is ready);
 - `mode=`: `list` (the default), `fail` (writes `message=` as the termination message, exits 3), `sleep` (writes
   its pid to `<output>/<host>.pid`, then sleeps), `continuous` (writes `first.txt` to `stream=`, waits until that
@@ -46,7 +47,8 @@ def main(argv: list[str]) -> int:
         root = Path(args["input"])
         files = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
     (output / f"{host}.json").write_text(json.dumps({
-        "host": host, "hosts": config["hosts"], "files": files, "greeting": os.environ.get("GREETING"),
+        "host": host, "hosts": config["hosts"], "files": files, "greeting": os.environ.get("SM_TEST_GREETING"),
+        "plain_greeting": os.environ.get("GREETING"), "pid": os.getpid(), "cwd": os.getcwd(), "argv0": sys.argv[0],
         "root": os.environ.get("SM_LOCAL_PROCESSING_ROOT"), "args": argv,
     }))
     print(f"processed {len(files)} files on {host}", flush=True)

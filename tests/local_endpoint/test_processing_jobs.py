@@ -231,18 +231,26 @@ def test_a_running_job_survives_an_endpoint_restart(
 
 
 @pytest.mark.reliability
+@pytest.mark.parametrize("container", ["warm", "cold"])
 def test_a_killed_supervisor_fails_the_job_and_its_containers_are_killed(
-    local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path, reliability
+    container: str, local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path, reliability
 ) -> None:
     server = EndpointProcess(tmp_path / "state").start()
     servers.append(server)
     client = server.client()
     name = f"orphan-{uuid.uuid4().hex[:8]}"
-    client.create_processing_job(**processing_job_request(name, bucket, mode="sleep"))
+    jobs_dir = (server.state_dir / "processing-jobs").resolve()
+    if container == "warm":
+        [warm] = wait_for(lambda: _warm_containers(jobs_dir))
+        client.create_processing_job(**processing_job_request(name, bucket, mode="sleep"))
+    else:  # a variable the warm container did not start with: a cold container
+        client.create_processing_job(**processing_job_request(name, bucket, mode="sleep",
+                                                              Environment={"GREETING": "cold"}))
     job_dir = server.state_dir / "processing-jobs" / name
     pid_file = job_dir / "hosts" / "algo-1" / "opt_ml" / "processing" / "output" / "algo-1.pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text())
-    container = int(pid_file.read_text())
+    container_pid = int(pid_file.read_text())
+    assert (container_pid == warm.pid) if container == "warm" else True
     os.kill(read_json(job_dir / "job.json")["SupervisorPid"], signal.SIGKILL)
 
     job = processing_job_ended(client, name)
@@ -250,14 +258,14 @@ def test_a_killed_supervisor_fails_the_job_and_its_containers_are_killed(
     assert job["FailureReason"].startswith(
         "InternalServerError: The processing job's supervisor exited unexpectedly (see "), job["FailureReason"]
     assert "ProcessingEndTime" in job
-    wait_for(lambda: not psutil.pid_exists(container) or psutil.Process(container).status() == psutil.STATUS_ZOMBIE,
-              timeout=15)
+    wait_for(lambda: not psutil.pid_exists(container_pid)
+             or psutil.Process(container_pid).status() == psutil.STATUS_ZOMBIE, timeout=15)
     wait_for(lambda: not job_processes(job_dir), timeout=30)
     left = job_processes(job_dir)
     assert left == []
-    reliability.survived("local endpoint", "processing job's supervisor killed (SIGKILL) while its container runs",
-                         "job Failed naming the cause; the container killed", f"{job['ProcessingJobStatus']}: "
-                         f"{job['FailureReason']}", jobs_leaked=len(left))
+    reliability.survived("local endpoint", f"processing job's supervisor killed (SIGKILL) while its {container} "
+                         "container runs", "job Failed naming the cause; the container killed",
+                         f"{job['ProcessingJobStatus']}: {job['FailureReason']}", jobs_leaked=len(left))
 
 
 @pytest.mark.reliability
@@ -317,9 +325,27 @@ def test_a_job_past_its_max_runtime_is_stopped_and_its_containers_end(local_stac
                          jobs_leaked=len(left))
 
 
+def _spare_processes(jobs_dir: Path, argument: str) -> list[psutil.Process]:
+    """Processes with the spares' marker (sm_local.process.SPARE_MARKER) for jobs of `jobs_dir` whose command line
+    has `argument`."""
+    found = []
+    for process in job_processes(jobs_dir / SPARE_MARKER):
+        try:
+            if argument in process.cmdline():
+                found.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def _spares(jobs_dir: Path) -> list[psutil.Process]:
-    """The spare supervisors started for jobs of `jobs_dir` (their marker, sm_local.process.SPARE_MARKER)."""
-    return job_processes(jobs_dir / SPARE_MARKER)
+    """The spare supervisors started for jobs of `jobs_dir`."""
+    return _spare_processes(jobs_dir, "--spare")
+
+
+def _warm_containers(jobs_dir: Path) -> list[psutil.Process]:
+    """The warm containers (sm_local.warm_container) the spare supervisors of `jobs_dir` keep."""
+    return _spare_processes(jobs_dir, "sm_local.warm_container")
 
 
 def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
@@ -358,14 +384,56 @@ def test_no_spare_outlives_its_endpoint(
     servers.append(server)
     jobs_dir = (tmp_path / "state" / "processing-jobs").resolve()
     [spare] = wait_for(lambda: _spares(jobs_dir))
+    [warm] = wait_for(lambda: _warm_containers(jobs_dir))
     assert server.process is not None
     if ending == "stopped":
         server.stop()
     else:
         server.process.kill()  # no clean-up at all: the spare sees EOF on its stdin
         server.process.wait(timeout=15)
-    gone, alive = psutil.wait_procs([spare], timeout=30)
-    assert not alive and not _spares(jobs_dir)
-    reliability.survived("local endpoint", f"endpoint {ending} while a spare supervisor waits for a job",
+    gone, alive = psutil.wait_procs([spare, warm], timeout=30)
+    assert not alive and not job_processes(jobs_dir / SPARE_MARKER)
+    reliability.survived("local endpoint", f"endpoint {ending} while a spare supervisor and its warm container wait for a job",
                          "the spare ends with it; nothing is left running",
-                         f"spare pid {spare.pid} ended; spares left: {len(_spares(jobs_dir))}")
+                         f"spare pid {spare.pid} and its warm container ended; spare processes left: "
+                         f"{len(job_processes(jobs_dir / SPARE_MARKER))}")
+
+
+def test_a_job_runs_in_the_spares_warm_container_as_a_cold_container_would_and_else_cold(
+    local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    server = EndpointProcess(state_dir).start()
+    servers.append(server)
+    jobs_dir = (state_dir / "processing-jobs").resolve()
+    [warm] = wait_for(lambda: _warm_containers(jobs_dir))
+    [spare] = _spares(jobs_dir)
+    assert warm.ppid() == spare.pid  # the container is its supervisor's child, as a cold one is
+    client = server.client()
+    name = f"warm-{uuid.uuid4().hex[:8]}"
+    client.create_processing_job(**processing_job_request(name, bucket))
+    job = processing_job_ended(client, name)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+
+    report = _report(bucket, name, "algo-1")
+    root = jobs_dir / name / "hosts" / "algo-1" / "opt_ml" / "processing"
+    assert report["pid"] == warm.pid
+    # What a cold `python3 /opt/ml/processing/input/code/processing_container.py ...` would see.
+    assert report["cwd"] == str(jobs_dir / name / "hosts" / "algo-1")
+    assert report["argv0"] == f"{root}/input/code/processing_container.py"
+    assert report["args"][:3] == [f"config={root.parent}/config/resourceconfig.json", f"input={root}/input/data",
+                                  f"output={root}/output"]
+    assert report["greeting"] == "hello from the request" and report["root"] == str(root)
+    assert report["files"] == ["nested/part-4.csv", "part-0.csv", "part-1.csv", "part-2.csv", "part-3.csv"]
+    # Its log is the job's output only (nothing of the preload).
+    assert (jobs_dir / name / "logs" / "algo-1.log").read_text().splitlines() == ["processed 5 files on algo-1"]
+
+    # A variable the warm container did not start with (Python or a library may read it at start-up): cold.
+    [second] = wait_for(lambda: [p for p in _warm_containers(jobs_dir) if p.pid != warm.pid])
+    cold = f"cold-{uuid.uuid4().hex[:8]}"
+    client.create_processing_job(**processing_job_request(cold, bucket, Environment={"GREETING": "plain"}))
+    assert processing_job_ended(client, cold)["ProcessingJobStatus"] == "Completed"
+    report = _report(bucket, cold, "algo-1")
+    assert report["pid"] != second.pid and report["plain_greeting"] == "plain"
+    gone, alive = psutil.wait_procs([second], timeout=15)
+    assert not alive  # the unused warm container ended with its job

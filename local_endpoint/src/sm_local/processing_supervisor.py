@@ -34,7 +34,7 @@ if __name__ == "__main__":
 
 from sm_explain_contracts import safe_keys  # noqa: E402
 from sm_explain_contracts.envelope import write_json_atomic  # noqa: E402
-from sm_local import cwlogs, s3io  # noqa: E402
+from sm_local import cwlogs, s3io, warm_container  # noqa: E402
 from sm_local.job_status import ProcessingStatus, truncate  # noqa: E402
 from sm_local.process import JOB_DIR_ENV  # noqa: E402
 from sm_local.processing_spec import (  # noqa: E402
@@ -84,6 +84,51 @@ class ContainerFailed(JobFailure):
 
 
 @dataclass
+class WarmContainer:
+    """A runtime-image container waiting for its command (`sm_local.warm_container`) and the environment it
+    started with."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def end(self) -> None:
+        """EOF on its stdin ends it; a kill if it lingers."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_spare_container: list[WarmContainer] = []  # a spare supervisor's warm container, until its job takes it
+
+
+def start_warm_container() -> None:
+    """In a spare supervisor (on its main thread, so the container's parent-death signal follows the process): the
+    warm container its job's first host will get when `warm_container.eligible`."""
+    env = container_base_env(os.environ)
+    env[JOB_DIR_ENV] = os.environ.get(JOB_DIR_ENV, "")  # the spare's marker: sweeps find it as they find the spare
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sm_local.warm_container"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError:
+        logger.exception("no warm container: its jobs start cold")
+        return
+    _spare_container.append(WarmContainer(process, env))
+
+
+@dataclass
 class ContainerRun:
     host: HostLayout
     child: Child
@@ -116,6 +161,7 @@ class ProcessingJobSupervisor:
         self._s3: Any = None
         self._syncs: list[tuple[str, s3io.DirectorySync]] = []  # (S3UploadMode, sync) per host and output
         self._periodic: list[s3io.PeriodicSync] = []
+        self._warm: WarmContainer | None = _spare_container.pop() if _spare_container else None
 
     # ---------------------------------------------------------------- entry point
 
@@ -158,6 +204,9 @@ class ProcessingJobSupervisor:
             reason = f"InternalServerError: the local processing supervisor failed: {type(error).__name__}: {error}"
         finally:
             self._terminate_all()
+            if self._warm is not None:
+                self._warm.end()
+                self._warm = None
             for periodic in self._periodic:
                 periodic.stop()
             # The logs are in CloudWatch before the job reads ended, as whoever waits on it expects.
@@ -314,13 +363,14 @@ class ProcessingJobSupervisor:
                 cwlogs.log_stream_name(self.name, started, host.name),
                 cwlogs.PROCESSING_LOG_GROUP,
             )
+            env = self._container_env(host)
             try:
-                process = subprocess.Popen(
+                process = self._hand_to_warm(command, env, host) or subprocess.Popen(
                     command,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env=self._container_env(host),
+                    env=env,
                     cwd=host.root,
                     start_new_session=True,
                 )
@@ -353,14 +403,30 @@ class ProcessingJobSupervisor:
         self._finish_output()
         self._final_continuous_upload(best_effort=False)
 
+    def _hand_to_warm(self, command: list[str], env: dict[str, str], host: HostLayout) -> subprocess.Popen[bytes] | None:
+        """The warm container, now running `command`, when it can run it as a cold one would; else None (and it
+        ends). At most one host gets it: the others start cold."""
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return None
+        if warm.process.poll() is None and warm_container.eligible(command, self.runtime_python, warm.env, env):
+            assert warm.process.stdin is not None
+            try:
+                warm.process.stdin.write(warm_container.job_line(command, env, str(host.root)))
+                warm.process.stdin.close()
+                return warm.process
+            except OSError:
+                pass
+        warm.end()
+        return None
+
     def _container_env(self, host: HostLayout) -> dict[str, str]:
         """The endpoint's environment (AWS variables included, so the container reaches the local S3 and
         CloudWatch), without the endpoint's own settings; the request's Environment with /opt/ml rewritten; the
         job marker and where the stand-ins for /opt/ml and /opt/ml/processing are."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith(RESERVED_ENV_PREFIX)}
+        env = container_base_env(os.environ)
         env.setdefault("AWS_REGION", self.region)
         env.setdefault("AWS_DEFAULT_REGION", self.region)
-        env["PYTHONUNBUFFERED"] = "1"
         env.update({key: host.rewrite(value) for key, value in (self.job.get("Environment") or {}).items()})
         env[JOB_DIR_ENV] = str(self.job_dir)  # every process of the job carries it (sm_local.process)
         env[PROCESSING_ROOT_ENV] = str(host.processing)
@@ -437,8 +503,17 @@ class ProcessingJobSupervisor:
             terminate([run.child for run in self.runs])
 
 
+def container_base_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """What every container of the runtime image starts from: the endpoint's environment without its own settings,
+    unbuffered output (its lines reach the log as they are printed)."""
+    env = {key: value for key, value in environ.items() if not key.startswith(RESERVED_ENV_PREFIX)}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
-    return supervisor_main("sm_local.processing_supervisor", ProcessingJobSupervisor, _EARLY_STOP_SIGNALS, argv)
+    return supervisor_main("sm_local.processing_supervisor", ProcessingJobSupervisor, _EARLY_STOP_SIGNALS, argv,
+                           on_spare=start_warm_container)
 
 
 if __name__ == "__main__":

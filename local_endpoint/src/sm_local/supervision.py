@@ -141,16 +141,20 @@ class Supervisor(Protocol):
 
 
 def supervisor_main(
-    module: str, factory: Callable[[Path], Supervisor], early_stop_signals: list[int], argv: list[str] | None
+    module: str, factory: Callable[[Path], Supervisor], early_stop_signals: list[int], argv: list[str] | None,
+    on_spare: Callable[[], None] | None = None,
 ) -> int:
     """`python -m <module> JOBDIR`: the supervisor of that job directory, stopped by SIGTERM or SIGINT (also by one
     that arrived while the module was still importing, recorded in `early_stop_signals`).
 
     `python -m <module> --spare` is a spare (`sm_local.process.SpareSupervisors`): it parses botocore's models for
-    S3 and CloudWatch Logs now, then waits on its stdin for its job, and ends without one at EOF."""
+    S3 and CloudWatch Logs now (and runs `on_spare`, on this main thread), then waits on its stdin for its job, and
+    ends without one at EOF."""
     args = sys.argv[1:] if argv is None else argv
     if args == [processes.SPARE_ARG]:
         s3io.preload_models("s3", "logs")
+        if on_spare is not None:
+            on_spare()
         handed = processes.await_job(sys.stdin.buffer)
         if handed is None:
             return 0
