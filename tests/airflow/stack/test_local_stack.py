@@ -220,11 +220,17 @@ def test_down_stops_a_processing_job_on_two_hosts_and_every_container(tmp_path: 
                 "S3UploadMode": "EndOfJob"}}]},
             ProcessingResources={"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
                                                    "VolumeSizeInGB": 1}})
+        # Each container writes its pid once it runs (the first host's may be a spare's warm container, whose
+        # command line names sm_local.warm_container, not the script).
+        hosts = state_dir / "sagemaker" / "processing-jobs" / name / "hosts"
+        pid_files = [hosts / host / "opt_ml" / "processing" / "output" / f"{host}.pid" for host in ("algo-1", "algo-2")]
         deadline = time.monotonic() + 120
-        while sum("processing_container.py" in line for line in _cmdlines(_stack_processes(state_dir, info))) < 2:
+        while not all(path.is_file() and path.read_text().strip() for path in pid_files):
             assert time.monotonic() < deadline, _cmdlines(_stack_processes(state_dir, info))
             time.sleep(0.2)
+        containers = [int(path.read_text()) for path in pid_files]
         running = _stack_processes(state_dir, info)
+        assert set(containers) <= {process.pid for process in running}, (containers, _cmdlines(running))
     finally:
         stopped = stop_stack(state_dir)
 
