@@ -32,6 +32,18 @@ def bucket(local_stack: Any) -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def long_source(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Adult rows 40 times over (1.3M rows): staging them keeps a job running for seconds, so a test can retry
+    or kill its task while the job is still InProgress (Adult itself stages in about a second)."""
+    path = tmp_path_factory.mktemp("long-source") / "adult-x40.data"
+    rows = ADULT_DATA.read_bytes()
+    with path.open("wb") as handle:
+        for _ in range(40):
+            handle.write(rows)
+    return str(path)
+
+
 def _stage(bucket: str, version: str, **overrides: Any) -> StageDatasetOperator:
     kwargs: dict[str, Any] = {
         "task_id": "stage_dataset",
@@ -171,8 +183,9 @@ def test_execute_complete_refuses_an_event_it_cannot_read(bucket: str) -> None:
 
 
 @pytest.mark.reliability
-def test_a_retry_while_the_job_runs_reattaches_and_a_killed_blocking_task_stops_its_job(bucket: str,
-                                                                                     reliability) -> None:
+def test_a_retry_while_the_job_runs_reattaches_and_a_killed_blocking_task_stops_its_job(
+    bucket: str, long_source: str, reliability
+) -> None:
     import threading
 
     from sm_explain_ops.runtime import RuntimeTaskError
@@ -180,10 +193,10 @@ def test_a_retry_while_the_job_runs_reattaches_and_a_killed_blocking_task_stops_
     dag_id = f"attach-{uuid.uuid4().hex[:6]}"
     context = tiny_training.minimal_context(dag_id, "manual__attach")
     with pytest.raises(TaskDeferred) as first:
-        _stage(bucket, "v5", deferrable=True).execute(context)
+        _stage(bucket, "v5", deferrable=True, source=long_source, source_sha256=None).execute(context)
     name = first.value.trigger.serialize()[1]["job_name"]
     # The worker died while the job ran: the next try of the same task finds it InProgress and waits on it.
-    retry = _stage(bucket, "v5", deferrable=True)
+    retry = _stage(bucket, "v5", deferrable=True, source=long_source, source_sha256=None)
     with pytest.raises(TaskDeferred) as second:
         retry.execute(context)
     assert second.value.trigger.serialize()[1]["job_name"] == name
@@ -192,7 +205,7 @@ def test_a_retry_while_the_job_runs_reattaches_and_a_killed_blocking_task_stops_
     assert _wait_ended(name)["ProcessingJobStatus"] == "Stopped"
 
     # A blocking task killed while it waits: on_kill stops the job, and the wait ends with the job Stopped.
-    blocking = _stage(bucket, "v6", deferrable=False)
+    blocking = _stage(bucket, "v6", deferrable=False, source=long_source, source_sha256=None)
     outcome: list[BaseException | None] = []
 
     def run() -> None:
