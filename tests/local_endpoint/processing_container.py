@@ -37,6 +37,17 @@ def _wait_for(uri: str, seconds: float) -> bool:
     return False
 
 
+def _thread_nice_values() -> list[int]:
+    """The nice value of every thread of this process (field 19 of /proc/self/task/<tid>/stat)."""
+    values = []
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            values.append(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            continue
+    return values
+
+
 def main(argv: list[str]) -> int:
     args = dict(arg.split("=", 1) for arg in argv)
     config = json.loads(Path(args["config"]).read_text())
@@ -49,7 +60,7 @@ def main(argv: list[str]) -> int:
     (output / f"{host}.json").write_text(json.dumps({
         "host": host, "hosts": config["hosts"], "files": files, "greeting": os.environ.get("SM_TEST_GREETING"),
         "plain_greeting": os.environ.get("GREETING"), "pid": os.getpid(), "cwd": os.getcwd(), "argv0": sys.argv[0],
-        "root": os.environ.get("SM_LOCAL_PROCESSING_ROOT"), "args": argv,
+        "root": os.environ.get("SM_LOCAL_PROCESSING_ROOT"), "args": argv, "nice": _thread_nice_values(),
     }))
     print(f"processed {len(files)} files on {host}", flush=True)
     if "key_uri" in args and not _wait_for(args["key_uri"], 120):
