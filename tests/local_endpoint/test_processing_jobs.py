@@ -409,7 +409,7 @@ def test_a_job_runs_in_the_spares_warm_container_as_a_cold_container_would_and_e
     [warm] = wait_for(lambda: _warm_containers(jobs_dir))
     [spare] = _spares(jobs_dir)
     assert warm.ppid() == spare.pid  # the container is its supervisor's child, as a cold one is
-    supervisor_nice = spare.nice()
+    cold_nice = os.getpriority(os.PRIO_PROCESS, 0)  # what the server, a cold supervisor and its container inherit
     client = server.client()
     name = f"warm-{uuid.uuid4().hex[:8]}"
     client.create_processing_job(**processing_job_request(name, bucket))
@@ -419,8 +419,9 @@ def test_a_job_runs_in_the_spares_warm_container_as_a_cold_container_would_and_e
     report = _report(bucket, name, "algo-1")
     root = jobs_dir / name / "hosts" / "algo-1" / "opt_ml" / "processing"
     assert report["pid"] == warm.pid
-    # It preloaded at nice 19 and runs its job at its supervisor's priority, in every thread (BLAS pools too).
-    assert report["nice"] and set(report["nice"]) == {supervisor_nice}
+    # It prepared at nice 19 and runs its job at the priority a cold container would have, in every thread (the
+    # BLAS pools its preload started too).
+    assert report["nice"] and set(report["nice"]) == {cold_nice}
     # What a cold `python3 /opt/ml/processing/input/code/processing_container.py ...` would see.
     assert report["cwd"] == str(jobs_dir / name / "hosts" / "algo-1")
     assert report["argv0"] == f"{root}/input/code/processing_container.py"

@@ -1,9 +1,9 @@
 """Doing work ahead of a job at the lowest CPU priority, then giving the process its priority back.
 
-A spare's warm container imports the runtime libraries (seconds of CPU) while another job may be running, on a
-machine of two cores: at nice 19 that preload takes only idle CPU. A container must then run its job at the priority
-a cold one would have, so the preload is lowered only where the priority can be restored (root or CAP_SYS_NICE, or
-an RLIMIT_NICE that allows it), and a failed restore is an error the caller turns into a cold container.
+A spare supervisor and its warm container prepare (botocore's models, the runtime libraries: seconds of CPU) while
+another job may be running, on a machine of two cores: at nice 19 that takes only idle CPU. A job must then run at
+the priority a cold supervisor and container would have, so work is lowered only where the priority can be
+restored (root or CAP_SYS_NICE, or an RLIMIT_NICE that allows it).
 
 Linux keeps a nice value per thread (setpriority with PRIO_PROCESS and id 0 changes the calling thread; new threads
 inherit it), so the restore sets every thread of the process, including pools a library started meanwhile.
@@ -39,6 +39,18 @@ def can_raise_to(nice: int) -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= nice
 
 
+def set_every_thread(nice: int) -> None:
+    """Give every thread of this process nice value `nice` (PermissionError where raising it is not allowed)."""
+    for thread in _threads():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+
+
+def match_parent() -> None:
+    """Run at the parent's priority (its main thread's), as a process it started now would."""
+    set_every_thread(os.getpriority(os.PRIO_PROCESS, os.getppid()))
+
+
 def _threads() -> list[int]:
     try:
         return [int(entry.name) for entry in Path("/proc/self/task").iterdir()]
@@ -58,6 +70,4 @@ def lowest_priority() -> Iterator[bool]:
         yield lowered
     finally:
         if lowered:
-            for thread in _threads():
-                with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-                    os.setpriority(os.PRIO_PROCESS, thread, original)
+            set_every_thread(original)

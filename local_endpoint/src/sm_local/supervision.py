@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from sm_local import cwlogs, s3io
+from sm_local import cwlogs, priority, s3io
 from sm_local import process as processes
 from sm_local.store import read_json
 
@@ -148,13 +148,14 @@ def supervisor_main(
     that arrived while the module was still importing, recorded in `early_stop_signals`).
 
     `python -m <module> --spare` is a spare (`sm_local.process.SpareSupervisors`): it parses botocore's models for
-    S3 and CloudWatch Logs now (and runs `on_spare`, on this main thread), then waits on its stdin for its job, and
-    ends without one at EOF."""
+    S3 and CloudWatch Logs now (and runs `on_spare`, on this main thread), both at nice 19 (`sm_local.priority`; its
+    own priority is back before it waits), then waits on its stdin for its job, and ends without one at EOF."""
     args = sys.argv[1:] if argv is None else argv
     if args == [processes.SPARE_ARG]:
-        s3io.preload_models("s3", "logs")
-        if on_spare is not None:
-            on_spare()
+        with priority.lowest_priority():  # a spare refilled while a job runs takes only CPU the job leaves idle
+            s3io.preload_models("s3", "logs")
+            if on_spare is not None:
+                on_spare()
         handed = processes.await_job(sys.stdin.buffer)
         if handed is None:
             return 0

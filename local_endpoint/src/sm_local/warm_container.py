@@ -11,9 +11,9 @@ It stays true to a cold container because the supervisor only hands it a command
 differs from the one it started with only in variables read at run time (`AWS_*`, `SM_*`), never in one that
 Python or a preloaded library reads at start-up (`PYTHON*`, `OMP_*`, `MPLBACKEND`, `HOME`, ...). Anything else
 gets a cold container. Preloading runs no code of the image's own packages, and the output of the preload is
-discarded (the libraries print nothing there unless broken). The preload runs at nice 19 and the container gets its
-priority back before it reads its job (`sm_local.priority`), so the spare refilled while a job runs costs that job
-almost nothing. It is the supervisor's child in its own session, as
+discarded (the libraries print nothing there unless broken). The preload runs at nice 19 (`sm_local.priority`), so
+the spare refilled while a job runs costs that job almost nothing, and the container takes its supervisor's priority
+when it gets its job, as a cold container started then would have. It is the supervisor's child in its own session, as
 a cold container is; it dies with the supervisor (`PR_SET_PDEATHSIG`) and ends at EOF without a job.
 """
 
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from sm_local.priority import lowest_priority
+from sm_local.priority import lowest_priority, match_parent
 
 #: Third-party libraries of the runtime image, imported ahead of the job (what its entry points import first).
 PRELOADED_MODULES = ("numpy", "pandas", "pyarrow.parquet", "scipy.stats", "matplotlib", "matplotlib.pyplot",
@@ -132,6 +132,11 @@ def main() -> int:
     handed = await_container(sys.stdin.buffer)
     if handed is None:
         return 0
+    try:  # a spare prepares at nice 19 (this container inherits that): run at the supervisor's priority now
+        match_parent()
+    except PermissionError as error:
+        print(f"sm_local.warm_container: runs at nice {os.getpriority(os.PRIO_PROCESS, 0)}, not its supervisor's "
+              f"({error.strerror})", file=sys.stderr)
     become(*handed)
     return 0
 
