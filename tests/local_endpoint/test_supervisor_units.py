@@ -132,3 +132,30 @@ def test_log_batches_respect_put_log_events_limits() -> None:
     sizes = [len(b) for b in batches(big)]
     assert sum(sizes) == 7 and all(sum(len(e["message"]) + 26 for e in b) <= 1_048_576 for b in batches(big))
     assert sizes == [5, 2]
+
+
+def test_a_host_log_written_from_two_threads_reads_in_cloudwatch_in_the_files_order(tmp_path: Path) -> None:
+    """The stdout and stderr readers share one HostLog: the events' timestamps never decrease in the order the
+    lines reach the file, so CloudWatch (which returns a stream sorted by timestamp) shows the file's order."""
+    import threading
+
+    from sm_local.supervision import HostLog
+
+    log = HostLog(tmp_path / "algo-1.log", lambda: None, "job/algo-1-0", "/aws/sagemaker/TrainingJobs")
+    queued: list[tuple[str, float]] = []
+    log.shipper.put = lambda message, timestamp=None: queued.append((message, timestamp))  # type: ignore[method-assign]
+
+    def write(prefix: str) -> None:
+        for index in range(3000):
+            log.line(f"{prefix} {index}")
+
+    threads = [threading.Thread(target=write, args=(prefix,)) for prefix in ("stdout", "stderr")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    lines = (tmp_path / "algo-1.log").read_text().splitlines()
+    assert len(lines) == 6000 and [message for message, _ in queued] == lines
+    stamps = [timestamp for _, timestamp in queued]
+    assert stamps == sorted(stamps)

@@ -109,17 +109,23 @@ class HostLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self._last = 0.0
         self.shipper = cwlogs.LogShipper(client_factory, stream_name, group_name)
         self.shipper.start()
 
     def line(self, text: str) -> float:
-        """Write one line (file and CloudWatch); returns its time."""
-        now = time.time()
+        """Write one line (file and CloudWatch); returns its time.
+
+        The time is taken, and the event queued, under the lock that orders the file, never decreasing: the
+        stdout and stderr readers both write here, and CloudWatch returns a stream's events sorted by timestamp, so
+        it then reads in the file's order."""
         with self._lock:
+            now = max(time.time(), self._last)
+            self._last = now
             if self._file is not None:
                 self._file.write(text + "\n")
                 self._file.flush()
-        self.shipper.put(text, now)
+            self.shipper.put(text, now)
         return now
 
     def flush(self, timeout: float = 10.0) -> bool:
