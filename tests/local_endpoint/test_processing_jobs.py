@@ -348,13 +348,18 @@ def _warm_containers(jobs_dir: Path) -> list[psutil.Process]:
     return _spare_processes(jobs_dir, "sm_local.warm_container")
 
 
-def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
-    local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path
-) -> None:
+def _endpoint_with_spares(servers: list[EndpointProcess], tmp_path: Path) -> tuple[EndpointProcess, Path]:
+    """A new endpoint (stopped at the test's end) and its processing jobs directory, where its spares are marked."""
     state_dir = tmp_path / "state"
     server = EndpointProcess(state_dir).start()
     servers.append(server)
-    jobs_dir = (state_dir / "processing-jobs").resolve()
+    return server, (state_dir / "processing-jobs").resolve()
+
+
+def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
+    local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path
+) -> None:
+    server, jobs_dir = _endpoint_with_spares(servers, tmp_path)
     [spare] = wait_for(lambda: _spares(jobs_dir))
     assert spare.cmdline()[-3:] == ["-m", "sm_local.processing_supervisor", "--spare"]
     client = server.client()
@@ -380,9 +385,7 @@ def test_a_job_gets_the_spare_supervisor_and_a_new_spare_waits_for_the_next(
 def test_no_spare_outlives_its_endpoint(
     ending: str, local_stack: Any, servers: list[EndpointProcess], tmp_path: Path, reliability
 ) -> None:
-    server = EndpointProcess(tmp_path / "state").start()
-    servers.append(server)
-    jobs_dir = (tmp_path / "state" / "processing-jobs").resolve()
+    server, jobs_dir = _endpoint_with_spares(servers, tmp_path)
     [spare] = wait_for(lambda: _spares(jobs_dir))
     [warm] = wait_for(lambda: _warm_containers(jobs_dir))
     assert server.process is not None
@@ -402,10 +405,7 @@ def test_no_spare_outlives_its_endpoint(
 def test_a_job_runs_in_the_spares_warm_container_as_a_cold_container_would_and_else_cold(
     local_stack: Any, bucket: str, servers: list[EndpointProcess], tmp_path: Path
 ) -> None:
-    state_dir = tmp_path / "state"
-    server = EndpointProcess(state_dir).start()
-    servers.append(server)
-    jobs_dir = (state_dir / "processing-jobs").resolve()
+    server, jobs_dir = _endpoint_with_spares(servers, tmp_path)
     [warm] = wait_for(lambda: _warm_containers(jobs_dir))
     [spare] = _spares(jobs_dir)
     assert warm.ppid() == spare.pid  # the container is its supervisor's child, as a cold one is
