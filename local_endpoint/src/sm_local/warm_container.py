@@ -11,9 +11,10 @@ It stays true to a cold container because the supervisor only hands it a command
 differs from the one it started with only in variables read at run time (`AWS_*`, `SM_*`), never in one that
 Python or a preloaded library reads at start-up (`PYTHON*`, `OMP_*`, `MPLBACKEND`, `HOME`, ...). Anything else
 gets a cold container. Preloading runs no code of the image's own packages, and the output of the preload is
-discarded (the libraries print nothing there unless broken). The preload runs at nice 19 (`sm_local.priority`), so
-the spare refilled while a job runs costs that job almost nothing, and the container takes its supervisor's priority
-when it gets its job, as a cold container started then would have. It is the supervisor's child in its own session, as
+discarded (the libraries print nothing there unless broken). It starts at nice 19, inherited from its spare
+supervisor's preparation (`sm_local.supervision.supervisor_main`), so the spare refilled while a job runs costs that
+job almost nothing, and it takes its supervisor's priority when it gets its job (`sm_local.priority.match_parent`), as
+a cold container started then would have. It is the supervisor's child in its own session, as
 a cold container is; it dies with the supervisor (`PR_SET_PDEATHSIG`) and ends at EOF without a job.
 """
 
@@ -30,7 +31,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from sm_local.priority import lowest_priority, match_parent
+from sm_local.priority import match_parent
 
 #: Third-party libraries of the runtime image, imported ahead of the job (what its entry points import first).
 PRELOADED_MODULES = ("numpy", "pandas", "pyarrow.parquet", "scipy.stats", "matplotlib", "matplotlib.pyplot",
@@ -124,11 +125,7 @@ def become(argv: list[str], env: dict[str, str], cwd: str) -> None:
 
 def main() -> int:
     _die_with_parent()
-    try:
-        with lowest_priority():  # the preload takes only CPU no job is using
-            _preload()
-    except PermissionError:  # the job would run at nice 19: the supervisor finds this gone and starts it cold
-        return 0
+    _preload()
     handed = await_container(sys.stdin.buffer)
     if handed is None:
         return 0
